@@ -1,0 +1,1 @@
+"""v2g_bench.verification"""
