@@ -1,0 +1,1027 @@
+"""The virtual lab's one physical model (the "plant") and its one clock.
+
+Every front-end (SCPI battery emulator and power analyzer, Modbus charger and meter, CAN BMS) and
+every in-lab service (SECC, OCPP station) reads and drives the SAME `Plant`, so a setpoint written on
+one transport is seen, with its dynamics and losses, on all the others.
+
+Sign convention (the project's): positive power/current flows INTO the EV battery (charging).
+`ac_power_w` is positive when the charger IMPORTS from the grid. Vendor sign rules are converted in
+the front-ends, never here.
+
+Physics (deliberately simple, but conservative and deterministic):
+
+    grid (AC) --[ DUT power stage: ramp, limits, loss a+b|P|+cP^2 ]-- DC link --[ battery emulator ]
+                                                                     P_dc = V_dc * I_dc
+    P_ac = P_dc + P_loss(P_dc)           (contactor closed; standby loss when open)
+    battery: E = SOC * capacity;  dE/dt = OCV * I  (BATTery emulation: V_dc = OCV(SOC) + I*R,
+             loss I^2*R)  or  dE/dt = V_set * I  (power-supply emulation modes: V_dc = V_set)
+
+Energy is conserved by construction AND checked: delta(E) + battery loss + stage loss = AC energy.
+
+The plant is advanced lazily: every public call first integrates up to `clock.now()` with adaptive
+sub-steps (small while the stage ramps or lags, up to `max_step_s` when steady), so an idle lab costs
+no CPU and a 100x time scale costs no more than real time.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+import struct
+import threading
+import time
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Callable, Iterable, Mapping
+
+from v2g_bench.errors import BenchError, LabError
+
+# ------------------------------------------------------------------------------------------ clock
+
+
+class LabClock:
+    """Plant time in seconds: real time x `time_scale` (>= 1), monotonic, rebased on scale changes.
+
+    `manual=True` gives a clock that only moves with `advance(dt)`: unit tests and determinism
+    checks use it so the same seed and the same clock give bit-identical samples.
+    """
+
+    def __init__(self, time_scale: float = 1.0, *, manual: bool = False, start: float = 0.0,
+                 source: Callable[[], float] = time.monotonic):
+        self._check_scale(time_scale)
+        self._source = source
+        self._scale = float(time_scale)
+        self._manual = manual
+        self._base_plant = float(start)
+        self._base_real = source()
+        self._last = float(start)
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _check_scale(x: float) -> None:
+        if not (isinstance(x, (int, float)) and math.isfinite(x) and x >= 1.0):
+            raise LabError(f"time_scale must be a finite number >= 1, got {x!r}",
+                           where="LabClock", fix="use 1 for real time, e.g. 100 for 100x faster")
+
+    @property
+    def time_scale(self) -> float:
+        return self._scale
+
+    @property
+    def manual(self) -> bool:
+        return self._manual
+
+    def now(self) -> float:
+        with self._lock:
+            if self._manual:
+                return self._last
+            t = self._base_plant + (self._source() - self._base_real) * self._scale
+            if t < self._last:          # guard the monotonic promise against float rounding
+                t = self._last
+            self._last = t
+            return t
+
+    def set_time_scale(self, time_scale: float) -> None:
+        self._check_scale(time_scale)
+        now = self.now()
+        with self._lock:
+            self._base_plant, self._base_real, self._scale = now, self._source(), float(time_scale)
+
+    def advance(self, dt: float) -> float:
+        """Manual clocks only: move plant time forward by `dt` seconds."""
+        if not self._manual:
+            raise LabError("advance() on a real-time clock", where="LabClock",
+                           fix="create the clock with manual=True")
+        if dt < 0 or not math.isfinite(dt):
+            raise LabError(f"cannot advance by {dt!r}", where="LabClock", fix="dt must be >= 0")
+        with self._lock:
+            self._last += dt
+            return self._last
+
+    def real_delay(self, plant_seconds: float) -> float:
+        """Wall-clock seconds that `plant_seconds` of plant time take (for sleeps in front-ends)."""
+        return plant_seconds / self._scale
+
+
+# ------------------------------------------------------------------------------------ config
+
+
+@dataclass
+class BatteryConfig:
+    capacity_wh: float = 60_000.0
+    soc0: float = 0.5                                   # 0..1
+    soc_min: float = 0.05                               # BMS stops discharge below
+    soc_max: float = 0.95                               # BMS stops charge above
+    r_ohm: float = 0.05                                 # internal resistance
+    # OCV(SOC) table, (soc 0..1, volts), linear interpolation; a 96s NMC-like curve.
+    ocv_table: list[tuple[float, float]] = field(default_factory=lambda: [
+        (0.0, 300.0), (0.1, 340.0), (0.2, 352.0), (0.5, 370.0), (0.8, 385.0), (0.9, 393.0),
+        (1.0, 403.0)])
+    max_charge_current_a: float = 200.0                  # BMS limits (sent on CAN 0x351)
+    max_discharge_current_a: float = 200.0
+    charge_voltage_limit_v: float = 403.0
+    discharge_voltage_limit_v: float = 300.0
+    temperature_c: float = 25.0
+    soh_pct: float = 100.0
+
+
+@dataclass
+class DirectionLimits:
+    p_max_w: float = 11_000.0
+    i_max_a: float = 30.0
+    v_min_v: float = 150.0
+    v_max_v: float = 500.0
+    loss: tuple[float, float, float] = (50.0, 0.02, 1.0e-6)    # a [W] + b*|P| + c*P^2 [W]
+
+
+@dataclass
+class StageConfig:
+    """The DUT's bidirectional power stage (what the charger converts between AC and DC)."""
+    ramp_w_per_s: float = 5_000.0
+    standby_w: float = 10.0                              # loss with the contactor open
+    charge: DirectionLimits = field(default_factory=DirectionLimits)
+    discharge: DirectionLimits = field(default_factory=lambda: DirectionLimits(
+        p_max_w=10_000.0, i_max_a=30.0, loss=(60.0, 0.025, 1.2e-6)))
+    contactor_closed0: bool = False
+
+
+@dataclass
+class GridConfig:
+    voltage_v: float = 230.0                             # line-to-neutral
+    freq_hz: float = 50.0
+    phases: int = 3
+
+
+@dataclass
+class MeasurementConfig:
+    """Noise and resolution of the simulated instruments' measurement paths."""
+    noise_rel: float = 0.0005                            # 1-sigma relative noise on U, I, P
+    noise_abs: float = 0.0                               # 1-sigma absolute noise (same unit)
+    resolution: float = 1.0e-4                           # relative display resolution (5 digits)
+    sample_rate_hz: float = 20.0                         # update rate of the measurement path
+
+
+@dataclass
+class BatteryEmulatorConfig:
+    emulation: str = "BATT"                              # RP7900 EMULation at power-up
+    output_on0: bool = True                              # the lab's emulated battery starts connected
+    voltage_set_v: float = 370.0
+    current_limit_pos_a: float = 200.0                   # vendor +: the emulator SOURCES
+    current_limit_neg_a: float = -200.0                  # vendor -: the emulator SINKS
+    power_limit_w: float = 20_000.0
+    ovp_v: float = 550.0
+    rating_v: float = 1000.0                             # model limits (RP7952A-ish: 950 V)
+    rating_a: float = 200.0
+    rating_w: float = 10_000.0 * 2
+
+
+@dataclass
+class PlantConfig:
+    battery: BatteryConfig = field(default_factory=BatteryConfig)
+    stage: StageConfig = field(default_factory=StageConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
+    measurement: MeasurementConfig = field(default_factory=MeasurementConfig)
+    emulator: BatteryEmulatorConfig = field(default_factory=BatteryEmulatorConfig)
+    max_step_s: float = 1.0                              # steady-state sub-step
+    fine_step_s: float = 0.02                            # sub-step while lagging
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None, *, where: str = "lab config [plant]") -> "PlantConfig":
+        """Build from a TOML table; unknown keys are errors (a typo must not be silently ignored)."""
+        d = dict(d or {})
+        errors: list[str] = []
+
+        def build(kind, data, path):
+            if not isinstance(data, Mapping):
+                errors.append(f"{path}: expected a table, got {type(data).__name__}")
+                return kind()
+            known = {f.name: f for f in fields(kind)}
+            kwargs = {}
+            for k, v in data.items():
+                if k not in known:
+                    errors.append(f"{path}.{k}: unknown key (known: {', '.join(sorted(known))})")
+                    continue
+                sub = _NESTED.get((kind, k))
+                if sub is not None:
+                    kwargs[k] = build(sub, v, f"{path}.{k}")
+                elif k in ("ocv_table",):
+                    try:
+                        kwargs[k] = [(float(s), float(u)) for s, u in v]
+                    except (TypeError, ValueError):
+                        errors.append(f"{path}.{k}: expected a list of [soc, volts] pairs")
+                elif k == "loss":
+                    try:
+                        a, b, c = (float(x) for x in v)
+                        kwargs[k] = (a, b, c)
+                    except (TypeError, ValueError):
+                        errors.append(f"{path}.{k}: expected [a, b, c] (loss = a + b|P| + cP^2)")
+                else:
+                    default = getattr(kind(), k)
+                    try:
+                        kwargs[k] = type(default)(v) if not isinstance(default, bool) else _as_bool(v)
+                    except (TypeError, ValueError):
+                        errors.append(f"{path}.{k}: expected {type(default).__name__}, got {v!r}")
+            return kind(**kwargs)
+
+        cfg = build(cls, d, "plant")
+        errors += cfg.problems()
+        if errors:
+            from v2g_bench.errors import ProfileError
+            raise ProfileError(errors, where=where)
+        return cfg
+
+    def problems(self) -> list[str]:
+        p: list[str] = []
+        b = self.battery
+        if b.capacity_wh <= 0:
+            p.append("plant.battery.capacity_wh must be > 0")
+        if not (0 <= b.soc_min < b.soc_max <= 1):
+            p.append("plant.battery: need 0 <= soc_min < soc_max <= 1")
+        if not (0 <= b.soc0 <= 1):
+            p.append("plant.battery.soc0 must be within 0..1")
+        socs = [s for s, _ in b.ocv_table]
+        if len(socs) < 2 or socs != sorted(socs) or socs[0] > 0 or socs[-1] < 1:
+            p.append("plant.battery.ocv_table must be >= 2 points, sorted by soc, covering 0..1")
+        if b.r_ohm < 0:
+            p.append("plant.battery.r_ohm must be >= 0")
+        if self.stage.ramp_w_per_s <= 0:
+            p.append("plant.stage.ramp_w_per_s must be > 0")
+        for name in ("charge", "discharge"):
+            d: DirectionLimits = getattr(self.stage, name)
+            if d.p_max_w < 0 or d.i_max_a < 0 or d.v_min_v < 0 or d.v_max_v <= d.v_min_v:
+                p.append(f"plant.stage.{name}: limits must be >= 0 and v_max_v > v_min_v")
+            if any(x < 0 for x in d.loss):
+                p.append(f"plant.stage.{name}.loss: coefficients must be >= 0")
+        if self.grid.phases not in (1, 3):
+            p.append("plant.grid.phases must be 1 or 3")
+        if self.measurement.sample_rate_hz <= 0:
+            p.append("plant.measurement.sample_rate_hz must be > 0")
+        if self.max_step_s <= 0 or self.fine_step_s <= 0:
+            p.append("plant.max_step_s and fine_step_s must be > 0")
+        return p
+
+
+_NESTED = {
+    (PlantConfig, "battery"): BatteryConfig,
+    (PlantConfig, "stage"): StageConfig,
+    (PlantConfig, "grid"): GridConfig,
+    (PlantConfig, "measurement"): MeasurementConfig,
+    (PlantConfig, "emulator"): BatteryEmulatorConfig,
+    (StageConfig, "charge"): DirectionLimits,
+    (StageConfig, "discharge"): DirectionLimits,
+}
+
+
+def _as_bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str) and v.lower() in ("true", "1", "on", "yes"):
+        return True
+    if isinstance(v, str) and v.lower() in ("false", "0", "off", "no"):
+        return False
+    if isinstance(v, int) and v in (0, 1):
+        return bool(v)
+    raise ValueError(v)
+
+
+# ------------------------------------------------------------------------------------ state
+
+
+@dataclass(frozen=True)
+class PlantState:
+    """A consistent snapshot (all fields at plant time `t`). SI units, + = into the EV battery."""
+    t: float
+    soc: float
+    battery_ocv_v: float
+    dc_voltage_v: float
+    dc_current_a: float
+    dc_power_w: float
+    ac_power_w: float                  # + = import from grid
+    ac_voltage_v: float                # line-to-neutral
+    grid_freq_hz: float
+    contactor_closed: bool
+    setpoint_w: float                  # what was asked (before clipping)
+    target_w: float                    # what the stage aims for after limits (before ramp)
+    battery_output_on: bool
+    dc_import_wh: float                # DC link energy into the battery
+    dc_export_wh: float                # DC link energy out of the battery
+    ac_import_wh: float                # AC energy from the grid
+    ac_export_wh: float                # AC energy to the grid
+    stage_loss_wh: float
+    battery_loss_wh: float
+    battery_energy_wh: float
+    charge_limit_w: float              # effective limits right now (all caps combined), >= 0
+    discharge_limit_w: float
+    faults: frozenset[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["faults"] = sorted(self.faults)
+        return d
+
+
+# ------------------------------------------------------------------------------------ faults
+
+# name -> (description, params with defaults). The control port and docs list these.
+FAULTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ovp_trip": ("battery emulator over-voltage protection trips: output off, QUES OV bit latched "
+                 "until OUTPut:PROTection:CLEar", {}),
+    "ocp_trip": ("battery emulator over-current protection trips: output off, QUES OC bit latched",
+                 {}),
+    "contactor": ("contactor fault: stuck open (default) or stuck closed", {"stuck": "open"}),
+    "derate": ("power-stage derating: both direction limits x factor", {"factor": 0.5}),
+    "lag": ("power-stage lag: extra first-order lag tau_s and dead time on the setpoint",
+            {"tau_s": 2.0, "dead_time_s": 0.0}),
+    "frozen": ("frozen measurement: a measurement source repeats its last value "
+               "(source = battery | analyzer | meter | can | all)", {"source": "all"}),
+    "grid_freq_step": ("grid frequency step by df_hz (for duration_s plant seconds, 0 = until cleared)",
+                       {"df_hz": -0.2, "duration_s": 0.0}),
+    "grid_voltage_step": ("grid voltage step by dv_v", {"dv_v": -23.0, "duration_s": 0.0}),
+    # Transport faults: the plant only books them, the front-ends act on them.
+    "drop": ("a transport drops requests (no answer; TCP stays open) "
+             "(transport = battery_scpi | analyzer_scpi | modbus | can)", {"transport": "modbus"}),
+    "delay": ("a transport answers late by delay_s wall seconds", {"transport": "modbus", "delay_s": 0.5}),
+    "modbus_exception": ("Modbus requests to unit `unit` get exception `code` (4 = device failure)",
+                         {"unit": 1, "code": 4}),
+    "disconnect": ("a transport closes every client connection once and refuses new data until cleared",
+                   {"transport": "modbus"}),
+}
+
+TRANSPORT_FAULTS = ("drop", "delay", "disconnect")
+
+
+def fault_key(name: str, params: Mapping[str, Any]) -> str:
+    """A fault instance's key: the name, plus the transport for per-transport faults."""
+    if name in TRANSPORT_FAULTS:
+        return f"{name}:{params.get('transport')}"
+    if name == "frozen":
+        return f"frozen:{params.get('source')}"
+    return name
+
+
+class FaultError(LabError):
+    pass
+
+
+# ------------------------------------------------------------------------------------ noise
+
+
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return x ^ (x >> 31)
+
+
+def seeded_gauss(seed: int, stream: int, k: int) -> float:
+    """Standard normal sample number `k` of noise stream `stream`: a pure function of its inputs.
+
+    Counter-based (not a stateful RNG), so a sample depends only on (seed, stream, k) and never on
+    how often or in which order the front-ends read: the same seed and clock give the same samples.
+    """
+    h1 = _splitmix64((seed * 1_000_003 + stream) * 0x100000001 + k)
+    h2 = _splitmix64(h1)
+    u1 = ((h1 >> 11) + 1) / 9007199254740993.0       # (0, 1]
+    u2 = (h2 >> 11) / 9007199254740992.0
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+_STREAMS = {"battery": 1, "analyzer": 2, "meter": 3, "can": 4}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What an instrument's measurement path shows: sampled at its rate, noisy, quantised."""
+    t: float                    # plant time of the sample
+    k: int                      # sample index
+    dc_voltage_v: float
+    dc_current_a: float
+    dc_power_w: float
+    ac_voltage_v: float
+    ac_current_a: float         # line current (per phase)
+    ac_power_w: float           # total active power, + = import
+    ac_apparent_va: float
+    ac_reactive_var: float
+    freq_hz: float
+    soc: float
+
+
+def _quantise(x: float, rel: float) -> float:
+    if x == 0.0 or rel <= 0:
+        return x
+    step = 10.0 ** math.floor(math.log10(abs(x) * rel)) if abs(x) * rel > 0 else 0.0
+    return round(x / step) * step if step else x
+
+
+# ------------------------------------------------------------------------------------ plant
+
+
+class Plant:
+    """The lab's physical model. Thread-safe (one lock); advanced lazily to `clock.now()`."""
+
+    def __init__(self, cfg: PlantConfig | None = None, clock: LabClock | None = None, seed: int = 0):
+        self.cfg = cfg or PlantConfig()
+        problems = self.cfg.problems()
+        if problems:
+            from v2g_bench.errors import ProfileError
+            raise ProfileError(problems, where="PlantConfig")
+        self.clock = clock or LabClock()
+        self.seed = int(seed)
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[str, dict], None]] = []
+        self._init_state()
+
+    # -- construction / reset ----------------------------------------------------------------
+
+    def _init_state(self) -> None:
+        c = self.cfg
+        self._t = self.clock.now()
+        self._t0 = self._t
+        self._e_batt_wh = c.battery.soc0 * c.battery.capacity_wh
+        self._e_batt0_wh = self._e_batt_wh
+        self._p = 0.0                     # actual DC power of the stage, + into battery
+        self._setpoint = 0.0
+        self._lagged = 0.0                # setpoint after the injected lag (== setpoint without it)
+        self._sp_history: list[tuple[float, float]] = [(self._t, 0.0)]
+        self._contactor_cmd = c.stage.contactor_closed0
+        self._ext_charge_w = math.inf
+        self._ext_discharge_w = math.inf
+        self._grid_v = c.grid.voltage_v
+        self._grid_f = c.grid.freq_hz
+        self._grid_profile: list[tuple[float, float | None, float | None]] = []
+        self._grid_profile_mode = "step"
+        self._faults: dict[str, tuple[str, dict[str, Any], float]] = {}   # key -> (name, params, t)
+        self._frozen: dict[str, Measurement] = {}
+        e = c.emulator
+        self.emulator = _EmulatorSettings(
+            emulation=e.emulation, output_on=e.output_on0, voltage_set_v=e.voltage_set_v,
+            current_limit_pos_a=e.current_limit_pos_a, current_limit_neg_a=e.current_limit_neg_a,
+            power_limit_w=e.power_limit_w, ovp_v=e.ovp_v)
+        self._prot: set[str] = set()      # latched emulator protections: "OV", "OC", "WDOG"
+        # integrators (Wh): cumulative since lab start
+        self._dc_imp = self._dc_exp = self._ac_imp = self._ac_exp = 0.0
+        self._stage_loss = self._batt_loss = 0.0
+        self._i = 0.0
+        self._v = self._terminal_voltage(0.0)[0]
+        self._limits = (0.0, 0.0)
+
+    # -- listeners (front-ends that push, e.g. the CAN BMS node on a protection trip) ----------
+
+    def add_listener(self, fn: Callable[[str, dict], None]) -> None:
+        self._listeners.append(fn)
+
+    def _emit(self, event: str, **info: Any) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn(event, info)
+            except Exception:               # a broken listener must not break the plant
+                pass
+
+    # -- battery ---------------------------------------------------------------------------
+
+    @property
+    def soc(self) -> float:
+        return self._e_batt_wh / self.cfg.battery.capacity_wh
+
+    def ocv(self, soc: float | None = None) -> float:
+        s = min(max(self.soc if soc is None else soc, 0.0), 1.0)
+        tab = self.cfg.battery.ocv_table
+        xs = [p[0] for p in tab]
+        i = bisect.bisect_right(xs, s)
+        if i <= 0:
+            return tab[0][1]
+        if i >= len(tab):
+            return tab[-1][1]
+        (s0, v0), (s1, v1) = tab[i - 1], tab[i]
+        return v0 + (v1 - v0) * (s - s0) / (s1 - s0)
+
+    def _battery_mode(self) -> bool:
+        return self.emulator.emulation.upper().startswith("BATT")
+
+    def _terminal_voltage(self, p_w: float) -> tuple[float, float]:
+        """(V_dc, I_dc) for DC power p_w into the battery; (0, 0) with the emulator output off."""
+        if not self.emulator.output_on:
+            return 0.0, 0.0
+        if self._battery_mode():
+            ocv, r = self.ocv(), self.cfg.battery.r_ohm
+            if r <= 0 or p_w == 0.0:
+                return ocv, p_w / ocv if ocv > 0 else 0.0
+            disc = ocv * ocv + 4.0 * r * p_w
+            if disc < 0:                   # beyond maximum power transfer: clamp at the limit
+                disc = 0.0
+            i = (-ocv + math.sqrt(disc)) / (2.0 * r)
+            return ocv + i * r, i
+        v = self.emulator.voltage_set_v
+        return v, (p_w / v if v > 0 else 0.0)
+
+    # -- limits ----------------------------------------------------------------------------
+
+    def _conducting(self) -> bool:
+        return self._contactor_effective() and self.emulator.output_on
+
+    def _contactor_effective(self) -> bool:
+        f = self._faults.get("contactor")
+        if f is not None:
+            return f[1].get("stuck", "open") == "closed"
+        return self._contactor_cmd
+
+    def _effective_limits(self) -> tuple[float, float]:
+        """(charge_w, discharge_w) >= 0: every cap combined (stage, external, BMS, emulator, derate)."""
+        if not self._conducting():
+            return 0.0, 0.0
+        st, b, em = self.cfg.stage, self.cfg.battery, self.emulator
+        v = max(self._v if self._v > 0 else self._terminal_voltage(0.0)[0], 1e-6)
+        lim = []
+        for d, ext, i_bms, i_emu, soc_ok in (
+                (st.charge, self._ext_charge_w, b.max_charge_current_a, -em.current_limit_neg_a,
+                 self.soc < b.soc_max),
+                (st.discharge, self._ext_discharge_w, b.max_discharge_current_a,
+                 em.current_limit_pos_a, self.soc > b.soc_min)):
+            if not soc_ok or not (d.v_min_v <= v <= d.v_max_v):
+                lim.append(0.0)
+                continue
+            i_cap = max(0.0, min(d.i_max_a, i_bms, i_emu))
+            lim.append(max(0.0, min(d.p_max_w, ext, i_cap * v, em.power_limit_w)))
+        f = self._faults.get("derate")
+        if f is not None:
+            k = min(max(float(f[1].get("factor", 0.5)), 0.0), 1.0)
+            lim = [x * k for x in lim]
+        return lim[0], lim[1]
+
+    def _loss(self, p: float) -> float:
+        if not self._contactor_effective():
+            return self.cfg.stage.standby_w
+        a, b, c = (self.cfg.stage.charge if p >= 0 else self.cfg.stage.discharge).loss
+        return a + b * abs(p) + c * p * p
+
+    # -- integration -------------------------------------------------------------------------
+
+    def _delayed_setpoint(self, t: float) -> float:
+        f = self._faults.get("lag")
+        dead = float(f[1].get("dead_time_s", 0.0)) if f else 0.0
+        if dead <= 0:
+            return self._setpoint
+        tt = t - dead
+        hist = self._sp_history
+        val = hist[0][1]
+        for ts, v in hist:
+            if ts <= tt:
+                val = v
+            else:
+                break
+        return val
+
+    def _advance(self, t_end: float) -> None:
+        cfg = self.cfg
+        guard = 0
+        while self._t < t_end - 1e-12:
+            guard += 1
+            if guard > 2_000_000:        # never hang: a bug here must be loud
+                raise LabError("plant integration did not converge", where="Plant._advance")
+            self._expire_faults()
+            self._apply_grid_profile(self._t)
+            self._check_protection()
+            lo_c, lo_d = self._effective_limits()
+            self._limits = (lo_c, lo_d)
+            lag = self._faults.get("lag")
+            remaining = t_end - self._t
+            # target after the (optional) injected lag
+            if lag is not None:
+                tau = max(float(lag[1].get("tau_s", 2.0)), 1e-6)
+                h = min(remaining, cfg.fine_step_s, tau / 5.0)
+                # step only as far as the next dead-time edge
+                goal = self._delayed_setpoint(self._t)
+                self._lagged += (goal - self._lagged) * (1.0 - math.exp(-h / tau))
+                raw = self._lagged
+            else:
+                raw = self._setpoint
+                self._lagged = raw
+                h = None
+            target = min(max(raw, -lo_d), lo_c)
+            p0 = min(max(self._p, -lo_d), lo_c)          # hard limits act at once
+            if h is None:
+                gap = abs(target - p0)
+                if gap > 1e-9:
+                    h = min(remaining, max(gap / cfg.stage.ramp_w_per_s, 1e-6), cfg.max_step_s)
+                else:
+                    h = min(remaining, cfg.max_step_s)
+            step = cfg.stage.ramp_w_per_s * h
+            p1 = target if abs(target - p0) <= step else p0 + math.copysign(step, target - p0)
+            p_avg = 0.5 * (p0 + p1)
+            v, i = self._terminal_voltage(p_avg)
+            loss_st = 0.5 * (self._loss(p0) + self._loss(p1)) if (p0 or p1) else self._loss(0.0)
+            dc_j = p_avg * h
+            if self._battery_mode() and self.emulator.output_on:
+                batt_loss = i * i * cfg.battery.r_ohm * h
+                e_chem = dc_j - batt_loss
+            else:
+                batt_loss = 0.0
+                e_chem = dc_j
+            ac_j = dc_j + loss_st * h
+            # integrate (J -> Wh)
+            self._e_batt_wh += e_chem / 3600.0
+            self._batt_loss += batt_loss / 3600.0
+            self._stage_loss += loss_st * h / 3600.0
+            if dc_j >= 0:
+                self._dc_imp += dc_j / 3600.0
+            else:
+                self._dc_exp -= dc_j / 3600.0
+            if ac_j >= 0:
+                self._ac_imp += ac_j / 3600.0
+            else:
+                self._ac_exp -= ac_j / 3600.0
+            self._p = p1
+            self._t += h
+            self._v, self._i = self._terminal_voltage(self._p)
+        self._t = max(self._t, t_end)
+        self._expire_faults()
+        self._apply_grid_profile(self._t)
+        self._limits = self._effective_limits()
+
+    def _sync(self) -> None:
+        self._advance(self.clock.now())
+
+    def step(self, dt: float) -> None:
+        """Advance a MANUAL clock by dt and integrate; with a real clock just integrate to now."""
+        with self._lock:
+            if self.clock.manual:
+                self.clock.advance(dt)
+            self._sync()
+
+    # -- protections -----------------------------------------------------------------------------
+
+    def _check_protection(self) -> None:
+        em = self.emulator
+        if not em.output_on:
+            return
+        if self._v > em.ovp_v:
+            self._trip("OV")
+        if em.ocp_enabled:
+            lim = em.current_limit_pos_a if self._i < 0 else -em.current_limit_neg_a
+            # The RP7900 OCP trips when the output goes into current limit.
+            if lim > 0 and abs(self._i) > 0.01 and abs(self._i) >= 0.999 * lim:
+                self._trip("OC")
+
+    def _trip(self, which: str) -> None:
+        self._prot.add(which)
+        self.emulator.output_on = False
+        self._p = 0.0
+        self._v, self._i = 0.0, 0.0
+        self._emit("protection", which=which, t=self._t)
+
+    # -- public API: commands --------------------------------------------------------------------
+
+    def set_power_setpoint(self, p_w: float) -> None:
+        """DUT stage DC-side setpoint (+ = into the battery); clipped to limits, followed with ramp."""
+        p_w = float(p_w)
+        if not math.isfinite(p_w):
+            raise LabError(f"power setpoint {p_w!r} is not finite", where="Plant.set_power_setpoint",
+                           fix="pass a finite number of watts")
+        with self._lock:
+            self._sync()
+            self._setpoint = p_w
+            self._sp_history.append((self._t, p_w))
+            if len(self._sp_history) > 256:
+                self._sp_history = self._sp_history[-128:]
+
+    def set_contactor(self, closed: bool) -> None:
+        with self._lock:
+            self._sync()
+            self._contactor_cmd = bool(closed)
+            if not self._contactor_effective():
+                self._p = 0.0          # current stops when the contactor opens
+                self._v, self._i = self._terminal_voltage(0.0)
+
+    def set_power_limits(self, charge_w: float, discharge_w: float) -> None:
+        """External caps (OCPP profile, EV limits), both >= 0 W; math.inf = no cap."""
+        charge_w, discharge_w = float(charge_w), float(discharge_w)
+        if charge_w < 0 or discharge_w < 0 or math.isnan(charge_w) or math.isnan(discharge_w):
+            raise LabError(f"power limits must be >= 0 (got {charge_w}, {discharge_w})",
+                           where="Plant.set_power_limits", fix="pass magnitudes; direction is implied")
+        with self._lock:
+            self._sync()
+            self._ext_charge_w, self._ext_discharge_w = charge_w, discharge_w
+
+    def set_grid(self, freq_hz: float | None = None, voltage_v: float | None = None) -> None:
+        with self._lock:
+            self._sync()
+            self._grid_profile = []
+            if freq_hz is not None:
+                if not (0 < float(freq_hz) < 1000):
+                    raise LabError(f"grid frequency {freq_hz!r} Hz out of range", where="Plant.set_grid")
+                self._grid_f = float(freq_hz)
+            if voltage_v is not None:
+                if not (0 <= float(voltage_v) < 2000):
+                    raise LabError(f"grid voltage {voltage_v!r} V out of range", where="Plant.set_grid")
+                self._grid_v = float(voltage_v)
+
+    def set_grid_profile(self, points: Iterable[Iterable[float | None]], mode: str = "step") -> None:
+        """Grid profile from now: points (dt_s, freq_hz | None, voltage_v | None), mode step|linear."""
+        if mode not in ("step", "linear"):
+            raise LabError(f"grid profile mode {mode!r}", where="Plant.set_grid_profile",
+                           fix="use 'step' or 'linear'")
+        with self._lock:
+            self._sync()
+            pts = []
+            for p in points:
+                dt, f, v = (list(p) + [None, None])[:3]
+                pts.append((self._t + float(dt), None if f is None else float(f),
+                            None if v is None else float(v)))
+            pts.sort(key=lambda x: x[0])
+            self._grid_profile = [(self._t, self._grid_f, self._grid_v)] + pts
+            self._grid_profile_mode = mode
+
+    def _apply_grid_profile(self, t: float) -> None:
+        prof = self._grid_profile
+        if not prof:
+            return
+        prev = prof[0]
+        for pt in prof[1:]:
+            if pt[0] > t:
+                if self._grid_profile_mode == "linear":
+                    w = (t - prev[0]) / (pt[0] - prev[0]) if pt[0] > prev[0] else 1.0
+                    if prev[1] is not None and pt[1] is not None:
+                        self._grid_f = prev[1] + w * (pt[1] - prev[1])
+                    if prev[2] is not None and pt[2] is not None:
+                        self._grid_v = prev[2] + w * (pt[2] - prev[2])
+                else:
+                    if prev[1] is not None:
+                        self._grid_f = prev[1]
+                    if prev[2] is not None:
+                        self._grid_v = prev[2]
+                return
+            prev = (pt[0], pt[1] if pt[1] is not None else prev[1], pt[2] if pt[2] is not None else prev[2])
+        if prev[1] is not None:
+            self._grid_f = prev[1]
+        if prev[2] is not None:
+            self._grid_v = prev[2]
+
+    def set_battery_soc(self, soc: float) -> None:
+        if not 0 <= float(soc) <= 1:
+            raise LabError(f"soc {soc!r} outside 0..1", where="Plant.set_battery_soc")
+        with self._lock:
+            self._sync()
+            self._e_batt_wh = float(soc) * self.cfg.battery.capacity_wh
+
+    def configure_battery(self, **kw: Any) -> None:
+        """Change battery model parameters at run time (capacity_wh, r_ohm, soc_min, ...)."""
+        with self._lock:
+            self._sync()
+            soc = self.soc
+            new = replace(self.cfg.battery, **{k: (float(v) if k != "ocv_table" else
+                                                   [(float(a), float(b)) for a, b in v])
+                                               for k, v in kw.items()})
+            trial = replace(self.cfg, battery=new)
+            probs = trial.problems()
+            if probs:
+                from v2g_bench.errors import ProfileError
+                raise ProfileError(probs, where="Plant.configure_battery")
+            self.cfg = trial
+            if "capacity_wh" in kw:
+                self._e_batt_wh = soc * new.capacity_wh
+
+    # battery emulator (used by the RP7900 front-end; vendor sign handled there)
+
+    def set_battery_output(self, on: bool) -> None:
+        with self._lock:
+            self._sync()
+            if on and self._prot:
+                return                   # a latched protection keeps the output off (as the RP7900)
+            self.emulator.output_on = bool(on)
+            if not on:
+                self._p = 0.0
+            self._v, self._i = self._terminal_voltage(self._p)
+
+    def set_emulator(self, **kw: Any) -> None:
+        """Set battery-emulator programming values (voltage_set_v, current_limit_pos_a, ...)."""
+        with self._lock:
+            self._sync()
+            for k, v in kw.items():
+                if not hasattr(self.emulator, k):
+                    raise LabError(f"unknown emulator setting {k!r}", where="Plant.set_emulator")
+                setattr(self.emulator, k, v)
+            self._v, self._i = self._terminal_voltage(self._p)
+            self._check_protection()
+
+    def clear_protection(self) -> None:
+        with self._lock:
+            self._sync()
+            self._prot.clear()
+            for k in ("ovp_trip", "ocp_trip"):
+                self._faults.pop(k, None)
+
+    @property
+    def protection(self) -> frozenset[str]:
+        with self._lock:
+            self._sync()
+            return frozenset(self._prot)
+
+    def watchdog_trip(self) -> None:
+        with self._lock:
+            self._sync()
+            self._trip("WDOG")
+
+    def outputs_off(self) -> None:
+        """Safe state: stage setpoint 0, contactor open, emulator output off."""
+        with self._lock:
+            self._sync()
+            self._setpoint = 0.0
+            self._lagged = 0.0
+            self._contactor_cmd = False
+            self.emulator.output_on = False
+            self._p = 0.0
+            self._v, self._i = 0.0, 0.0
+
+    # -- faults ------------------------------------------------------------------------------
+
+    def inject_fault(self, name: str, **params: Any) -> str:
+        """Inject a fault (see FAULTS); returns its key (used by clear_faults)."""
+        if name not in FAULTS:
+            raise FaultError(f"unknown fault {name!r}", where="Plant.inject_fault",
+                             fix=f"one of: {', '.join(sorted(FAULTS))}")
+        defaults = FAULTS[name][1]
+        unknown = set(params) - set(defaults)
+        if unknown:
+            raise FaultError(f"fault {name!r} has no parameter(s) {sorted(unknown)}",
+                             where="Plant.inject_fault", fix=f"parameters: {sorted(defaults) or 'none'}")
+        p = {**defaults, **params}
+        self._validate_fault(name, p)
+        with self._lock:
+            self._sync()
+            key = fault_key(name, p)
+            self._faults[key] = (name, p, self._t)
+            if name == "ovp_trip":
+                self._trip("OV")
+            elif name == "ocp_trip":
+                self._trip("OC")
+            elif name == "contactor" and p["stuck"] == "open":
+                self._p = 0.0
+            elif name == "frozen":
+                srcs = list(_STREAMS) if p["source"] == "all" else [p["source"]]
+                for s in srcs:
+                    self._frozen[s] = self._measure_now(s)
+            elif name == "grid_freq_step":
+                self._faults[key] = (name, {**p, "_base": self._grid_f}, self._t)
+                self._grid_profile = []
+                self._grid_f += float(p["df_hz"])
+            elif name == "grid_voltage_step":
+                self._faults[key] = (name, {**p, "_base": self._grid_v}, self._t)
+                self._grid_profile = []
+                self._grid_v += float(p["dv_v"])
+            elif name == "lag":
+                self._lagged = self._p
+            self._emit("fault", key=key, params=p)
+            return key
+
+    @staticmethod
+    def _validate_fault(name: str, p: dict) -> None:
+        def bad(msg: str):
+            raise FaultError(f"fault {name!r}: {msg}", where="Plant.inject_fault")
+        if name == "contactor" and p["stuck"] not in ("open", "closed"):
+            bad("stuck must be 'open' or 'closed'")
+        if name == "derate" and not (0 <= float(p["factor"]) <= 1):
+            bad("factor must be within 0..1")
+        if name == "lag" and (float(p["tau_s"]) <= 0 or float(p["dead_time_s"]) < 0):
+            bad("tau_s must be > 0 and dead_time_s >= 0")
+        if name == "frozen" and p["source"] not in (*_STREAMS, "all"):
+            bad(f"source must be one of {sorted(_STREAMS) + ['all']}")
+        if name in TRANSPORT_FAULTS and p["transport"] not in (
+                "battery_scpi", "analyzer_scpi", "modbus", "can"):
+            bad("transport must be battery_scpi, analyzer_scpi, modbus or can")
+        if name == "delay" and not (0 <= float(p["delay_s"]) <= 60):
+            bad("delay_s must be within 0..60")
+        if name == "modbus_exception" and (int(p["unit"]) not in (1, 2) or not 1 <= int(p["code"]) <= 11):
+            bad("unit must be 1 or 2 and code 1..11")
+
+    def clear_faults(self, key: str | None = None) -> list[str]:
+        """Clear one fault by key (or name), or all; returns the keys cleared. Latched emulator
+        protections stay latched until OUTPut:PROTection:CLEar, as on the real instrument."""
+        with self._lock:
+            self._sync()
+            keys = [k for k, f in self._faults.items() if key is None or k == key or f[0] == key]
+            for k in keys:
+                self._end_fault(k)
+            return keys
+
+    def _end_fault(self, k: str) -> None:
+        name, p, _ = self._faults.pop(k)
+        if name == "grid_freq_step":
+            self._grid_f = p["_base"]
+        elif name == "grid_voltage_step":
+            self._grid_v = p["_base"]
+        elif name == "frozen":
+            srcs = list(_STREAMS) if p["source"] == "all" else [p["source"]]
+            for s in srcs:
+                if not any(f[0] == "frozen" and f[1]["source"] in (s, "all") for f in self._faults.values()):
+                    self._frozen.pop(s, None)
+        elif name == "lag":
+            self._lagged = self._setpoint
+        self._emit("fault_cleared", key=k)
+
+    def _expire_faults(self) -> None:
+        for k, (name, p, t0) in list(self._faults.items()):
+            d = float(p.get("duration_s", 0) or 0)
+            if d > 0 and self._t >= t0 + d:
+                self._end_fault(k)
+
+    def fault(self, name: str, transport: str | None = None) -> dict[str, Any] | None:
+        """Params of an active fault (for front-ends), or None."""
+        with self._lock:
+            key = f"{name}:{transport}" if transport else name
+            f = self._faults.get(key)
+            return dict(f[1]) if f else None
+
+    def faults(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            self._sync()
+            return {k: {"name": n, **{a: b for a, b in p.items() if not a.startswith("_")}, "since": t}
+                    for k, (n, p, t) in self._faults.items()}
+
+    # -- public API: readings --------------------------------------------------------------------
+
+    def state(self) -> PlantState:
+        with self._lock:
+            self._sync()
+            return self._snapshot()
+
+    def _snapshot(self) -> PlantState:
+        p_ac = self._p + self._loss(self._p)
+        return PlantState(
+            t=self._t, soc=self.soc, battery_ocv_v=self.ocv(), dc_voltage_v=self._v,
+            dc_current_a=self._i, dc_power_w=self._v * self._i, ac_power_w=p_ac,
+            ac_voltage_v=self._grid_v, grid_freq_hz=self._grid_f,
+            contactor_closed=self._contactor_effective(), setpoint_w=self._setpoint,
+            target_w=min(max(self._lagged, -self._limits[1]), self._limits[0]),
+            battery_output_on=self.emulator.output_on,
+            dc_import_wh=self._dc_imp, dc_export_wh=self._dc_exp,
+            ac_import_wh=self._ac_imp, ac_export_wh=self._ac_exp,
+            stage_loss_wh=self._stage_loss, battery_loss_wh=self._batt_loss,
+            battery_energy_wh=self._e_batt_wh,
+            charge_limit_w=self._limits[0], discharge_limit_w=self._limits[1],
+            faults=frozenset(self._faults))
+
+    def measure(self, source: str) -> Measurement:
+        """A sample as instrument `source` (battery | analyzer | meter | can) would show it now:
+        taken at the last tick of its sample rate, with seeded noise and resolution; frozen if a
+        'frozen' fault is active for that source."""
+        if source not in _STREAMS:
+            raise LabError(f"unknown measurement source {source!r}", where="Plant.measure")
+        with self._lock:
+            self._sync()
+            frozen = self._frozen.get(source)
+            if frozen is not None:
+                return frozen
+            return self._measure_now(source)
+
+    def _measure_now(self, source: str) -> Measurement:
+        m = self.cfg.measurement
+        k = int(math.floor(self._t * m.sample_rate_hz + 1e-9))
+        stream = _STREAMS[source] * 16
+
+        def noisy(x: float, n: int) -> float:
+            if m.noise_rel == 0 and m.noise_abs == 0:
+                return _quantise(x, m.resolution)
+            g = seeded_gauss(self.seed, stream + n, k)
+            return _quantise(x + g * (abs(x) * m.noise_rel + m.noise_abs), m.resolution)
+
+        s = self._snapshot()
+        n_ph = self.cfg.grid.phases
+        v_ac = noisy(s.ac_voltage_v, 3)
+        p_ac = noisy(s.ac_power_w, 5) if s.ac_power_w else 0.0
+        i_ac = abs(p_ac) / (n_ph * v_ac) if v_ac > 0 else 0.0
+        v_dc = noisy(s.dc_voltage_v, 0) if s.dc_voltage_v else 0.0
+        i_dc = noisy(s.dc_current_a, 1) if s.dc_current_a else 0.0
+        return Measurement(
+            t=k / m.sample_rate_hz, k=k, dc_voltage_v=v_dc, dc_current_a=i_dc,
+            dc_power_w=v_dc * i_dc, ac_voltage_v=v_ac, ac_current_a=i_ac, ac_power_w=p_ac,
+            ac_apparent_va=n_ph * v_ac * i_ac, ac_reactive_var=0.0,
+            freq_hz=round(s.grid_freq_hz, 4), soc=s.soc)
+
+    def limits(self) -> tuple[float, float]:
+        with self._lock:
+            self._sync()
+            return self._limits
+
+
+@dataclass
+class _EmulatorSettings:
+    """Programming state of the battery emulator (project sign NOT applied: vendor values)."""
+    emulation: str
+    output_on: bool
+    voltage_set_v: float
+    current_limit_pos_a: float
+    current_limit_neg_a: float
+    power_limit_w: float
+    ovp_v: float
+    ocp_enabled: bool = False
+
+
+def energy_balance_error_wh(s0: PlantState, s1: PlantState) -> float:
+    """(battery energy change + battery loss + stage loss) - net AC energy between two states."""
+    d_batt = s1.battery_energy_wh - s0.battery_energy_wh
+    d_loss = (s1.stage_loss_wh - s0.stage_loss_wh) + (s1.battery_loss_wh - s0.battery_loss_wh)
+    d_ac = (s1.ac_import_wh - s0.ac_import_wh) - (s1.ac_export_wh - s0.ac_export_wh)
+    return d_batt + d_loss - d_ac
+
+
+__all__ = ["LabClock", "Plant", "PlantConfig", "PlantState", "Measurement", "FAULTS", "FaultError",
+           "BatteryConfig", "StageConfig", "GridConfig", "MeasurementConfig", "DirectionLimits",
+           "BatteryEmulatorConfig", "seeded_gauss", "energy_balance_error_wh"]
