@@ -1,0 +1,1 @@
+"""Vendor drivers. Table-driven where the vendor's structure allows (see instruments/scpi/*.toml)."""
