@@ -1,0 +1,716 @@
+"""Table-driven, schema-informed EXI codec for ISO 15118 (runtime; no xmlschema needed).
+
+EXI settings as the stack's Java codec uses them: header byte 0x80 (no cookie, no options),
+bit-packed, schema-informed, NOT strict (an event code takes ceil(log2(n+1)) bits because every state
+reserves an escape to second-level events), no value string table (a string is its length + 2
+followed by its code points).
+
+Messages are plain dicts in the stack's JSON shape: {"SessionSetupReq": {"Header": {...}, ...}};
+repeated elements are lists, hexBinary is an upper-case hex string, base64Binary a base64 string,
+a complex type with simple content and attributes is {"<attr>": ..., "value": ...}.
+
+Modes:
+  * "jar" (default): byte-identical to the jar, including its deviations: an empty value is written
+    as a second-level EE, a value outside its facet as untyped text (second-level CH).
+  * "cbv2g": empty values written as zero-length typed values (what EVerest's cbv2g writes).
+  * strict=True (decoder): any deviation, facet violation or trailing data is an EXIDecodeError.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+
+from v2g_bench.exi.errors import EXIDecodeError, EXIEncodeError, EXISchemaError
+from v2g_bench.exi.grammar_gen import AT, CH, EE, SE, SE_ANY, SCHEMA_SETS
+
+HEADER = 0x80
+# caps of the hardened decoder: no ISO 15118 value comes near these
+MAX_STRING_CHARS = 4096
+MAX_BINARY_BYTES = 8192
+MAX_UINT_OCTETS = 10          # 70 bits: more than any xs:unsignedLong needs
+MAX_DEPTH = 64
+MAX_EVENTS = 200_000
+
+# namespace the stack passes -> schema set
+NAMESPACE_TO_SET = {ns: name for name, (_, ns) in SCHEMA_SETS.items()}
+
+# second-level events (non-strict) as the jar orders them; see `_second_level`
+L2_EE, L2_XSI_TYPE, L2_XSI_NIL, L2_AT_ANY, L2_AT_INVALID, L2_SE_ANY, L2_CH = range(7)
+
+
+# ------------------------------------------------------------------------------------------------
+# bit streams
+class BitWriter:
+    __slots__ = ("acc", "n")
+
+    def __init__(self):
+        self.acc = 0
+        self.n = 0
+
+    def bits(self, value: int, nbits: int) -> None:
+        self.acc = (self.acc << nbits) | value
+        self.n += nbits
+
+    def uint(self, v: int) -> None:
+        # EXI unsigned integer: 7-bit groups, least significant first, high bit = more follow
+        acc, n = self.acc, self.n
+        while v >= 0x80:
+            acc = (acc << 8) | 0x80 | (v & 0x7F)
+            v >>= 7
+            n += 8
+        self.acc = (acc << 8) | v
+        self.n = n + 8
+
+    def getvalue(self) -> bytes:
+        pad = (-self.n) % 8
+        return (self.acc << pad).to_bytes((self.n + pad) // 8, "big")
+
+
+class BitReader:
+    __slots__ = ("data", "pos", "end")
+
+    def __init__(self, data: bytes, start_bit: int = 0):
+        self.data = data
+        self.pos = start_bit
+        self.end = len(data) * 8
+
+    def bits(self, n: int) -> int:
+        if n == 0:
+            return 0
+        pos = self.pos
+        if pos + n > self.end:
+            raise _Truncated(pos)
+        first = pos >> 3
+        last = (pos + n - 1) >> 3
+        chunk = int.from_bytes(self.data[first:last + 1], "big")
+        shift = ((last + 1) << 3) - pos - n
+        self.pos = pos + n
+        return (chunk >> shift) & ((1 << n) - 1)
+
+    def uint(self, max_octets: int = MAX_UINT_OCTETS) -> int:
+        v = 0
+        shift = 0
+        for _ in range(max_octets):
+            b = self.bits(8)
+            v |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return v
+            shift += 7
+        raise _Oversized(self.pos, f"unsigned integer longer than {max_octets} octets")
+
+
+class _Truncated(Exception):
+    def __init__(self, pos):
+        self.pos = pos
+
+
+class _Oversized(Exception):
+    def __init__(self, pos, what):
+        self.pos, self.what = pos, what
+
+
+# ------------------------------------------------------------------------------------------------
+# compiled grammar
+@dataclass(slots=True)
+class State:
+    prods: list            # [(kind, arg, next)]
+    bits: int              # first-level event code width
+    start_tag: bool        # second-level events of a start tag (xsi:type, xsi:nil, AT(*) ...)
+    has_ee: bool
+    by_name: dict = field(default_factory=dict)   # local name -> (code, kind, arg, next)
+    ee_code: int = -1
+    ch: tuple | None = None                      # (code, dt, next)
+
+
+@dataclass(slots=True)
+class TypeGrammar:
+    name: str
+    states: list
+    simple: int | None       # datatype of simple content / simple type
+    is_simple_type: bool
+    multi: frozenset
+    attr_names: frozenset
+
+
+class Grammar:
+    """Compiled tables of one schema set."""
+
+    def __init__(self, tables: dict):
+        self.set_name = tables["set"]
+        self.namespace = tables["namespace"]
+        self.source = tables["source"]
+        self.qnames = [tuple(q) for q in tables["qnames"]]
+        self.datatypes = [tuple(_freeze(x) for x in d) for d in tables["datatypes"]]
+        self.elements = [(self.qnames[q][1], self.qnames[q][0], t) for q, t in tables["elements"]]
+        self.attributes = [(self.qnames[q][1], self.qnames[q][0], dt) for q, dt in tables["attributes"]]
+        self.types: list[TypeGrammar] = []
+        for t in tables["types"]:
+            states = []
+            nstart = t["nattr_states"]
+            attr_names = set()
+            for i, prods in enumerate(t["states"]):
+                prods = [tuple(p) for p in prods]
+                st = State(prods=prods, bits=len(prods).bit_length(), start_tag=i < nstart,
+                           has_ee=any(p[0] == EE for p in prods))
+                for code, (kind, arg, nxt) in enumerate(prods):
+                    if kind == SE:
+                        st.by_name.setdefault(self.elements[arg][0], (code, kind, arg, nxt))
+                    elif kind == AT:
+                        st.by_name.setdefault(self.attributes[arg][0], (code, kind, arg, nxt))
+                        attr_names.add(self.attributes[arg][0])
+                    elif kind == EE:
+                        st.ee_code = code
+                    elif kind == CH and st.ch is None:
+                        st.ch = (code, arg, nxt)
+                states.append(st)
+            is_simple_type = len(states) == 2 and states[0].prods and states[0].prods[0][0] == CH \
+                and not attr_names and t["simple"] is not None and not t["multi"]
+            self.types.append(TypeGrammar(t.get("name", ""), states, t["simple"], is_simple_type,
+                                          frozenset(t["multi"]), frozenset(attr_names)))
+        self.doc = list(tables["doc"])
+        self.doc_bits = len(self.doc).bit_length()  # n roots + SE(*) -> ceil(log2(n+1))
+        self.doc_by_name = {self.elements[e][0]: (i, e) for i, e in enumerate(self.doc)}
+
+
+def _freeze(x):
+    return tuple(x) if isinstance(x, list) else x
+
+
+_GRAMMARS: dict[str, Grammar] = {}
+
+
+def get_grammar(set_name_or_ns: str) -> Grammar:
+    """Grammar of a schema set, by set name ('iso20_dc') or by the namespace the stack passes."""
+    name = NAMESPACE_TO_SET.get(set_name_or_ns, set_name_or_ns)
+    g = _GRAMMARS.get(name)
+    if g is None:
+        if name not in SCHEMA_SETS:
+            raise EXISchemaError(f"unknown schema set or namespace {set_name_or_ns!r}",
+                                 fix=f"use one of {sorted(SCHEMA_SETS)} or their namespaces")
+        from v2g_bench.exi.grammar_gen import load_tables
+
+        g = _GRAMMARS[name] = Grammar(load_tables(name))
+    return g
+
+
+# ------------------------------------------------------------------------------------------------
+# second-level events (non-strict): the jar's order, checked against it in the unit tests
+def _second_level(st: State) -> list[int]:
+    ev = [] if st.has_ee else [L2_EE]
+    if st.start_tag:
+        ev += [L2_XSI_TYPE, L2_XSI_NIL, L2_AT_ANY, L2_AT_INVALID]
+    ev += [L2_SE_ANY, L2_CH]
+    return ev
+
+
+_TWINS: dict[int, State] = {}
+
+
+def _content_twin(st: State) -> State:
+    """The state a deviation leaves the element in: same productions, but element-content
+    second-level events (the jar moves there after an untyped CH in a start tag)."""
+    if not st.start_tag:
+        return st
+    tw = _TWINS.get(id(st))
+    if tw is None:
+        tw = _TWINS[id(st)] = State(prods=st.prods, bits=st.bits, start_tag=False, has_ee=st.has_ee,
+                                    by_name=st.by_name, ee_code=st.ee_code, ch=st.ch)
+    return tw
+
+
+def _l2_code(st: State, event: int) -> tuple[int, int]:
+    ev = _second_level(st)
+    return ev.index(event), (len(ev) - 1).bit_length()
+
+
+# ------------------------------------------------------------------------------------------------
+# encoder
+class Encoder:
+    def __init__(self, grammar: Grammar, mode: str = "jar"):
+        if mode not in ("jar", "cbv2g"):
+            raise EXIEncodeError(f"unknown mode {mode!r}", expected="'jar' or 'cbv2g'")
+        self.g = grammar
+        self.mode = mode
+
+    def encode(self, message: dict) -> bytes:
+        if not isinstance(message, dict) or len(message) != 1:
+            raise EXIEncodeError("a message is a dict with exactly one root element",
+                                 expected="{'<RootElement>': {...}}", got=_short(message))
+        (root, value), = message.items()
+        hit = self.g.doc_by_name.get(root)
+        if hit is None:
+            raise EXIEncodeError(f"{root!r} is not a root element of schema set {self.g.set_name}",
+                                 path="/" + str(root), expected=f"one of {sorted(self.g.doc_by_name)}")
+        w = BitWriter()
+        w.bits(HEADER, 8)
+        code, el = hit
+        w.bits(code, self.g.doc_bits)
+        self._element(w, self.g.elements[el][2], value, "/" + root)
+        # DocEnd: ED is the only event and has no second level -> 0 bits
+        return w.getvalue()
+
+    def _element(self, w: BitWriter, tidx: int, value, path: str) -> None:
+        t = self.g.types[tidx]
+        if t.is_simple_type:
+            self._simple(w, t, value, path)
+            return
+        text = None
+        if t.simple is not None:  # simple content: scalar, or {"attr": .., "value": ..}
+            if isinstance(value, dict):
+                text = value.get("value")
+                data = {k: v for k, v in value.items() if k != "value"}
+            else:
+                text, data = value, {}
+        else:
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                raise EXIEncodeError("complex element needs an object", path=path,
+                                     expected=f"object of type {t.name or 'anonymous'}", got=_short(value))
+            data = value
+        used: dict[str, int] = {}
+        text_done = text is None
+        state = t.states[0]
+        g = self.g
+        while True:
+            chosen = None
+            for code, (kind, arg, nxt) in enumerate(state.prods):
+                if kind == SE:
+                    name = g.elements[arg][0]
+                    if name in data:
+                        v = data[name]
+                        k = used.get(name, 0)
+                        if isinstance(v, list):
+                            if k < len(v):
+                                chosen = (code, kind, arg, nxt, v[k], f"{path}/{name}[{k}]")
+                                used[name] = k + 1
+                                break
+                        elif k == 0:
+                            chosen = (code, kind, arg, nxt, v, f"{path}/{name}")
+                            used[name] = 1
+                            break
+                elif kind == AT:
+                    name = g.attributes[arg][0]
+                    if name in data and name not in used:
+                        used[name] = 1
+                        chosen = (code, kind, arg, nxt, data[name], f"{path}/@{name}")
+                        break
+                elif kind == CH:
+                    if not text_done:
+                        text_done = True
+                        chosen = (code, kind, arg, nxt, text, f"{path}/text()")
+                        break
+                elif kind == EE:
+                    chosen = (code, kind, arg, nxt, None, path)
+                    break
+            if chosen is None:
+                left = [k for k in data if used.get(k, 0) < (len(data[k]) if isinstance(data[k], list) else 1)]
+                exp = [self._prod_name(p) for p in state.prods]
+                if left:
+                    raise EXIEncodeError(f"element {left[0]!r} is not allowed here (out of schema order, "
+                                         "unknown, or too many)", path=path, expected=f"one of {exp}",
+                                         got=left[0])
+                raise EXIEncodeError("required content missing", path=path, expected=f"one of {exp}",
+                                     got="end of element")
+            code, kind, arg, nxt, v, p = chosen
+            if kind == EE:
+                left = [k for k in data if used.get(k, 0) < (len(data[k]) if isinstance(data[k], list) else 1)]
+                if left:
+                    raise EXIEncodeError(f"element {left[0]!r} is not allowed here (out of schema order, "
+                                         "unknown, or too many)", path=path,
+                                         expected=f"one of {[self._prod_name(p) for p in state.prods]}",
+                                         got=left[0])
+                if not text_done:
+                    raise EXIEncodeError("text content not allowed", path=path, got=_short(text))
+                w.bits(code, state.bits)
+                return
+            w.bits(code, state.bits)
+            if kind == SE:
+                self._element(w, g.elements[arg][2], v, p)
+            elif kind == AT:
+                self._value(w, g.attributes[arg][2], v, p)
+            else:
+                self._value(w, arg, v, p)
+            state = t.states[nxt]
+
+    def _prod_name(self, prod) -> str:
+        kind, arg, _ = prod
+        if kind == SE:
+            return self.g.elements[arg][0]
+        if kind == AT:
+            return "@" + self.g.attributes[arg][0]
+        return {EE: "end", CH: "text", SE_ANY: "any element"}.get(kind, "?")
+
+    def _simple(self, w: BitWriter, t: TypeGrammar, value, path: str) -> None:
+        """Element of simple type: CH then EE (codes 0 of 1-bit states), with the jar's deviations."""
+        s0 = t.states[0]
+        dt = t.simple
+        if value is None or value == "" or (isinstance(value, (list, bytes)) and len(value) == 0):
+            if self.mode == "jar" or value is None:
+                # the jar: <X/> -> EE as a second-level event of the start tag
+                code, nb = _l2_code(s0, L2_EE)
+                w.bits(len(s0.prods), s0.bits)
+                w.bits(code, nb)
+                return
+            w.bits(0, s0.bits)
+            self._value(w, dt, value, path)   # cbv2g: zero-length typed value
+            w.bits(0, t.states[1].bits)
+            return
+        if self.mode == "jar" and not self._fits(dt, value):
+            # the jar writes a value outside its facet as untyped text (second-level CH)
+            code, nb = _l2_code(s0, L2_CH)
+            w.bits(len(s0.prods), s0.bits)
+            w.bits(code, nb)
+            _write_string(w, _lexical(value))
+            tw = _content_twin(s0)  # the jar stays in the start state (as element content) ...
+            code, nb = _l2_code(tw, L2_EE)  # ... so the end is a second-level EE
+            w.bits(len(tw.prods), tw.bits)
+            w.bits(code, nb)
+            return
+        w.bits(0, s0.bits)
+        self._value(w, dt, value, path)
+        w.bits(0, t.states[1].bits)
+
+    def _fits(self, dt: int, v) -> bool:
+        d = self.g.datatypes[dt]
+        k = d[0]
+        if isinstance(v, bool):
+            return k == "bool"
+        if k == "nbit":
+            return isinstance(v, int) and d[1] <= v <= d[2]
+        if k == "uint":
+            return isinstance(v, int) and v >= d[1] and (d[2] is None or v <= d[2])
+        if k == "int":
+            return isinstance(v, int) and (d[1] is None or v >= d[1]) and (d[2] is None or v <= d[2])
+        if k == "enum":
+            return v in d[1]
+        return True
+
+    def _value(self, w: BitWriter, dt: int, v, path: str) -> None:
+        d = self.g.datatypes[dt]
+        k = d[0]
+        try:
+            if k == "nbit":
+                if isinstance(v, bool) or not isinstance(v, int) or not d[1] <= v <= d[2]:
+                    raise EXIEncodeError("integer out of range", path=path, expected=f"{d[1]}..{d[2]}", got=v)
+                w.bits(v - d[1], d[3])
+            elif k == "uint":
+                if isinstance(v, bool) or not isinstance(v, int) or v < 0 or v < d[1] or \
+                        (d[2] is not None and v > d[2]):
+                    raise EXIEncodeError("unsigned integer out of range", path=path,
+                                         expected=f"{d[1]}..{d[2] if d[2] is not None else 'inf'}", got=v)
+                w.uint(v)
+            elif k == "int":
+                if isinstance(v, bool) or not isinstance(v, int) or (d[1] is not None and v < d[1]) or \
+                        (d[2] is not None and v > d[2]):
+                    raise EXIEncodeError("integer out of range", path=path, expected=f"{d[1]}..{d[2]}", got=v)
+                if v < 0:
+                    w.bits(1, 1)
+                    w.uint(-v - 1)
+                else:
+                    w.bits(0, 1)
+                    w.uint(v)
+            elif k == "bool":
+                if not isinstance(v, bool):
+                    raise EXIEncodeError("boolean expected", path=path, expected="true/false", got=v)
+                w.bits(1 if v else 0, 1)
+            elif k == "enum":
+                try:
+                    w.bits(d[1].index(v), d[2])
+                except ValueError:
+                    raise EXIEncodeError("value not in enumeration", path=path,
+                                         expected=f"one of {list(d[1])}", got=v) from None
+            elif k == "str":
+                if not isinstance(v, str):
+                    raise EXIEncodeError("string expected", path=path, got=_short(v))
+                _write_string(w, v)
+            elif k in ("hex", "b64"):
+                if isinstance(v, str):
+                    raw = bytes.fromhex(v) if k == "hex" else base64.b64decode(v, validate=True)
+                elif isinstance(v, (bytes, bytearray)):
+                    raw = bytes(v)
+                else:
+                    raise EXIEncodeError("binary value expected", path=path,
+                                         expected="hex string" if k == "hex" else "base64 string", got=_short(v))
+                w.uint(len(raw))
+                w.bits(int.from_bytes(raw, "big"), 8 * len(raw))
+            elif k == "list":
+                if not isinstance(v, list):
+                    v = str(v).split()
+                w.uint(len(v))
+                for item in v:
+                    self._value(w, d[1], item, path)
+            else:
+                raise EXIEncodeError(f"datatype {k} not supported by this codec", path=path)
+        except (ValueError, binascii.Error) as exc:
+            raise EXIEncodeError(f"malformed {k} value ({exc})", path=path, got=_short(v)) from None
+
+
+def _write_string(w: BitWriter, s: str) -> None:
+    w.uint(len(s) + 2)  # no string table: 0/1 would be table hits
+    for ch in s:
+        w.uint(ord(ch))
+
+
+def _lexical(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _short(v) -> str:
+    s = repr(v)
+    return s if len(s) <= 80 else s[:77] + "..."
+
+
+# ------------------------------------------------------------------------------------------------
+# decoder
+class Decoder:
+    def __init__(self, grammar: Grammar, *, strict: bool = False):
+        self.g = grammar
+        self.strict = strict
+
+    def decode(self, data: bytes) -> dict:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise EXIDecodeError("EXI stream must be bytes", position=0, got=type(data).__name__)
+        data = bytes(data)
+        r = BitReader(data)
+        self._events = 0
+        path = "/"
+        try:
+            hdr = r.bits(8)
+            if hdr != HEADER:
+                raise EXIDecodeError("bad EXI header (the ISO 15118 streams use 0x80: no cookie, "
+                                     "no options, version 1)", position=0, expected="0x80", got=f"0x{hdr:02x}")
+            code = r.bits(self.g.doc_bits)
+            if code >= len(self.g.doc):
+                raise EXIDecodeError("document starts with an element outside the schema (SE(*))",
+                                     position=8, expected=f"a root element of {self.g.set_name}",
+                                     got=f"event code {code}")
+            el = self.g.doc[code]
+            name = self.g.elements[el][0]
+            path = "/" + name
+            value = self._element(r, self.g.elements[el][2], path, 0)
+        except _Truncated as exc:
+            raise EXIDecodeError("stream truncated", position=exc.pos, path=self._path or path,
+                                 fix="the stream ended inside an event or value") from None
+        except _Oversized as exc:
+            raise EXIDecodeError(exc.what, position=exc.pos, path=self._path or path) from None
+        except RecursionError:
+            raise EXIDecodeError("nesting too deep", position=r.pos, path=path) from None
+        if self.strict:
+            rest = len(data) * 8 - r.pos
+            if rest >= 8 or (rest and r.bits(rest) != 0):
+                raise EXIDecodeError("trailing data after the end of the document", position=r.pos,
+                                     path=path, expected="only zero padding to the byte boundary",
+                                     got=f"{(rest + 7) // 8} more byte(s)")
+        return {name: value}
+
+    _path = ""
+
+    def _element(self, r: BitReader, tidx: int, path: str, depth: int):
+        if depth > MAX_DEPTH:
+            raise EXIDecodeError("nesting too deep", position=r.pos, path=path, expected=f"<= {MAX_DEPTH}")
+        self._events += 1
+        if self._events > MAX_EVENTS:
+            raise EXIDecodeError("too many events", position=r.pos, path=path, expected=f"<= {MAX_EVENTS}")
+        g = self.g
+        t = g.types[tidx]
+        state = t.states[0]
+        out: dict = {}
+        text = None
+        has_text = False
+        while True:
+            pos = r.pos
+            code = r.bits(state.bits)
+            if code < len(state.prods):
+                kind, arg, nxt = state.prods[code]
+                if kind == EE:
+                    break
+                if kind == SE:
+                    name = g.elements[arg][0]
+                    child_path = f"{path}/{name}"
+                    child = self._element(r, g.elements[arg][2], child_path, depth + 1)
+                    if name in t.multi:
+                        out.setdefault(name, []).append(child)
+                    else:
+                        out[name] = child
+                elif kind == AT:
+                    name = g.attributes[arg][0]
+                    self._path = f"{path}/@{name}"
+                    out[name] = self._value(r, g.attributes[arg][2], self._path)
+                elif kind == CH:
+                    self._path = path
+                    text = self._value(r, arg, path)
+                    has_text = True
+                else:
+                    raise EXIDecodeError("wildcard content is not supported", position=pos, path=path)
+                state = t.states[nxt]
+                continue
+            if code > len(state.prods):
+                raise EXIDecodeError("invalid event code", position=pos, path=path,
+                                     expected=f"0..{len(state.prods)}", got=code)
+            # escape: second-level event (a deviation from the schema)
+            ev = _second_level(state)
+            nb = (len(ev) - 1).bit_length()
+            c2 = r.bits(nb)
+            if c2 >= len(ev):
+                raise EXIDecodeError("invalid second-level event code", position=pos, path=path,
+                                     expected=f"0..{len(ev) - 1}", got=c2)
+            e2 = ev[c2]
+            if e2 == L2_EE:
+                if self.strict:
+                    raise EXIDecodeError("element ended early (deviation from the schema: second-level EE; "
+                                         "an empty value or missing required content)", position=pos,
+                                         path=path, expected=self._expected(state), got="end of element")
+                if (t.is_simple_type or t.simple is not None) and not has_text:
+                    text, has_text = "", True
+                break
+            if e2 == L2_CH:
+                s = self._string(r, path)
+                if self.strict:
+                    raise EXIDecodeError("untyped value (deviation: the value does not fit its datatype)",
+                                         position=pos, path=path, expected=self._expected(state), got=s)
+                text, has_text = _untyped(s), True
+                state = _content_twin(state)  # the jar's encoder stays in this state
+                continue
+            raise EXIDecodeError("schema deviation not supported (xsi:type, xsi:nil, unknown attribute "
+                                 "or element)", position=pos, path=path, expected=self._expected(state),
+                                 got=f"second-level event {c2}")
+        if t.is_simple_type:
+            return text
+        if t.simple is not None:
+            if t.attr_names:
+                out["value"] = text
+                return out
+            return text
+        return out
+
+    def _expected(self, state: State) -> str:
+        names = []
+        for kind, arg, _ in state.prods:
+            if kind == SE:
+                names.append(self.g.elements[arg][0])
+            elif kind == AT:
+                names.append("@" + self.g.attributes[arg][0])
+            elif kind == CH:
+                names.append(f"a {self.g.datatypes[arg][0]} value")
+            elif kind == EE:
+                names.append("end")
+        return "one of " + ", ".join(names)
+
+    def _string(self, r: BitReader, path: str) -> str:
+        pos = r.pos
+        n = r.uint()
+        if n < 2:
+            raise EXIDecodeError("string table reference, but these streams have no string table",
+                                 position=pos, path=path, expected="length + 2 >= 2", got=n)
+        n -= 2
+        if n > MAX_STRING_CHARS:
+            raise EXIDecodeError("string too long", position=pos, path=path,
+                                 expected=f"<= {MAX_STRING_CHARS} characters", got=n)
+        if n * 8 > r.end - r.pos:
+            raise _Truncated(r.pos)
+        chars = []
+        for _ in range(n):
+            cpos = r.pos
+            c = r.uint(3)
+            if c > 0x10FFFF or 0xD800 <= c <= 0xDFFF:
+                raise EXIDecodeError("invalid character code point", position=cpos, path=path, got=c)
+            chars.append(chr(c))
+        return "".join(chars)
+
+    def _value(self, r: BitReader, dt: int, path: str):
+        d = self.g.datatypes[dt]
+        k = d[0]
+        pos = r.pos
+        if k == "nbit":
+            v = r.bits(d[3]) + d[1]
+            if v > d[2] and self.strict:
+                raise EXIDecodeError("integer above its facet", position=pos, path=path,
+                                     expected=f"{d[1]}..{d[2]}", got=v)
+            return v
+        if k == "uint":
+            v = r.uint()
+            if self.strict and (v < d[1] or (d[2] is not None and v > d[2])):
+                raise EXIDecodeError("unsigned integer outside its facet", position=pos, path=path,
+                                     expected=f"{d[1]}..{d[2]}", got=v)
+            return v
+        if k == "int":
+            neg = r.bits(1)
+            v = r.uint()
+            v = -v - 1 if neg else v
+            if self.strict and ((d[1] is not None and v < d[1]) or (d[2] is not None and v > d[2])):
+                raise EXIDecodeError("integer outside its facet", position=pos, path=path,
+                                     expected=f"{d[1]}..{d[2]}", got=v)
+            return v
+        if k == "bool":
+            return bool(r.bits(1))
+        if k == "enum":
+            i = r.bits(d[2])
+            if i >= len(d[1]):
+                raise EXIDecodeError("enumeration index out of range", position=pos, path=path,
+                                     expected=f"0..{len(d[1]) - 1}", got=i)
+            return d[1][i]
+        if k == "str":
+            s = self._string(r, path)
+            if self.strict:
+                self._check_len(len(s), d, pos, path)
+            return s
+        if k in ("hex", "b64"):
+            n = r.uint()
+            if n > MAX_BINARY_BYTES:
+                raise EXIDecodeError("binary value too long", position=pos, path=path,
+                                     expected=f"<= {MAX_BINARY_BYTES} bytes", got=n)
+            if self.strict:
+                self._check_len(n, d, pos, path)
+            raw = r.bits(8 * n).to_bytes(n, "big") if n else b""
+            return raw.hex().upper() if k == "hex" else base64.b64encode(raw).decode()
+        if k == "list":
+            n = r.uint()
+            if n > MAX_STRING_CHARS:
+                raise EXIDecodeError("list too long", position=pos, path=path, got=n)
+            return [self._value(r, d[1], path) for _ in range(n)]
+        raise EXIDecodeError(f"datatype {k} not supported", position=pos, path=path)
+
+    @staticmethod
+    def _check_len(n: int, d: tuple, pos: int, path: str) -> None:
+        lo, hi = d[1], d[2]
+        if (lo is not None and n < lo) or (hi is not None and n > hi):
+            raise EXIDecodeError("length outside its facet", position=pos, path=path,
+                                 expected=f"{lo if lo is not None else 0}..{hi if hi is not None else 'inf'}",
+                                 got=n)
+
+
+def _untyped(s: str):
+    """Untyped text as the jar's JSON shows it: numbers stay numbers."""
+    try:
+        return int(s)
+    except ValueError:
+        return s
+
+
+# ------------------------------------------------------------------------------------------------
+# one-call API
+def encode(message: dict, schema: str, *, mode: str = "jar") -> bytes:
+    """Encode a message dict with the schema set (name or stack namespace) to an EXI stream."""
+    return Encoder(get_grammar(schema), mode).encode(message)
+
+
+def decode(data: bytes, schema: str, *, strict: bool = False) -> dict:
+    """Decode an EXI stream with the schema set (name or stack namespace) to a message dict."""
+    return Decoder(get_grammar(schema), strict=strict).decode(data)
+
+
+def encode_json(message: str, schema: str, *, mode: str = "jar") -> bytes:
+    try:
+        obj = json.loads(message)
+    except ValueError as exc:
+        raise EXIEncodeError(f"message is not valid JSON ({exc})") from None
+    return encode(obj, schema, mode=mode)
+
+
+def decode_json(data: bytes, schema: str, *, strict: bool = False) -> str:
+    return json.dumps(decode(data, schema, strict=strict), separators=(",", ":"))
