@@ -1,0 +1,131 @@
+"""Start and stop the virtual lab process (`python -m v2g_bench.lab`) for the harness.
+
+The lab binds its front-ends on ports the OS picks and writes a ready file (JSON) once all are
+listening; we wait for that file and then check every port accepts a TCP connection. The lab's
+log is kept as test evidence. Stopping is by PID: SIGTERM, then SIGKILL after a grace period.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from .errors import LabError
+
+
+@dataclass
+class LabHandle:
+    pid: int
+    info: dict                      # the ready file: {"pid", "ports": {...}, ...}
+    log_path: Path
+    proc: subprocess.Popen | None = field(default=None, repr=False)
+    host: str = "127.0.0.1"
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return self.info.get("ports", {})
+
+    def control(self, timeout: float = 2.0):
+        """A client for the lab's control port (fault injection, plant inspection)."""
+        from .lab.control import LabControl
+        return LabControl(self.host, self.ports["control"], timeout=timeout)
+
+    def alive(self) -> bool:
+        return self.proc is None or self.proc.poll() is None
+
+    def log_tail(self, n: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self, grace_s: float = 5.0) -> int | None:
+        """SIGTERM, wait up to grace_s, then SIGKILL. Returns the exit code."""
+        if self.proc is None:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def start_lab(*, workdir: str | Path | None = None, config: str | Path | None = None, seed: int = 1,
+              time_scale: float = 1.0, overrides: dict[str, object] | None = None, host: str = "127.0.0.1",
+              timeout_s: float = 30.0, python: str | None = None) -> LabHandle:
+    """Start the lab and wait until it is ready; LabError (with its log tail) if it is not within timeout_s."""
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="v2g-lab-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    ready = workdir / "lab-ready.json"
+    log_path = workdir / "lab.log"
+    ready.unlink(missing_ok=True)
+    cmd = [python or sys.executable, "-m", "v2g_bench.lab", "--ready-file", str(ready), "--log", str(log_path),
+           "--seed", str(seed), "--time-scale", repr(float(time_scale)), "--host", host]
+    if config:
+        cmd += ["--config", str(config)]
+    for k, v in (overrides or {}).items():
+        cmd += ["--set", f"{k}={v}"]
+    logf = open(log_path, "ab")
+    try:
+        proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)   # Ctrl-C in the terminal must not kill it before we stop it
+    finally:
+        logf.close()
+    handle = LabHandle(pid=proc.pid, info={}, log_path=log_path, proc=proc, host=host)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise LabError(f"the virtual lab exited with code {proc.returncode} while starting:\n{handle.log_tail()}",
+                               fix="run 'v2g-bench lab' to see the error; 'v2g-bench doctor' checks the set-up")
+            if ready.exists():
+                try:
+                    handle.info = json.loads(ready.read_text())
+                    break
+                except json.JSONDecodeError:
+                    pass   # written atomically by the lab, but be tolerant
+            time.sleep(0.05)
+        else:
+            raise LabError(f"the virtual lab was not ready within {timeout_s:g} s:\n{handle.log_tail()}",
+                           fix="the machine may be overloaded; raise lab.start_timeout_s in the bench profile")
+        dead = [name for name, port in handle.ports.items()
+                if isinstance(port, int) and not _port_open(host, port)]
+        if dead:
+            raise LabError(f"the virtual lab reported ports that do not accept connections: {dead}")
+        return handle
+    except BaseException:
+        handle.stop()
+        raise
+
+
+@contextmanager
+def running_lab(**kw) -> Iterator[LabHandle]:
+    handle = start_lab(**kw)
+    try:
+        yield handle
+    finally:
+        handle.stop()

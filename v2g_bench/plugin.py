@@ -1,0 +1,288 @@
+"""The v2g-bench pytest plugin (registered through the `pytest11` entry point).
+
+- `--bench FILE` / `--dut FILE` choose the profiles (defaults: the built-in virtual lab).
+- Role fixtures (`ev`, `csms`, `dut`, `battery`, `analyzer`, `meter`, `charger`, `can`, `grid`)
+  come from the bench profile; every opened role is unwound to a safe state in reverse order on
+  any exit (a failing fixture, an exception in the test, Ctrl-C).
+- Markers: standards/blocks (`iso15118_20`, `ocpp201`, …) and `requires("DC_BPT", …)` skip a test,
+  with the reason, when the DUT does not claim the feature; `covers("TC_K_01_CS", …)` links a
+  test to the test-case / requirement IDs it covers.
+- Allure: results go to `reports/allure-results` by default, with environment, categories,
+  links and each test's evidence folder attached.
+"""
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from _pytest.reports import TestReport
+
+from . import reporting
+from .bench import Bench, hard_stop_all
+from .errors import BenchError, Inconclusive, ProfileError
+from .evidence import Evidence
+from .profiles import DEFAULT_BENCH, DEFAULT_DUT, REPO_ROOT, load_bench, load_dut
+
+ROLE_NAMES = ("ev", "csms", "dut", "battery", "analyzer", "meter", "charger", "can", "grid")
+
+# Standard/block markers and the DUT claim each implies.
+STANDARD_MARKERS = {
+    "iso15118_20": ("ISO15118-20", "ISO 15118-20 (EVCC vs the charger's SECC)"),
+    "iso15118_2": ("ISO15118-2", "ISO 15118-2"),
+    "din70121": ("DIN70121", "DIN SPEC 70121"),
+    "ocpp201": ("OCPP2.0.1", "OCPP 2.0.1 (CSMS vs the charging station)"),
+    "ocpp21": ("OCPP2.1", "OCPP 2.1 incl. block Q (V2X)"),
+}
+PLAIN_MARKERS = {
+    "power": "power-schedule compliance (measured power vs the commanded setpoints)",
+    "efficiency": "round-trip efficiency",
+    "safety": "limits, emergency stop, faults",
+    "security": "TLS, certificates, OCPP security profiles",
+    "timing": "protocol timers and performance times",
+    "lab_only": "needs the built-in virtual lab (fault injection); skipped on a real bench",
+    "slow": "takes more than ~30 s",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("v2g-bench")
+    g.addoption("--bench", default=None, help=f"bench profile (TOML); default {DEFAULT_BENCH.relative_to(REPO_ROOT)}")
+    g.addoption("--dut", default=None, help=f"DUT profile (TOML); default {DEFAULT_DUT.relative_to(REPO_ROOT)}")
+    g.addoption("--v2g-reports", default=str(REPO_ROOT / "reports"), help="folder for evidence and Allure results")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for name, (_, desc) in STANDARD_MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {desc}; skipped unless the DUT claims it")
+    for name, desc in PLAIN_MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {desc}")
+    config.addinivalue_line("markers", "requires(*features): skip unless the DUT profile claims every feature")
+    config.addinivalue_line("markers", "covers(*ids): OCTT test-case / ISO 15118 requirement IDs this test covers")
+    reports = Path(config.getoption("--v2g-reports"))
+    config._v2g_reports = reports
+    # Allure results on by default: every run writes them (allure-pytest reads this option later).
+    if getattr(config.option, "allure_report_dir", None) is None and hasattr(config.option, "allure_report_dir"):
+        config.option.allure_report_dir = str(reports / "allure-results")
+    # Profiles are loaded lazily (pure unit tests need none) but a broken one is a usage error up front.
+    config._v2g_profiles = None
+    if config.getoption("--bench") or config.getoption("--dut"):
+        _profiles(config)
+
+
+def _profiles(config: pytest.Config):
+    if config._v2g_profiles is None:
+        try:
+            bench = load_bench(config.getoption("--bench") or DEFAULT_BENCH)
+            dut = load_dut(config.getoption("--dut") or DEFAULT_DUT)
+        except ProfileError as e:
+            raise pytest.UsageError(str(e)) from None
+        config._v2g_profiles = (bench, dut)
+    return config._v2g_profiles
+
+
+# ------------------------------------------------------------------------------ skip logic ---
+def _claims_skip_reason(item: pytest.Item, dut) -> str | None:
+    missing = []
+    for name, (feature, _) in STANDARD_MARKERS.items():
+        if item.get_closest_marker(name) and not dut.claims(feature):
+            missing.append(feature)
+    for m in item.iter_markers("requires"):
+        missing += [f for f in m.args if not dut.claims(f)]
+    if missing:
+        return (f"the DUT does not claim {', '.join(dict.fromkeys(missing))} "
+                f"({dut.path.name}: [claims]); nothing was checked")
+    return None
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    needs_dut = [it for it in items
+                 if any(it.get_closest_marker(m) for m in (*STANDARD_MARKERS, "requires", "lab_only"))]
+    if not needs_dut:
+        return
+    bench, dut = _profiles(config)
+    for it in needs_dut:
+        reason = _claims_skip_reason(it, dut)
+        if reason is None and it.get_closest_marker("lab_only") and not bench.uses_builtin_lab:
+            reason = f"needs the built-in virtual lab; bench {bench.name!r} is a real bench"
+        if reason:
+            it.add_marker(pytest.mark.skip(reason=reason))
+
+
+# -------------------------------------------------------------------------------- fixtures ---
+@pytest.fixture(scope="session")
+def bench_profile(pytestconfig):
+    return _profiles(pytestconfig)[0]
+
+
+@pytest.fixture(scope="session")
+def dut_profile(pytestconfig):
+    return _profiles(pytestconfig)[1]
+
+
+@pytest.fixture(scope="session")
+def virtual_lab(pytestconfig, bench_profile):
+    """The built-in virtual lab process (one per xdist worker), or None on a real bench."""
+    if not bench_profile.uses_builtin_lab:
+        yield None
+        return
+    from .labproc import start_lab
+    from .labsetup import lab_overrides
+    opts = dict(bench_profile.lab or {})
+    workdir = Path(pytestconfig._v2g_reports) / "lab" / reporting.worker_id()
+    with lab_overrides(opts) as overrides:
+        handle = start_lab(workdir=workdir, config=opts.get("config"), seed=int(opts.get("seed", 1)),
+                           time_scale=float(opts.get("time_scale", 1.0)), overrides=overrides,
+                           timeout_s=float(opts.get("start_timeout_s", 60)))
+        try:
+            yield handle
+        finally:
+            handle.stop()
+
+
+@pytest.fixture
+def lab(virtual_lab):
+    """The virtual lab's handle (control port for fault injection); skips on a real bench."""
+    if virtual_lab is None:
+        pytest.skip("needs the built-in virtual lab (fault injection); this is a real bench")
+    return virtual_lab
+
+
+@pytest.fixture
+def evidence(request) -> Evidence:
+    return request.node._v2g_evidence
+
+
+@pytest.fixture
+def bench(request, bench_profile, dut_profile, virtual_lab):
+    """The opened bench for this test; every role it opened is unwound to a safe state at the end."""
+    b = Bench(bench_profile, dut_profile, lab=virtual_lab, evidence=getattr(request.node, "_v2g_evidence", None))
+    request.node._v2g_bench = b
+    try:
+        yield b
+    finally:
+        idents = request.config.__dict__.setdefault("_v2g_identities", {})
+        for name, drv in b.opened:
+            try:
+                idents.setdefault(name, f"{drv.identify()} [{b.profile.roles[name].driver}]")
+            except Exception as e:  # noqa: BLE001 - identity is informative; the unwind below matters
+                idents.setdefault(name, f"unknown ({type(e).__name__}: {e})")
+        ev = getattr(request.node, "_v2g_evidence", None)
+        try:
+            b.close()
+        finally:
+            if ev is not None and b.unwind_log:
+                ev.attach_json("teardown.json", [r.__dict__ for r in b.unwind_log])
+
+
+def _role_fixture(role: str):
+    def fixture(bench):
+        return bench.role(role)
+    fixture.__name__ = role
+    fixture.__doc__ = f"The bench's {role!r} role, opened from the bench profile and made safe after the test."
+    return pytest.fixture(name=role)(fixture)
+
+
+for _r in ROLE_NAMES:
+    globals()[f"_role_{_r}"] = _role_fixture(_r)
+
+
+# ------------------------------------------------------------------- evidence + reporting ---
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    ev = Evidence(Path(item.config._v2g_reports) / "evidence", item.nodeid)
+    item._v2g_evidence = ev
+    Evidence._set_current(ev)
+    _apply_links(item)
+    yield
+    # Remember where the lab log stood, to attach this test's slice of it.
+    lab_handle = item.funcargs.get("virtual_lab") if hasattr(item, "funcargs") else None
+    if lab_handle is not None:
+        try:
+            item._v2g_lab_log = (lab_handle.log_path, lab_handle.log_path.stat().st_size)
+        except OSError:
+            pass
+
+
+def _apply_links(item: pytest.Item) -> None:
+    try:
+        import allure
+    except ImportError:  # pragma: no cover
+        return
+    for m in item.iter_markers("covers"):
+        for ident in m.args:
+            allure.dynamic.link(reporting.CATALOGUE_URL.format(ident), link_type="tms", name=ident)
+            allure.dynamic.tag(ident)
+    for name in STANDARD_MARKERS:
+        if item.get_closest_marker(name):
+            allure.dynamic.tag(name)
+            allure.dynamic.parent_suite(STANDARD_MARKERS[name][1])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem):
+    yield
+    ev: Evidence | None = getattr(item, "_v2g_evidence", None)
+    if ev is None:
+        return
+    lab_log = getattr(item, "_v2g_lab_log", None)
+    if lab_log is not None:
+        path, start = lab_log
+        try:
+            with open(path, "rb") as f:
+                f.seek(start)
+                chunk = f.read(2_000_000)
+            if chunk:
+                ev.path("lab.log").write_bytes(chunk)
+        except OSError:
+            pass
+    try:
+        ev.attach_all_to_allure()
+    finally:
+        Evidence._set_current(None)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """`Inconclusive` is neither pass nor fail: report it as a skip whose reason says INCONCLUSIVE."""
+    if call.excinfo is not None and call.excinfo.errisinstance(Inconclusive):
+        rep = TestReport.from_item_and_call(item, call)
+        rep.outcome = "skipped"
+        path, lineno, _ = item.location
+        rep.longrepr = (str(path), (lineno or 0) + 1, f"INCONCLUSIVE: {call.excinfo.value}")
+        rep.v2g_verdict = "inconclusive"
+        return rep
+    return None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
+    config = session.config
+    results = Path(getattr(config.option, "allure_report_dir", None) or Path(config._v2g_reports) / "allure-results")
+    reporting.write_identities(results, reporting.worker_id(), config.__dict__.get("_v2g_identities", {}))
+    if reporting.worker_id() == "main":   # the xdist controller (or a plain run) writes the environment
+        profiles = config._v2g_profiles
+        if profiles is None:
+            try:
+                profiles = _profiles(config)
+            except pytest.UsageError:
+                profiles = (None, None)
+        reporting.write_environment(results, *profiles)
+
+
+# ------------------------------------------------------------------------- Ctrl-C / SIGTERM ---
+def _emergency(signum, frame):  # pragma: no cover - exercised by a subprocess test
+    hard_stop_all()
+    raise KeyboardInterrupt(f"signal {signum}: every role was unwound to its safe state")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # SIGTERM (CI cancel, xdist shutdown) gets the same treatment as Ctrl-C: unwind, then stop.
+    try:
+        signal.signal(signal.SIGTERM, _emergency)
+    except ValueError:  # not in the main thread
+        pass
+    atexit.register(hard_stop_all)
