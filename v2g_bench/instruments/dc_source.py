@@ -9,6 +9,7 @@ Limits come from the bench profile `[roles.battery.limits]`:
   current_discharge_max_a   largest current OUT of the EV battery (emulator sourcing), A, > 0
   power_max_w               largest power magnitude in either direction, W, > 0
   voltage_min_v             (optional, default 0) lowest voltage setpoint
+  ovp_v                     (optional, default voltage_max_v) instrument over-voltage protection, >= voltage_max_v
 Setpoints outside these are refused client-side (LimitViolation) before anything is sent.
 
 Safety sequence (the only way to energise the output):
@@ -52,14 +53,19 @@ class DCLimits:
     current_discharge_max_a: float
     power_max_w: float
     voltage_min_v: float = 0.0
+    ovp_v: float | None = None
+
+    @property
+    def ovp_level_v(self) -> float:
+        return self.ovp_v if self.ovp_v is not None else self.voltage_max_v
 
     @classmethod
     def from_config(cls, cfg: RoleConfig) -> "DCLimits":
         problems = []
         vals: dict[str, float] = {}
-        for key in LIMIT_KEYS + ("voltage_min_v",):
+        for key in LIMIT_KEYS + ("voltage_min_v", "ovp_v"):
             if key not in cfg.limits:
-                if key != "voltage_min_v":
+                if key not in ("voltage_min_v", "ovp_v"):
                     problems.append(f"{cfg.where('limits.' + key)}: missing")
                 continue
             v = cfg.limits[key]
@@ -70,6 +76,8 @@ class DCLimits:
             vals[key] = float(v)
         if not problems and vals.get("voltage_min_v", 0.0) >= vals["voltage_max_v"]:
             problems.append(f"{cfg.where('limits.voltage_min_v')}: must be below voltage_max_v")
+        if not problems and vals.get("ovp_v", vals["voltage_max_v"]) < vals["voltage_max_v"]:
+            problems.append(f"{cfg.where('limits.ovp_v')}: must be >= voltage_max_v (else OVP trips in range)")
         if problems:
             raise ProfileError(problems, where=cfg.where("limits"))
         return cls(**vals)
@@ -141,11 +149,11 @@ class BidirectionalDCSource(RoleDriver):
         self._refuse("discharge current limit", discharge_a, 0.0, lim.current_discharge_max_a)
         self._refuse("power limit", power_w, 0.0, lim.power_max_w)
         self._limits_verified = False
-        self._program_protection(lim.voltage_max_v)
+        self._program_protection(lim.ovp_level_v)
         self._set_current_limits(charge_a, discharge_a)
         self._charge_limit_a, self._discharge_limit_a = charge_a, discharge_a
         self._set_power_limit(power_w)
-        expected = {"voltage_protection_v": lim.voltage_max_v, "current_charge_a": charge_a,
+        expected = {"voltage_protection_v": lim.ovp_level_v, "current_charge_a": charge_a,
                     "current_discharge_a": discharge_a, "power_w": power_w}
         got = self._readback_limits()
         for key, want in expected.items():
