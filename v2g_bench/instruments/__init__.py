@@ -12,10 +12,10 @@ DRIVERS = {
     "nhr_9300": "v2g_bench.instruments.vendors.nhr_9300:NhResearch9300",
     "chroma_17040": "v2g_bench.instruments.vendors.chroma_17040:Chroma17040",
     # power analyzers (role "analyzer")
-    "yokogawa_wt5000": "v2g_bench.instruments.vendors.yokogawa_wt:YokogawaWT5000",
-    "yokogawa_wt1800": "v2g_bench.instruments.vendors.yokogawa_wt:YokogawaWT1800",
-    "hioki_pw3390": "v2g_bench.instruments.vendors.hioki_pw:HiokiPW3390",
-    "hioki_pw6001": "v2g_bench.instruments.vendors.hioki_pw:HiokiPW6001",
+    "yokogawa_wt5000": "v2g_bench.instruments.vendors.scpi_analyzer:YokogawaWT5000",
+    "yokogawa_wt1800": "v2g_bench.instruments.vendors.scpi_analyzer:YokogawaWT1800",
+    "hioki_pw3390": "v2g_bench.instruments.vendors.scpi_analyzer:HiokiPW3390",
+    "hioki_pw6001": "v2g_bench.instruments.vendors.scpi_analyzer:HiokiPW6001",
     # Modbus (roles "meter", "charger") and CAN (role "can")
     "modbus_meter": "v2g_bench.instruments.energy_meter:ModbusEnergyMeter",
     "eastron_sdm630": "v2g_bench.instruments.energy_meter:EastronSDM630",
