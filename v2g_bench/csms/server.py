@@ -1,0 +1,538 @@
+"""The asyncio core of the CSMS emulator: a websockets server speaking OCPP-J 2.0.1 / 2.1.
+
+Why not the library's `ChargePoint` dispatch for the CSMS side: a test instrument must see and
+answer EVERY frame, including the ones the library silently drops (malformed JSON, unknown
+message types, duplicate ids are all only logged by `ocpp` 2.1.0), must answer with per-test
+overrides, and must send deliberately invalid frames. So frames are parsed, validated (our own
+compiled schemas), recorded and answered here; the library supplies the schemas, the typed payload
+dataclasses (accepted by `call`) and the error vocabulary. The simulated station
+(`lab_station.py`) uses the library's ChargePoint as a real station would.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import dataclasses
+import json
+import logging
+import ssl
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any, Callable
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request
+
+from ..errors import BenchError, Nonconformance
+from . import compat
+from .payloads import dumps, minimal_payload
+from .recording import CALL, CALLERROR, CALLRESULT, Frame, FrameRecorder, utc_now_iso
+from .validation import SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, schemas_for
+
+log = logging.getLogger("v2g_bench.csms")
+compat.install()
+
+MAX_MESSAGE_ID_LEN = 36          # OCPP-J: messageId is a string of at most 36 characters
+NO_ANSWER = object()             # override value: swallow the CALL (tests the station's timeout)
+
+
+class CallErrorReceived(BenchError):
+    """The station answered a CALL with a CALLERROR."""
+
+    def __init__(self, station: str, action: str, code: str, description: str, details: Any):
+        self.station, self.action, self.code, self.description, self.details = station, action, code, description, details
+        super().__init__(f"{action} answered with CALLERROR {code}: {description!r} {details or ''}",
+                         where=f"station {station}")
+
+
+class OcppCallError(Exception):
+    """Raise from an override (or return one) to answer a CALL with a CALLERROR."""
+
+    def __init__(self, code: str, description: str = "", details: dict | None = None):
+        self.code, self.description, self.details = code, description, details or {}
+        super().__init__(f"{code}: {description}")
+
+
+@dataclass
+class Violation:
+    """A frame from a station that breaks OCPP-J or the schema: fails the test unless acknowledged."""
+
+    frame: Frame
+    problems: list[str]
+
+    def __str__(self) -> str:
+        return f"{'; '.join(self.problems)}\n    frame: {self.frame.short()}"
+
+
+@dataclass
+class ConnectionEvent:
+    """An accepted, refused or closed connection (what a test asserts on for security profiles)."""
+
+    t: float
+    kind: str                 # "accepted" | "rejected" | "closed"
+    station: str | None
+    detail: str
+    status: int | None = None
+    subprotocol: str | None = None
+
+
+@dataclass
+class Override:
+    action: str
+    response: Any             # dict | callable(frame) -> dict | OcppCallError | NO_ANSWER
+    station: str | None = None
+    times: int | None = None  # None = until cleared
+
+
+@dataclass
+class CsmsOptions:
+    """`[roles.csms]` options of a bench profile (documented in docs/csms-emulator.md)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0                                # 0 = the OS picks
+    security_profile: int = 1                    # 0 (bench-only: no auth), 1, 2, 3
+    ocpp_versions: tuple[str, ...] = ("2.1", "2.0.1")   # preference order
+    stations: dict[str, str] = field(default_factory=dict)   # id -> Basic-auth password; {} = any id
+    password: str | None = None                  # password for any station id (when `stations` is empty)
+    tls_cert: str | None = None                  # server certificate (PEM); generated when absent
+    tls_key: str | None = None
+    tls_client_ca: str | None = None             # CA that signs station certificates (profile 3)
+    heartbeat_interval_s: int = 300
+    boot_status: str = "Accepted"
+    response_timeout_s: float = 10.0
+    max_frame_bytes: int = 65536                 # bigger frames: connection closed with 1009
+    record_path: str | None = None               # JSONL of every frame; default: the test's evidence
+    retain_frames: bool = True                   # keep frames in memory for expect()
+
+    KNOWN = ("host", "port", "security_profile", "ocpp_version", "ocpp_versions", "station_id", "stations",
+             "password", "tls_cert", "tls_key", "tls_client_ca", "heartbeat_interval_s", "boot_status",
+             "response_timeout_s", "max_frame_bytes", "record_path", "retain_frames")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CsmsOptions":
+        d = dict(d)
+        unknown = sorted(set(d) - set(cls.KNOWN))
+        if unknown:
+            raise BenchError(f"unknown CSMS option(s) {unknown}", where="roles.csms",
+                             fix=f"use only {', '.join(cls.KNOWN)}")
+        if "ocpp_version" in d:
+            d["ocpp_versions"] = (d.pop("ocpp_version"),)
+        if "ocpp_versions" in d:
+            v = d["ocpp_versions"]
+            d["ocpp_versions"] = tuple([v] if isinstance(v, str) else v)
+        sid = d.pop("station_id", None)
+        stations = dict(d.get("stations") or {})
+        if sid:
+            stations.setdefault(sid, d.get("password") or "")
+        d["stations"] = stations
+        opts = cls(**d)
+        opts.check()
+        return opts
+
+    def problems(self) -> list[str]:
+        errs = []
+        if self.security_profile not in (0, 1, 2, 3):
+            errs.append(f"security_profile = {self.security_profile!r}: must be 0 (no auth, bench only), 1, 2 or 3")
+        bad = [v for v in self.ocpp_versions if v not in SUBPROTOCOLS]
+        if bad or not self.ocpp_versions:
+            errs.append(f"ocpp_versions = {list(self.ocpp_versions)!r}: each must be one of {sorted(SUBPROTOCOLS)}")
+        if not 0 <= int(self.port) <= 65535:
+            errs.append(f"port = {self.port!r}: must be 0..65535 (0 = any free port)")
+        if self.security_profile in (1, 2) and not (self.stations or self.password):
+            errs.append("security profiles 1/2 need `password` (or `stations = {id = password}`) for Basic auth")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            errs.append("give both tls_cert and tls_key, or neither (then a test PKI is generated)")
+        return errs
+
+    def check(self) -> None:
+        errs = self.problems()
+        if errs:
+            from ..errors import ProfileError
+            raise ProfileError(errs, where="roles.csms")
+
+
+class StationSession:
+    """One station's WebSocket connection: frame handling, outbound CALLs, duplicate-id tracking."""
+
+    def __init__(self, server: "CsmsServer", ws: ServerConnection, station_id: str, version: str):
+        self.server, self.ws, self.id, self.version = server, ws, station_id, version
+        self.schemas = schemas_for(version)
+        self.pending: dict[str, tuple[str, asyncio.Future]] = {}
+        self.call_lock = asyncio.Lock()     # OCPP-J: one outstanding CALL per direction
+        self.seen_ids: OrderedDict[str, None] = OrderedDict()
+        self.connected_at = time.monotonic()
+        self.closed = asyncio.Event()
+        self.close_detail = ""
+        self.raw_ids: set[str] = set()      # ids of frames the test sent raw: their answers are expected
+
+    # -- inbound ---------------------------------------------------------------------------
+    async def serve(self) -> None:
+        try:
+            async for raw in self.ws:
+                await self.on_frame(raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            rc = self.ws.close_code
+            self.close_detail = f"code {rc} {self.ws.close_reason!r}" if rc is not None else "no close frame"
+            for _, fut in self.pending.values():
+                if not fut.done():
+                    fut.set_exception(ConnectionError(f"station {self.id} disconnected ({self.close_detail})"))
+            self.closed.set()
+
+    async def on_frame(self, raw: str | bytes) -> None:
+        srv = self.server
+        frame = srv.recorder.record(station=self.id, direction="in", raw=raw)
+        try:
+            reply = self._parse_and_answer(frame, raw)
+        finally:
+            if frame.problems:
+                srv.add_violation(frame)
+            srv.recorder.write(frame)
+            srv.notify()
+        if reply is not None:
+            if asyncio.iscoroutine(reply):
+                reply = await reply
+            if reply is not None:
+                await self.send(reply, answers=frame)
+
+    def _parse_and_answer(self, frame: Frame, raw):
+        """Fill in the parsed fields of `frame`; return the answer (list) or None."""
+        if isinstance(raw, bytes):
+            frame.problems.append("binary WebSocket frame (OCPP-J uses text frames only)")
+            return [CALLERROR, "-1", "RpcFrameworkError", "binary frame: OCPP-J messages are text frames", {}]
+        try:
+            msg = json.loads(raw)
+        except ValueError as e:
+            frame.problems.append(f"not valid JSON ({e})")
+            # OCPP-J: when the messageId cannot be read, answer with messageId "-1".
+            return [CALLERROR, "-1", "RpcFrameworkError", "message is not valid JSON", {}]
+        if not isinstance(msg, list) or len(msg) < 3:
+            frame.problems.append("not an OCPP-J message array [type, id, ...]")
+            return [CALLERROR, "-1", "RpcFrameworkError", "message is not an OCPP-J array", {}]
+        mtype, uid = msg[0], msg[1]
+        frame.msg_type = mtype if mtype in (CALL, CALLRESULT, CALLERROR) else None
+        if not isinstance(uid, str) or not uid:
+            frame.problems.append(f"messageId {uid!r} is not a non-empty string")
+            return [CALLERROR, "-1", "RpcFrameworkError", "messageId must be a string", {}]
+        frame.unique_id = uid
+        if len(uid) > MAX_MESSAGE_ID_LEN:
+            frame.problems.append(f"messageId longer than {MAX_MESSAGE_ID_LEN} characters")
+        if mtype == CALL:
+            return self._on_call(frame, msg)
+        if mtype == CALLRESULT:
+            self._on_result(frame, msg)
+            return None
+        if mtype == CALLERROR:
+            self._on_error(frame, msg)
+            return None
+        frame.problems.append(f"unknown MessageTypeId {mtype!r}")
+        return [CALLERROR, uid, "MessageTypeNotSupported", f"MessageTypeId {mtype!r} is not 2, 3 or 4", {}]
+
+    def _on_call(self, frame: Frame, msg: list):
+        uid = frame.unique_id
+        if len(msg) != 4 or not isinstance(msg[2], str) or not isinstance(msg[3], dict):
+            frame.problems.append("CALL must be [2, messageId, action, {payload}]")
+            return [CALLERROR, uid, "FormatViolation", "CALL must be [2, messageId, action, {payload}]", {}]
+        frame.action, frame.payload = msg[2], msg[3]
+        if uid in self.seen_ids:
+            frame.problems.append(f"duplicate messageId {uid!r} on this connection (OCPP-J: ids of CALLs are unique)")
+            return [CALLERROR, uid, "RpcFrameworkError", "duplicate messageId; the CALL was not processed again", {}]
+        self.seen_ids[uid] = None
+        if len(self.seen_ids) > 1000:
+            self.seen_ids.popitem(last=False)
+        if frame.action not in self.schemas.actions:
+            frame.problems.append(f"unknown action {frame.action!r} for OCPP {self.version}")
+            return [CALLERROR, uid, "NotImplemented", f"{frame.action} is not an OCPP {self.version} action", {}]
+        problems = self.schemas.check(frame.action, "Request", frame.payload)
+        if problems:
+            frame.problems.extend(f"schema {frame.action}Request: {p}" for p in problems)
+            return [CALLERROR, uid, problems[0].ocpp_error_code, str(problems[0])[:255],
+                    {"problems": [str(p) for p in problems[:5]]}]
+        return self.server.answer(self, frame)
+
+    def _on_result(self, frame: Frame, msg: list) -> None:
+        entry = self.pending.get(frame.unique_id)
+        frame.payload = msg[2]
+        if entry is None:
+            if frame.unique_id in self.raw_ids:
+                frame.note = "answer to a raw frame sent by the test"
+            else:
+                frame.problems.append("CALLRESULT for a messageId the CSMS never sent (or already answered)")
+            return
+        action, fut = entry
+        frame.action = action
+        if not isinstance(msg[2], dict) or len(msg) != 3:
+            frame.problems.append("CALLRESULT must be [3, messageId, {payload}]")
+        else:
+            frame.problems.extend(f"schema {action}Response: {p}" for p in self.schemas.check(action, "Response", msg[2]))
+        if not fut.done():
+            fut.set_result(frame)
+
+    def _on_error(self, frame: Frame, msg: list) -> None:
+        entry = self.pending.get(frame.unique_id)
+        if len(msg) != 5 or not isinstance(msg[2], str) or not isinstance(msg[3], str) or not isinstance(msg[4], dict):
+            frame.problems.append("CALLERROR must be [4, messageId, errorCode, errorDescription, {errorDetails}]")
+        frame.error_code = msg[2] if len(msg) > 2 else None
+        frame.payload = {"errorCode": frame.error_code, "errorDescription": msg[3] if len(msg) > 3 else None,
+                         "errorDetails": msg[4] if len(msg) > 4 else None}
+        if entry is None:
+            if frame.unique_id in self.raw_ids or frame.unique_id == "-1":
+                frame.note = "answer to a raw frame sent by the test"
+            else:
+                frame.problems.append("CALLERROR for a messageId the CSMS never sent (or already answered)")
+            return
+        frame.action, fut = entry[0], entry[1]
+        if not fut.done():
+            fut.set_result(frame)
+
+    # -- outbound --------------------------------------------------------------------------
+    async def send(self, message: list | str, *, answers: Frame | None = None, action: str | None = None) -> Frame:
+        raw = message if isinstance(message, str) else dumps(message)
+        frame = self.server.recorder.record(station=self.id, direction="out", raw=raw)
+        if isinstance(message, list):
+            frame.msg_type, frame.unique_id = message[0], message[1]
+            if message[0] == CALL:
+                frame.action, frame.payload = message[2], message[3]
+            elif message[0] == CALLRESULT:
+                frame.action, frame.payload = (answers.action if answers else action), message[2]
+            elif message[0] == CALLERROR:
+                frame.action, frame.error_code = (answers.action if answers else action), message[2]
+                frame.payload = {"errorCode": message[2], "errorDescription": message[3], "errorDetails": message[4]}
+        else:
+            frame.note = "raw frame sent on request"
+        self.server.recorder.write(frame)
+        self.server.notify()
+        try:
+            await self.ws.send(raw)
+        except ConnectionClosed as e:
+            frame.note = (frame.note + "; " if frame.note else "") + f"not delivered: connection closed ({e})"
+        return frame
+
+    async def call(self, action: str, payload: Any, *, timeout: float | None = None,
+                   validate: bool = True, unique_id: str | None = None) -> Frame:
+        """Send a CALL; return the answering frame (CALLRESULT or CALLERROR)."""
+        if dataclasses.is_dataclass(payload) and not isinstance(payload, type):
+            from ocpp.charge_point import remove_nones, serialize_as_dict
+            action = action or type(payload).__name__
+            payload = compat.snake_to_camel_case(remove_nones(serialize_as_dict(payload)))
+        if validate:
+            problems = self.schemas.check(action, "Request", payload)
+            if problems:
+                raise BenchError(f"the test asked the CSMS to send an invalid {action}Request: "
+                                 + "; ".join(map(str, problems)), where=f"station {self.id} (OCPP {self.version})",
+                                 fix="fix the payload, or use send_invalid()/send_raw() to send invalid frames on purpose")
+        timeout = self.server.options.response_timeout_s if timeout is None else timeout
+        uid = unique_id or str(uuid.uuid4())
+        async with self.call_lock:
+            fut = asyncio.get_running_loop().create_future()
+            self.pending[uid] = (action, fut)
+            try:
+                await self.send([CALL, uid, action, payload])
+                try:
+                    return await asyncio.wait_for(fut, timeout)
+                except asyncio.TimeoutError:
+                    raise Nonconformance(f"station {self.id} did not answer {action} (messageId {uid}) "
+                                         f"within {timeout:g} s") from None
+            finally:
+                self.pending.pop(uid, None)
+
+
+class CsmsServer:
+    """The CSMS: accepts stations, answers their CALLs, sends CALLs, records everything."""
+
+    def __init__(self, options: CsmsOptions, *, recorder: FrameRecorder | None = None, ssl_context=None, pki=None):
+        self.options = options
+        self.recorder = recorder or FrameRecorder(options.record_path, retain=options.retain_frames)
+        self.sessions: dict[str, StationSession] = {}
+        self.events: list[ConnectionEvent] = []
+        self.violations: list[Violation] = []
+        self.overrides: list[Override] = []
+        self.ssl_context = ssl_context
+        self.pki = pki
+        self.port: int | None = None
+        self._server = None
+        self._changed = asyncio.Event()
+        self.handlers_failed: list[str] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        o = self.options
+        if o.security_profile in (2, 3) and self.ssl_context is None:
+            raise BenchError(f"security profile {o.security_profile} needs TLS but no SSL context was given",
+                             where="CsmsServer.start", fix="open the CSMS via CSMSEmulator, which builds one")
+        subprotocols = [SUBPROTOCOLS[v] for v in o.ocpp_versions]
+        self._server = await serve(self._handle, o.host, o.port, ssl=self.ssl_context,
+                                   subprotocols=subprotocols, process_request=self._process_request,
+                                   max_size=o.max_frame_bytes, ping_interval=None, compression=None,
+                                   server_header="v2g-bench-csms")
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("CSMS listening on %s", self.url())
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+            except asyncio.TimeoutError:
+                log.warning("CSMS: connections did not close within 5 s")
+            self._server = None
+        self.recorder.close()
+
+    def url(self, station_id: str | None = None) -> str:
+        scheme = "wss" if self.options.security_profile in (2, 3) else "ws"
+        host = self.options.host if ":" not in self.options.host else f"[{self.options.host}]"
+        base = f"{scheme}://{host}:{self.port}/ocpp"
+        return f"{base}/{station_id}" if station_id else base
+
+    # -- waiting ---------------------------------------------------------------------------
+    def notify(self) -> None:
+        ev, self._changed = self._changed, asyncio.Event()
+        ev.set()
+
+    async def wait_until(self, predicate: Callable[[], Any], timeout: float):
+        """Re-check `predicate` on every frame/connection event until truthy; TimeoutError after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ev = self._changed
+            result = predicate()
+            if result:
+                return result
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            try:
+                await asyncio.wait_for(ev.wait(), remaining)
+            except asyncio.TimeoutError:
+                pass
+
+    def add_violation(self, frame: Frame) -> None:
+        v = Violation(frame, list(frame.problems))
+        self.violations.append(v)
+        log.warning("OCPP violation from %s: %s", frame.station, v)
+
+    def _event(self, kind: str, station: str | None, detail: str, status: int | None = None, sub=None) -> None:
+        self.events.append(ConnectionEvent(time.monotonic(), kind, station, detail, status, sub))
+        log.info("connection %s: %s %s", kind, station, detail)
+        self.notify()
+
+    # -- handshake: path, subprotocol, credentials ------------------------------------------
+    def _process_request(self, connection: ServerConnection, request: Request):
+        o = self.options
+        station_id = request.path.rstrip("/").rsplit("/", 1)[-1] if request.path.strip("/") else ""
+        station_id = station_id.split("?", 1)[0]
+
+        def refuse(status: HTTPStatus, why: str, headers: dict | None = None):
+            self._event("rejected", station_id or None, why, int(status))
+            resp = connection.respond(status, why + "\n")
+            for k, v in (headers or {}).items():
+                resp.headers[k] = v
+            return resp
+
+        if not station_id or request.path.rstrip("/") in ("", "/ocpp"):
+            return refuse(HTTPStatus.NOT_FOUND, "no station identity in the URL path (expected /ocpp/<stationId>)")
+        if o.stations and station_id not in o.stations:
+            return refuse(HTTPStatus.NOT_FOUND, f"unknown station identity {station_id!r}")
+        offered = [p.strip() for h in request.headers.get_all("Sec-WebSocket-Protocol") for p in h.split(",") if p.strip()]
+        wanted = [SUBPROTOCOLS[v] for v in o.ocpp_versions]
+        if not offered:
+            return refuse(HTTPStatus.BAD_REQUEST, "no OCPP subprotocol offered in Sec-WebSocket-Protocol; "
+                          f"offer one of {', '.join(wanted)}")
+        if not set(offered) & set(wanted):
+            return refuse(HTTPStatus.BAD_REQUEST, f"none of the offered subprotocols {offered} is supported; "
+                          f"this CSMS speaks {', '.join(wanted)}")
+        if o.security_profile in (1, 2):
+            auth = request.headers.get("Authorization")
+            challenge = {"WWW-Authenticate": 'Basic realm="v2g-bench CSMS", charset="UTF-8"'}
+            if not auth or not auth.lower().startswith("basic "):
+                return refuse(HTTPStatus.UNAUTHORIZED, "security profile %d requires HTTP Basic authentication"
+                              % o.security_profile, challenge)
+            try:
+                user, _, password = base64.b64decode(auth[6:].strip(), validate=True).decode("utf-8").partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                return refuse(HTTPStatus.UNAUTHORIZED, "malformed Basic authorization header", challenge)
+            if user != station_id:
+                return refuse(HTTPStatus.UNAUTHORIZED, f"Basic auth username {user!r} does not match the station "
+                              f"identity {station_id!r} in the URL", challenge)
+            expected = o.stations.get(station_id) or o.password
+            if password != expected:
+                return refuse(HTTPStatus.UNAUTHORIZED, f"wrong password for station {station_id!r}", challenge)
+        if o.security_profile == 3:
+            ssl_obj = connection.transport.get_extra_info("ssl_object")
+            cert = ssl_obj.getpeercert() if ssl_obj else None
+            if not cert:
+                return refuse(HTTPStatus.FORBIDDEN, "security profile 3 requires a client certificate")
+            cns = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+            if station_id not in cns:
+                return refuse(HTTPStatus.FORBIDDEN, f"client certificate CN {cns} does not match the station "
+                              f"identity {station_id!r} in the URL")
+        connection.v2g_station_id = station_id
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        station_id = getattr(ws, "v2g_station_id", None) or ws.request.path.rstrip("/").rsplit("/", 1)[-1]
+        version = VERSION_OF_SUBPROTOCOL[ws.subprotocol]
+        old = self.sessions.get(station_id)
+        if old is not None and old.ws.state.name == "OPEN":
+            await old.ws.close(1000, "replaced by a new connection of the same station")
+        session = StationSession(self, ws, station_id, version)
+        self.sessions[station_id] = session
+        self._event("accepted", station_id, f"OCPP {version} (SP{self.options.security_profile})",
+                    101, ws.subprotocol)
+        try:
+            await session.serve()
+        finally:
+            self._event("closed", station_id, session.close_detail)
+
+    # -- answering the station's CALLs ------------------------------------------------------
+    def override(self, action: str, response, *, station: str | None = None, times: int | None = None) -> Override:
+        ov = Override(action, response, station, times)
+        self.overrides.insert(0, ov)        # newest first
+        return ov
+
+    def answer(self, session: StationSession, frame: Frame):
+        uid, action = frame.unique_id, frame.action
+        response = None
+        for ov in self.overrides:
+            if ov.action == action and ov.station in (None, session.id) and (ov.times is None or ov.times > 0):
+                if ov.times is not None:
+                    ov.times -= 1
+                response = ov.response
+                break
+        if response is NO_ANSWER:
+            frame.note = "no answer (per test override)"
+            return None
+        try:
+            if response is None:
+                payload = self.default_response(session, frame)
+            elif callable(response):
+                payload = response(frame)
+            else:
+                payload = response
+            if isinstance(payload, OcppCallError):
+                raise payload
+        except OcppCallError as e:
+            return [CALLERROR, uid, e.code, e.description, e.details]
+        except Exception as e:   # a broken override must not kill the connection: report it
+            self.handlers_failed.append(f"{action}: {e!r}")
+            log.exception("CSMS handler for %s failed", action)
+            return [CALLERROR, uid, "InternalError", f"CSMS handler failed: {e!r}"[:255], {}]
+        return [CALLRESULT, uid, payload]
+
+    def default_response(self, session: StationSession, frame: Frame) -> dict:
+        action, req = frame.action, frame.payload
+        now = utc_now_iso()
+        if action == "BootNotification":
+            return {"currentTime": now, "interval": self.options.heartbeat_interval_s, "status": self.options.boot_status}
+        if action == "Heartbeat":
+            return {"currentTime": now}
+        if action == "Authorize":
+            return {"idTokenInfo": {"status": "Accepted"}}
+        if action == "TransactionEvent":
+            return {"idTokenInfo": {"status": "Accepted"}} if "idToken" in req else {}
+        return minimal_payload(session.version, action)
