@@ -164,13 +164,14 @@ class BatteryEmulatorConfig:
     emulation: str = "BATT"                              # RP7900 EMULation at power-up
     output_on0: bool = True                              # the lab's emulated battery starts connected
     voltage_set_v: float = 370.0
-    current_limit_pos_a: float = 200.0                   # vendor +: the emulator SOURCES
-    current_limit_neg_a: float = -200.0                  # vendor -: the emulator SINKS
+    current_limit_pos_a: float = 40.0                    # vendor +: the emulator SOURCES
+    current_limit_neg_a: float = -40.0                   # vendor -: the emulator SINKS
     power_limit_w: float = 20_000.0
     ovp_v: float = 550.0
-    rating_v: float = 1000.0                             # model limits (RP7952A-ish: 950 V)
-    rating_a: float = 200.0
-    rating_w: float = 10_000.0 * 2
+    model: str = "RP7952A"
+    rating_v: float = 950.0                              # programming ranges of the model
+    rating_a: float = 40.0
+    rating_w: float = 20_000.0
 
 
 @dataclass
@@ -450,6 +451,7 @@ class Plant:
         self._grid_profile_mode = "step"
         self._faults: dict[str, tuple[str, dict[str, Any], float]] = {}   # key -> (name, params, t)
         self._frozen: dict[str, Measurement] = {}
+        self._held: dict[tuple[str, float], Measurement] = {}
         e = c.emulator
         self.emulator = _EmulatorSettings(
             emulation=e.emulation, output_on=e.output_on0, voltage_set_v=e.voltage_set_v,
@@ -530,16 +532,21 @@ class Plant:
         st, b, em = self.cfg.stage, self.cfg.battery, self.emulator
         v = max(self._v if self._v > 0 else self._terminal_voltage(0.0)[0], 1e-6)
         lim = []
-        for d, ext, i_bms, i_emu, soc_ok in (
-                (st.charge, self._ext_charge_w, b.max_charge_current_a, -em.current_limit_neg_a,
+        for sign, d, ext, i_bms, i_emu, soc_ok in (
+                (1.0, st.charge, self._ext_charge_w, b.max_charge_current_a, -em.current_limit_neg_a,
                  self.soc < b.soc_max),
-                (st.discharge, self._ext_discharge_w, b.max_discharge_current_a,
+                (-1.0, st.discharge, self._ext_discharge_w, b.max_discharge_current_a,
                  em.current_limit_pos_a, self.soc > b.soc_min)):
             if not soc_ok or not (d.v_min_v <= v <= d.v_max_v):
                 lim.append(0.0)
                 continue
             i_cap = max(0.0, min(d.i_max_a, i_bms, i_emu))
-            lim.append(max(0.0, min(d.p_max_w, ext, i_cap * v, em.power_limit_w)))
+            # power at the current cap, with the terminal voltage AT that current (I*R shift)
+            if self._battery_mode():
+                v_cap = self.ocv() + sign * i_cap * b.r_ohm
+            else:
+                v_cap = self.emulator.voltage_set_v
+            lim.append(max(0.0, min(d.p_max_w, ext, i_cap * max(v_cap, 0.0), em.power_limit_w)))
         f = self._faults.get("derate")
         if f is not None:
             k = min(max(float(f[1].get("factor", 0.5)), 0.0), 1.0)
@@ -958,7 +965,7 @@ class Plant:
             charge_limit_w=self._limits[0], discharge_limit_w=self._limits[1],
             faults=frozenset(self._faults))
 
-    def measure(self, source: str) -> Measurement:
+    def measure(self, source: str, rate_hz: float | None = None) -> Measurement:
         """A sample as instrument `source` (battery | analyzer | meter | can) would show it now:
         taken at the last tick of its sample rate, with seeded noise and resolution; frozen if a
         'frozen' fault is active for that source."""
@@ -969,11 +976,16 @@ class Plant:
             frozen = self._frozen.get(source)
             if frozen is not None:
                 return frozen
-            return self._measure_now(source)
+            return self._measure_now(source, rate_hz)
 
-    def _measure_now(self, source: str) -> Measurement:
+    def _measure_now(self, source: str, rate_hz: float | None = None) -> Measurement:
         m = self.cfg.measurement
-        k = int(math.floor(self._t * m.sample_rate_hz + 1e-9))
+        rate = rate_hz or m.sample_rate_hz
+        k = int(math.floor(self._t * rate + 1e-9))
+        # An instrument shows the same reading until its next update tick.
+        held = self._held.get((source, rate))
+        if held is not None and held.k == k:
+            return held
         stream = _STREAMS[source] * 16
 
         def noisy(x: float, n: int) -> float:
@@ -989,11 +1001,13 @@ class Plant:
         i_ac = abs(p_ac) / (n_ph * v_ac) if v_ac > 0 else 0.0
         v_dc = noisy(s.dc_voltage_v, 0) if s.dc_voltage_v else 0.0
         i_dc = noisy(s.dc_current_a, 1) if s.dc_current_a else 0.0
-        return Measurement(
-            t=k / m.sample_rate_hz, k=k, dc_voltage_v=v_dc, dc_current_a=i_dc,
+        meas = Measurement(
+            t=k / rate, k=k, dc_voltage_v=v_dc, dc_current_a=i_dc,
             dc_power_w=v_dc * i_dc, ac_voltage_v=v_ac, ac_current_a=i_ac, ac_power_w=p_ac,
             ac_apparent_va=n_ph * v_ac * i_ac, ac_reactive_var=0.0,
             freq_hz=round(s.grid_freq_hz, 4), soc=s.soc)
+        self._held[(source, rate)] = meas
+        return meas
 
     def limits(self) -> tuple[float, float]:
         with self._lock:

@@ -1,0 +1,1 @@
+"""Vendor SCPI dialects of the lab's simulated instruments (one module per instrument model)."""
