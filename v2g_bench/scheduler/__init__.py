@@ -1,1 +1,14 @@
-"""v2g_bench.scheduler"""
+"""Reference scheduler: cost-optimal V2G charge/discharge plans on HiGHS (highspy).
+
+Entry points: `Scheduler().plan(site, ev_or_evs)` (exact LP, MILP repair of simultaneous charge and
+discharge), `plan_fleet_independent`, `plan_fleet_shared`, `plan_fleet_decomposed` (Dantzig-Wolfe),
+`to_charging_schedule` (OCPP-style periods), `load_scenario` (TOML scenarios).
+"""
+from .model import (CostBreakdown, EVPlan, EVRequest, InfeasibleSchedule, Plan, ScheduleInputError, Site,
+                    interval_window)
+from .lp import Scheduler
+from .fleet import FleetResult, plan_fleet_decomposed, plan_fleet_independent, plan_fleet_shared
+
+__all__ = ["CostBreakdown", "EVPlan", "EVRequest", "InfeasibleSchedule", "Plan", "ScheduleInputError", "Site",
+           "interval_window", "Scheduler", "FleetResult", "plan_fleet_decomposed", "plan_fleet_independent",
+           "plan_fleet_shared"]
