@@ -31,6 +31,9 @@ class SerializedCodec:
         self.inner, self.kind = inner, kind
         self._lock = threading.Lock()
         self.stats = CodecStats()
+        # per thread: what the last encode got / decode produced (the trace reads it; each EV or
+        # SECC runs its own loop thread, so this is that side's own last message)
+        self.last = threading.local()
         self.inner.get_version()  # opens py4j's pooled socket from THIS (root-namespace) thread
 
     def encode(self, message: str, namespace: str) -> bytes:
@@ -38,6 +41,7 @@ class SerializedCodec:
             t = time.perf_counter()
             out = self.inner.encode(message, namespace)
             self.stats.encode_s.append(time.perf_counter() - t)
+        self.last.encoded = message
         return bytes(out)
 
     def decode(self, stream: bytes, namespace: str) -> str:
@@ -45,6 +49,7 @@ class SerializedCodec:
             t = time.perf_counter()
             out = self.inner.decode(stream, namespace)
             self.stats.decode_s.append(time.perf_counter() - t)
+        self.last.decoded = out
         return out
 
     def get_version(self) -> str:

@@ -1,0 +1,72 @@
+"""Misbehaviour on demand: one armed fault per call, applied when the EV SENDS a named message.
+
+Used by EVEmulator.misbehave(kind, at="DCChargeLoopReq", nth=1, ...). Each kind says what reaches
+the charger instead of the correct frame, so conformance tests can check the charger's reaction.
+"""
+from __future__ import annotations
+
+import enum
+import threading
+from dataclasses import dataclass, field
+
+
+class Misbehaviour(str, enum.Enum):
+    DELAY = "delay"                        # send `seconds` late (probe the charger's timeouts)
+    OUT_OF_SEQUENCE = "out_of_sequence"    # send the previous request again instead of this one
+    WRONG_SESSION_ID = "wrong_session_id"  # this request with another SessionID in its header
+    MALFORMED_HEADER = "malformed_header"  # V2GTP version byte wrong (0x02/0xFD)
+    CORRUPT_EXI = "corrupt_exi"            # EXI body bytes inverted after the header byte
+    ABRUPT_CLOSE = "abrupt_close"          # TCP RST instead of this request
+    STOP_ANSWERING = "stop_answering"      # send nothing from here on
+
+
+@dataclass
+class Armed:
+    kind: Misbehaviour
+    at: str
+    nth: int = 1
+    params: dict = field(default_factory=dict)
+    seen: int = 0
+    fired: bool = False
+
+
+class Injector:
+    def __init__(self) -> None:
+        self._armed: list[Armed] = []
+        self._lock = threading.Lock()
+        self.fired: list[Armed] = []
+
+    def arm(self, kind: Misbehaviour, at: str, nth: int = 1, **params) -> None:
+        if nth < 1:
+            raise ValueError("nth counts from 1")
+        if kind is Misbehaviour.DELAY and float(params.get("seconds", -1)) < 0:
+            raise ValueError("delay needs seconds >= 0")
+        with self._lock:
+            self._armed.append(Armed(kind, at, nth, params))
+
+    def disarm_all(self) -> None:
+        with self._lock:
+            self._armed.clear()
+
+    def take(self, name: str) -> Armed | None:
+        """Count a message about to be sent; return the fault to apply to it, if any."""
+        with self._lock:
+            for a in self._armed:
+                if not a.fired and (a.at == name or name.replace("_", "") == a.at.replace("_", "")):
+                    a.seen += 1
+                    if a.seen == a.nth:
+                        a.fired = True
+                        self.fired.append(a)
+                        return a
+        return None
+
+
+def malform_header(frame: bytes) -> bytes:
+    return bytes([0x02, 0xFD]) + frame[2:]
+
+
+def corrupt_exi(frame: bytes) -> bytes:
+    header, body = frame[:8], frame[8:]
+    if len(body) < 2:
+        return header + bytes(b ^ 0xFF for b in body)
+    return header + body[:1] + bytes(b ^ 0xFF for b in body[1:])

@@ -1,0 +1,163 @@
+"""The EVCC session handler and session of ours: same state machine as iso15118, plus
+tracing of every V2GTP frame, feeding the charger's present V/I to the EV model, and misbehaviour.
+
+We override only `start_comm_session` (to create our session class and own the TCP connection) and
+the session's `send` / `process_message` (to see every frame). Hand-written because the stack has no
+hook for either.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from v2g_bench.ev import compat
+
+compat.import_stack()
+
+from iso15118.evcc.comm_session_handler import (  # noqa: E402
+    CommunicationSessionHandler, EVCCCommunicationSession,
+)
+from iso15118.evcc.transport.tcp_client import TCPClient  # noqa: E402
+from iso15118.shared.exceptions import MessageProcessingError  # noqa: E402
+from iso15118.shared.exi_codec import EXI  # noqa: E402
+from iso15118.shared.messages.timeouts import Timeouts  # noqa: E402
+from iso15118.shared.messages.v2gtp import V2GTPMessage  # noqa: E402
+
+from v2g_bench.ev.misbehaviour import Misbehaviour, corrupt_exi, malform_header  # noqa: E402
+
+log = logging.getLogger(__name__)
+WRONG_SESSION_ID = "DEADBEEF00000000"
+
+
+def _find(obj, key):
+    if isinstance(obj, dict):
+        if key in obj:
+            return obj[key]
+        for v in obj.values():
+            r = _find(v, key)
+            if r is not None:
+                return r
+    return None
+
+
+def _rational(v) -> float | None:
+    if isinstance(v, dict) and "Value" in v:
+        exp = v.get("Exponent", v.get("Multiplier", 0))
+        return float(v["Value"]) * 10.0 ** int(exp)
+    return None
+
+
+class TracedEVCCSession(EVCCCommunicationSession):
+    def __init__(self, *args, bench_handler: "BenchEVCCHandler", **kw):
+        super().__init__(*args, **kw)
+        self._bench = bench_handler
+        self._prev_frame: bytes | None = None
+
+    async def send(self, message: V2GTPMessage):
+        h = self._bench
+        frame = message.to_bytes()
+        name = type(self.current_state.message).__name__ if self.current_state.message is not None else "?"
+        fault = h.injector.take(name) if h.injector else None
+        note = ""
+        if fault is not None:
+            note = f"misbehaviour {fault.kind.value} on {name}"
+            h.trace.note(note)
+            k = fault.kind
+            if k is Misbehaviour.DELAY:
+                await asyncio.sleep(float(fault.params["seconds"]))
+            elif k is Misbehaviour.OUT_OF_SEQUENCE:
+                frame = self._prev_frame or frame
+            elif k is Misbehaviour.WRONG_SESSION_ID:
+                frame = self._with_session_id(message, WRONG_SESSION_ID)
+            elif k is Misbehaviour.MALFORMED_HEADER:
+                frame = malform_header(frame)
+            elif k is Misbehaviour.CORRUPT_EXI:
+                frame = corrupt_exi(frame)
+            elif k is Misbehaviour.ABRUPT_CLOSE:
+                self._record("tx", b"", note + ": TCP reset, nothing sent")
+                self.writer.transport.abort()
+                raise ConnectionResetError("abrupt TCP close injected by the bench")
+            elif k is Misbehaviour.STOP_ANSWERING:
+                self._record("tx", b"", note + ": nothing sent")
+                self.last_message_sent = message
+                return
+        self.writer.write(frame)
+        await self.writer.drain()
+        self.last_message_sent = message
+        self._prev_frame = frame if fault is None else self._prev_frame or frame
+        self._record("tx", frame, note)
+
+    def _with_session_id(self, message: V2GTPMessage, sid: str) -> bytes:
+        msg = self.current_state.message
+        header = getattr(msg, "header", None)
+        if header is None:
+            raise MessageProcessingError(type(msg).__name__)
+        original = header.session_id
+        header.session_id = sid
+        try:
+            payload = EXI().to_exi(msg, self.get_exi_ns(message.payload_type))
+        finally:
+            header.session_id = original
+        return V2GTPMessage(self.protocol, message.payload_type, payload).to_bytes()
+
+    def _record(self, direction: str, frame: bytes, note: str = "", decoded=None):
+        h = self._bench
+        if decoded is None and direction == "tx":
+            decoded = getattr(h.codec.last, "encoded", None)
+        entry = h.trace.record(direction, frame, decoded, note)
+        if h.on_message:
+            try:
+                h.on_message(entry)
+            except Exception:  # noqa: BLE001 - a printing callback must not end the session
+                log.exception("on_message callback failed")
+        return entry
+
+    async def process_message(self, message: bytes):
+        h = self._bench
+        h.codec.last.decoded = None
+        try:
+            await super().process_message(message)
+        finally:
+            decoded = getattr(h.codec.last, "decoded", None)
+            entry = self._record("rx", message, decoded=decoded if decoded is not None else {"undecodable": True})
+            d = entry.decoded
+            v = _rational(_find(d, "EVSEPresentVoltage"))
+            i = _rational(_find(d, "EVSEPresentCurrent"))
+            if v is not None:
+                h.controller.observe_evse(v, i if i is not None else 0.0)
+
+
+class BenchEVCCHandler(CommunicationSessionHandler):
+    def __init__(self, config, iface, codec, controller, *, trace, injector=None, on_message=None,
+                 wanted_control_mode=None, allow_pnc: bool = False):
+        super().__init__(config, iface, codec, controller)
+        self.codec, self.controller, self.trace = codec, controller, trace
+        self.injector, self.on_message = injector, on_message
+        self.allow_pnc = allow_pnc
+        if wanted_control_mode is not None:
+            controller.wanted_control_mode = 1 if wanted_control_mode.name == "SCHEDULED" else 2
+        self.session: TracedEVCCSession | None = None
+
+    async def start_comm_session(self, host, port: int, is_tls: bool):
+        # same as the stack's, with our session class; a connect failure ends the session (the
+        # stack only logs it and then waits forever)
+        from iso15118.shared.notifications import StopNotification
+
+        try:
+            self.tcp_client = await asyncio.wait_for(
+                TCPClient.create(host, port, self._rcv_queue, is_tls, self.iface), 10.0)
+        except Exception as exc:  # noqa: BLE001
+            self._rcv_queue.put_nowait(StopNotification(
+                False, f"TCP connect to [{host.compressed}%{self.iface}]:{port} failed: {exc!r}", None))
+            return
+        session = TracedEVCCSession((self.tcp_client.reader, self.tcp_client.writer), self._rcv_queue,
+                                    self.config, self.iface, self.ev_controller, bench_handler=self)
+        session.is_tls = is_tls
+        self.session = session
+        self.trace.note(f"SDP: SECC at [{host.compressed}]:{port} {'TLS' if is_tls else 'TCP'}")
+        try:
+            await session.send_sap()
+        except Exception as exc:  # noqa: BLE001
+            self._rcv_queue.put_nowait(StopNotification(False, f"sending SupportedAppProtocolReq: {exc!r}", None))
+            return
+        self.comm_session = session, asyncio.create_task(session.start(Timeouts.SUPPORTED_APP_PROTOCOL_REQ))
