@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 XS = "http://www.w3.org/2001/XMLSchema"
 DSIG = "http://www.w3.org/2000/09/xmldsig#"
 
@@ -251,9 +251,10 @@ class _Builder:
 
     def _substitutes(self, el) -> list:
         """Element particle -> the element and every (transitive) member of its substitution group,
-        sorted lexicographically (EXI 8.5.4.1.6); abstract declarations drop out."""
+        sorted lexicographically (EXI 8.5.4.1.6). Abstract declarations stay in, as the jar
+        (EXIficient) keeps them: -2's abstract BodyElement takes an event code."""
         g = el.ref if getattr(el, "ref", None) is not None else el
-        out = [g] if not g.abstract else []
+        out = [g]
         groups = self.schema.maps.substitution_groups
         todo = [g.name]
         seen = set()
@@ -263,8 +264,7 @@ class _Builder:
                 continue
             seen.add(head)
             for m in groups.get(head, ()):  # members
-                if not m.abstract:
-                    out.append(m)
+                out.append(m)
                 todo.append(m.name)
         if len(out) > 1:
             out.sort(key=lambda e: _lex(e.name))

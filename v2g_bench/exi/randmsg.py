@@ -16,7 +16,11 @@ from v2g_bench.exi.grammar_gen import AT, CH, DSIG, EE, SE, SE_ANY
 _ALNUM = string.ascii_letters + string.digits
 # non-abstract substitution-group heads with empty types: valid EXI, but the jar's JAXB layer
 # cannot map them ("Missing class indicator field"), so the differential tests leave them out
-JAR_UNSUPPORTED = ("CLReqControlMode", "CLResControlMode")
+JAR_UNSUPPORTED = ("CLReqControlMode", "CLResControlMode", "EVChargeParameter", "EVSEChargeParameter",
+                   "EVSEStatus", "EVStatus", "SASchedules", "Entry", "TimeInterval",
+                   "EVPowerDeliveryParameter", "BodyElement")
+# roots the jar maps (its JAXB layer knows whole messages only for -2 and DIN)
+JAR_ROOTS = {"iso2": ("V2G_Message",), "din": ("V2G_Message",)}
 
 
 class _Rng:
