@@ -37,10 +37,11 @@ def _write(path: Path, key, cert) -> tuple[Path, Path]:
 def _cert(subject_cn: str, key, issuer_name, issuer_key, *, ca: bool, days: int = 2, sans=(), eku=None,
           not_before: dt.datetime | None = None):
     now = not_before or dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn),
+                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "v2g-bench test PKI")])
     b = (x509.CertificateBuilder()
-         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn),
-                                  x509.NameAttribute(NameOID.ORGANIZATION_NAME, "v2g-bench test PKI")]))
-         .issuer_name(issuer_name or x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
+         .subject_name(subject)
+         .issuer_name(issuer_name or subject)      # a root is its own issuer
          .public_key(key.public_key()).serial_number(x509.random_serial_number())
          .not_valid_before(now).not_valid_after(now + dt.timedelta(days=days))
          .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))

@@ -44,15 +44,26 @@ class PowerWindow:
         return self.clip(self.setpoint_w if self.setpoint_w is not None else wanted_w)
 
     def combine(self, other: "PowerWindow") -> "PowerWindow":
+        """Intersect with a cap `other`; if disjoint, the point of the cap nearest to this window
+        (a 5 kW discharge order under a 3 kW cap becomes a 3 kW discharge)."""
         lo, hi = max(self.lo_w, other.lo_w), min(self.hi_w, other.hi_w)
-        if lo > hi:                 # contradictory caps: the safest common point
-            lo = hi = 0.0 if self.lo_w <= 0 <= self.hi_w else hi
+        if lo > hi:
+            lo = hi = other.lo_w if self.hi_w < other.lo_w else other.hi_w
         sp = self.setpoint_w if self.setpoint_w is not None else other.setpoint_w
         return PowerWindow(lo, hi, None if sp is None else min(max(sp, lo), hi), self.sources + other.sources)
 
 
-def period_window(period: dict, unit: str, volts: float) -> PowerWindow:
+def period_window(period: dict, unit: str, volts: float, *, cap: bool = False) -> PowerWindow:
+    """The window of one period. `cap=True` for ChargingStationMaxProfile: it bounds the station's
+    power in both directions (2.0.1: |P| <= limit; 2.1: dischargeLimit <= P <= limit), it never
+    orders charging or forbids discharging by itself."""
     k = volts if unit == "A" else 1.0
+    if cap:
+        limit, dlim = period.get("limit"), period.get("dischargeLimit")
+        hi = INF if limit is None else abs(limit) * k
+        if period.get("operationMode") is None:
+            return PowerWindow(-hi, hi)
+        return PowerWindow(-INF if dlim is None else min(dlim * k, 0.0), hi)
     mode = period.get("operationMode")
     limit = period.get("limit")
     limit_w = None if limit is None else limit * k
@@ -136,6 +147,7 @@ class ProfileStack:
         return start
 
     def _period_at(self, profile: dict, t: dt.datetime, tx_start, volts: float):
+        cap = profile["chargingProfilePurpose"] == "ChargingStationMaxProfile"
         """(window, next change time) of `profile` at t, or (None, next change) if not active."""
         vf, vt = profile.get("validFrom"), profile.get("validTo")
         if vf and t < parse_time(vf):
@@ -163,7 +175,7 @@ class ProfileStack:
             nxt = end if nxt is None else min(nxt, end)
         if current is None:
             return None, nxt
-        w = period_window(current, sched["chargingRateUnit"], volts)
+        w = period_window(current, sched["chargingRateUnit"], volts, cap=cap)
         return PowerWindow(w.lo_w, w.hi_w, w.setpoint_w, (profile["id"],)), nxt
 
     def _best(self, candidates, t, tx_start, volts):
