@@ -307,3 +307,27 @@ class EVEmulator(RoleDriver):
             trace_path=str(trace.path) if trace.path else None, history=controller.history,
             tx_names=trace.names("tx"), rx_names=trace.names("rx"),
             loop_cycle_s=[b - a for a, b in zip(tx_t, tx_t[1:])], turnaround_s=turn)
+
+    # --- pcap ------------------------------------------------------------------------------------
+    def start_capture(self, path: str | Path | None = None):
+        """Start a pcap of the EV's interface (sniffer started from the EV's thread/namespace)."""
+        from v2g_bench.ev.pcap import PcapCapture
+
+        if path is None:
+            try:
+                from v2g_bench.evidence import Evidence
+                ev = Evidence.current()
+                path = ev.path("ev.pcap") if ev else Path("ev.pcap")
+            except ImportError:
+                path = Path("ev.pcap")
+        cap = PcapCapture(self.iface, path)
+
+        async def _start():
+            cap.start()
+        self._loop.run(_start(), 5.0)
+        return cap
+
+    def stop_capture(self, cap) -> Path:
+        async def _stop():
+            return cap.stop()
+        return self._loop.run(_stop(), 10.0)
