@@ -1,0 +1,286 @@
+"""The virtual lab process: one plant, one clock, every front-end and service in one asyncio loop.
+
+`python -m v2g_bench.lab` (and `v2g-bench lab`) call `run_lab()`. It loads the lab TOML (with
+`--set key=value` overrides), builds the plant, binds every front-end to port 0 (the OS picks), starts
+the services, and only then writes the ready file atomically (tmp + rename):
+
+    {"pid": .., "host": "127.0.0.1", "ports": {"battery_scpi": .., "analyzer_scpi": .., "modbus": ..,
+     "can": .., "control": .., <service ports>}, "resources": {...}, "started": <unix time>,
+     "seed": .., "time_scale": .., <service extras, e.g. "iso15118": {...}>}
+
+SIGTERM/SIGINT: outputs off (plant safe state), services stopped, sockets closed, ready file
+removed, exit 0, all within 5 s (every stop step has its own timeout).
+"""
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from v2g_bench.errors import LabError, ProfileError
+from v2g_bench.lab.can import SocketcandServer
+from v2g_bench.lab.control import ControlServer
+from v2g_bench.lab.modbus import ModbusFrontEnd
+from v2g_bench.lab.plant import LabClock, Plant, PlantConfig
+from v2g_bench.lab.scpi_server import ScpiServer
+
+DEFAULT_CONFIG = Path(__file__).with_name("default_lab.toml")
+TOP_KEYS = {"lab", "plant", "frontends", "services"}
+FRONTENDS = {"battery_scpi", "analyzer_scpi", "modbus", "can"}
+DIALECTS = {
+    "keysight_rp7900": "v2g_bench.lab.dialects.keysight_rp7900",
+    "yokogawa_wt": "v2g_bench.lab.dialects.yokogawa_wt",
+}
+STOP_STEP_TIMEOUT = 1.5
+
+log = logging.getLogger("v2g_bench.lab")
+
+
+# ------------------------------------------------------------------------------------ config
+
+def parse_set(item: str) -> tuple[list[str], Any]:
+    """`a.b.c=value` -> (["a","b","c"], value); value parsed as TOML when it is valid TOML."""
+    if "=" not in item:
+        raise LabError(f"--set {item!r}: expected key=value", where="--set",
+                       fix="e.g. --set services.secc.iface=vl-secc0")
+    key, raw = item.split("=", 1)
+    path = [k.strip() for k in key.strip().split(".")]
+    if not all(path):
+        raise LabError(f"--set {item!r}: empty key part", where="--set")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw                                   # bare word -> string
+    return path, value
+
+
+def load_config(path: str | Path | None = None, sets: list[str] | tuple[str, ...] = ()) -> dict:
+    p = Path(path) if path else DEFAULT_CONFIG
+    try:
+        cfg = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise LabError(f"lab config {p} not found", where="--config", fix="pass an existing TOML file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise LabError(f"lab config is not valid TOML: {e}", where=str(p), fix="fix the TOML syntax") from None
+    for item in sets:
+        keys, value = parse_set(item)
+        d = cfg
+        for k in keys[:-1]:
+            d = d.setdefault(k, {})
+            if not isinstance(d, dict):
+                raise LabError(f"--set {item!r}: {k!r} is not a table", where="--set")
+        d[keys[-1]] = value
+    errors = [f"{k}: unknown top-level table (known: {', '.join(sorted(TOP_KEYS))})"
+              for k in cfg if k not in TOP_KEYS]
+    for k in cfg.get("frontends", {}):
+        if k not in FRONTENDS:
+            errors.append(f"frontends.{k}: unknown front-end (known: {', '.join(sorted(FRONTENDS))})")
+    for name, svc in cfg.get("services", {}).items():
+        if not isinstance(svc, dict) or not isinstance(svc.get("module"), str):
+            errors.append(f"services.{name}: needs module = \"package.module\"")
+    for name in ("battery_scpi", "analyzer_scpi"):
+        d = cfg.get("frontends", {}).get(name, {}).get("dialect")
+        if d is not None and d not in DIALECTS:
+            errors.append(f"frontends.{name}.dialect: {d!r} unknown (known: {', '.join(DIALECTS)})")
+    if errors:
+        raise ProfileError(errors, where=str(p))
+    return cfg
+
+
+# ------------------------------------------------------------------------------------ services
+
+@dataclass
+class ServiceContext:
+    """What a service's `start_service(plant, cfg, ctx)` gets."""
+    plant: Plant
+    clock: LabClock
+    log: logging.Logger
+    host: str
+    register_op: Callable[[str, Callable], None]
+    ports: dict[str, int]
+    ready: dict[str, Any] = field(default_factory=dict)    # extra top-level keys for the ready file
+    config: dict[str, Any] = field(default_factory=dict)   # the whole lab config (read-only)
+
+
+# ------------------------------------------------------------------------------------ the lab
+
+class Lab:
+    def __init__(self, cfg: dict, *, seed: int | None = None, time_scale: float | None = None,
+                 host: str | None = None):
+        self.cfg = cfg
+        labcfg = cfg.get("lab", {})
+        self.seed = int(seed if seed is not None else labcfg.get("seed", 0))
+        self.host = host or labcfg.get("host", "127.0.0.1")
+        if self.host not in ("127.0.0.1", "::1", "localhost"):
+            raise LabError(f"lab host {self.host!r} is not loopback", where="--host",
+                           fix="the virtual lab binds to 127.0.0.1 or ::1 only")
+        self.clock = LabClock(float(time_scale if time_scale is not None else labcfg.get("time_scale", 1.0)))
+        self.plant = Plant(PlantConfig.from_dict(cfg.get("plant", {})), self.clock, seed=self.seed)
+        self.ports: dict[str, int] = {}
+        self.resources: dict[str, str] = {}
+        self.frontends: dict[str, Any] = {}
+        self.services: dict[str, Any] = {}
+        self.control = ControlServer(self.plant, self.ports)
+        self.ready_extra: dict[str, Any] = {}
+
+    async def start(self) -> dict:
+        fe = self.cfg.get("frontends", {})
+        host = self.host
+        for name, default_dialect in (("battery_scpi", "keysight_rp7900"), ("analyzer_scpi", "yokogawa_wt")):
+            opts = dict(fe.get(name, {}))
+            if not opts.pop("enabled", True):
+                continue
+            mod = importlib.import_module(DIALECTS[opts.pop("dialect", default_dialect)])
+            inst = mod.create(self.plant, opts)
+            srv = ScpiServer(name, inst, self.plant)
+            port = await srv.start(host, int(opts.get("port", 0)) if "port" in opts else 0)
+            self.frontends[name] = srv
+            self.ports[name] = port
+            self.resources[name] = f"TCPIP0::{host}::{port}::SOCKET"
+        if fe.get("modbus", {}).get("enabled", True):
+            mb = ModbusFrontEnd(self.plant)
+            self.ports["modbus"] = await mb.start(host, 0)
+            self.frontends["modbus"] = mb
+            self.resources["modbus"] = f"modbus-tcp://{host}:{self.ports['modbus']} (unit 1 charger, unit 2 meter)"
+        cancfg = fe.get("can", {})
+        if cancfg.get("enabled", True):
+            ch = cancfg.get("channel", "can0")
+            can = SocketcandServer(self.plant, channels=(ch,), period_s=float(cancfg.get("period_s", 0.1)))
+            self.ports["can"] = await can.start(host, 0)
+            self.frontends["can"] = can
+            self.resources["can"] = f"socketcand://{host}:{self.ports['can']}/{ch}"
+        self.ports["control"] = await self.control.start(host, 0)
+        self.plant.add_listener(self._on_plant_event)
+        for name, svc in self.cfg.get("services", {}).items():
+            scfg = dict(svc)
+            if not scfg.pop("enabled", True):
+                continue
+            modname = scfg.pop("module")
+            try:
+                mod = importlib.import_module(modname)
+            except ImportError as e:
+                raise LabError(f"service {name!r}: cannot import {modname}: {e}", where=f"services.{name}.module",
+                               fix="check the module path or disable the service") from None
+            if not hasattr(mod, "start_service"):
+                raise LabError(f"service {name!r}: {modname} has no start_service(plant, cfg, ctx)",
+                               where=f"services.{name}.module")
+            ctx = ServiceContext(plant=self.plant, clock=self.clock, log=logging.getLogger(f"v2g_bench.lab.svc.{name}"),
+                                 host=host, register_op=self.control.register_op, ports=self.ports,
+                                 ready=self.ready_extra, config=self.cfg)
+            timeout = float(scfg.get("start_timeout_s", 30.0))
+            try:
+                self.services[name] = await asyncio.wait_for(mod.start_service(self.plant, scfg, ctx), timeout)
+            except asyncio.TimeoutError:
+                raise LabError(f"service {name!r} did not start within {timeout:g} s", where=f"services.{name}") from None
+            log.info("service %s started (%s)", name, modname)
+        return self.ready_info()
+
+    def _on_plant_event(self, event: str, info: dict) -> None:
+        if event == "fault" and str(info.get("key", "")).startswith("disconnect:"):
+            fe = self.frontends.get(info["key"].split(":", 1)[1])
+            if fe is not None and hasattr(fe, "drop_connections"):
+                fe.drop_connections()
+        log.info("plant event %s %s", event, info)
+
+    def ready_info(self) -> dict:
+        info = {"pid": os.getpid(), "host": self.host, "ports": dict(self.ports),
+                "resources": dict(self.resources), "started": time.time(), "seed": self.seed,
+                "time_scale": self.clock.time_scale}
+        for k, v in self.ready_extra.items():
+            info.setdefault(k, v)
+        return info
+
+    async def stop(self) -> None:
+        """Outputs off first (safety), then services, then transports; each step time-boxed."""
+        try:
+            self.plant.outputs_off()
+        except Exception:
+            log.exception("outputs_off failed")
+        for name, svc in reversed(list(self.services.items())):
+            try:
+                await asyncio.wait_for(svc.stop(), STOP_STEP_TIMEOUT)
+            except Exception as e:
+                log.warning("service %s did not stop cleanly: %r", name, e)
+        self.services.clear()
+        steps = [fe.stop() for fe in self.frontends.values()] + [self.control.stop()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*steps, return_exceptions=True), STOP_STEP_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.warning("front-ends did not close within %s s", STOP_STEP_TIMEOUT)
+        self.frontends.clear()
+
+
+def write_ready_file(path: str | Path, info: dict) -> None:
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(info, indent=1))
+    os.replace(tmp, p)
+
+
+async def serve(cfg: dict, *, seed: int | None = None, time_scale: float | None = None,
+                host: str | None = None, ready_file: str | None = None,
+                on_ready: Callable[[dict], None] | None = None,
+                stop_event: asyncio.Event | None = None) -> None:
+    lab = Lab(cfg, seed=seed, time_scale=time_scale, host=host)
+    stop = stop_event or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):   # not the main thread
+            pass
+    try:
+        info = await lab.start()
+        if ready_file:
+            write_ready_file(ready_file, info)
+        log.info("lab ready: %s", json.dumps(info))
+        if on_ready:
+            on_ready(info)
+        await stop.wait()
+        log.info("lab stopping")
+    finally:
+        await lab.stop()
+        if ready_file:
+            try:
+                Path(ready_file).unlink()
+            except FileNotFoundError:
+                pass
+        log.info("lab stopped")
+
+
+def setup_logging(log_file: str | None) -> None:
+    handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("pymodbus").setLevel(logging.WARNING)
+
+
+def run_lab(*, config: str | None = None, ready_file: str | None = None, seed: int | None = None,
+            time_scale: float | None = None, host: str | None = None, log_file: str | None = None,
+            sets: list[str] | tuple[str, ...] = (), on_ready: Callable[[dict], None] | None = None) -> int:
+    """Run the lab in the foreground until SIGTERM/SIGINT. Returns the process exit code."""
+    setup_logging(log_file)
+    try:
+        cfg = load_config(config, sets)
+        asyncio.run(serve(cfg, seed=seed, time_scale=time_scale, host=host, ready_file=ready_file,
+                          on_ready=on_ready))
+    except (LabError, ProfileError) as e:
+        log.error("%s", e)
+        print(f"v2g-bench lab: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        log.error("cannot start the lab: %s", e)
+        print(f"v2g-bench lab: cannot start: {e}", file=sys.stderr)
+        return 2
+    return 0
