@@ -505,7 +505,7 @@ class Decoder:
             if rest >= 8 or (rest and r.bits(rest) != 0):
                 raise EXIDecodeError("trailing data after the end of the document", position=r.pos,
                                      path=path, expected="only zero padding to the byte boundary",
-                                     got=f"{(rest + 7) // 8} more byte(s)")
+                                     got=f"{rest} more bits")
         return {name: value}
 
     _path = ""
