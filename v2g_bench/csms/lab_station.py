@@ -96,6 +96,27 @@ def _make_charge_point_class(version: str):
 
         station: "StationService"
 
+        async def route_message(self, raw_msg):
+            # The library only logs frames it cannot parse; a station must answer them
+            # (OCPP-J: CALLERROR, messageId "-1" when the id cannot be read).
+            import json as _json
+            from ocpp.messages import unpack
+            from ocpp.exceptions import OCPPError
+            try:
+                unpack(raw_msg)
+            except OCPPError as e:
+                uid = "-1"
+                try:
+                    m = _json.loads(raw_msg)
+                    if isinstance(m, list) and len(m) > 1 and isinstance(m[1], str):
+                        uid = m[1]
+                except ValueError:
+                    pass
+                code = "MessageTypeNotSupported" if uid != "-1" else "RpcFrameworkError"
+                await self._send(_json.dumps([4, uid, code, str(e.description)[:255], {}]))
+                return
+            return await super().route_message(raw_msg)
+
         @on("SetChargingProfile")
         async def on_set_charging_profile(self, evse_id, charging_profile, **_):
             status, reason = self.station.set_profile(evse_id, compat.snake_to_camel_case(charging_profile))
@@ -522,6 +543,12 @@ class StationService:
     async def do_reset(self) -> None:
         if self.tx_id:
             await self.stop_transaction(reason="ImmediateReset", trigger="ResetCommand")
+        # finish what is in flight (the answer to the CSMS's request, the Ended event) before rebooting
+        for _ in range(50):
+            if not self.outbox:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
         if self.ws is not None:
             await self.ws.close(1000, "reset")
 
@@ -616,8 +643,7 @@ class StationService:
                          "min_charge_power": 0.0, "min_discharge_power": 0.0,
                          "ev_target_energy_request": ev["energy_request_wh"],
                          "ev_min_energy_request": -ev["capacity_wh"] * max(s.soc - ev["min_soc"], 0.0),
-                         "ev_max_energy_request": ev["capacity_wh"] * max(1.0 - s.soc, 0.0),
-                         "ev_max_voltage": ev["max_voltage_v"], "ev_max_current": ev["max_current_a"]},
+                         "ev_max_energy_request": ev["capacity_wh"] * max(1.0 - s.soc, 0.0)},
                      "dc_charging_parameters": {
                          "ev_max_current": ev["max_current_a"], "ev_max_voltage": ev["max_voltage_v"],
                          "energy_amount": ev["energy_request_wh"], "ev_max_power": ev["max_charge_w"],
