@@ -178,8 +178,14 @@ class StationSession:
         except ConnectionClosed:
             pass
         finally:
-            rc = self.ws.close_code
-            self.close_detail = f"code {rc} {self.ws.close_reason!r}" if rc is not None else "no close frame"
+            proto = self.ws.protocol
+            sent, rcvd = proto.close_sent, proto.close_rcvd
+            parts = []
+            if sent is not None:
+                parts.append(f"CSMS sent close {sent.code} {sent.reason!r}")
+            if rcvd is not None:
+                parts.append(f"station sent close {rcvd.code} {rcvd.reason!r}")
+            self.close_detail = "; ".join(parts) or "connection dropped without a close frame (1006)"
             for _, fut in self.pending.values():
                 if not fut.done():
                     fut.set_exception(ConnectionError(f"station {self.id} disconnected ({self.close_detail})"))

@@ -95,6 +95,7 @@ def test_oversized_frame_closes_with_1009_and_others_keep_being_served(csms, mak
             await ws.send('[2,"d1","Heartbeat",{}]')
             ws.transport.abort()
     run(drop())
+    assert "without a close frame" in csms.wait_for_disconnect("CS-DROP", 5)
     # meanwhile the lab station is still served: a full round trip each way
     assert csms.trigger_message("Heartbeat", station="LAB-CS-001")["status"] == "Accepted"
     csms.expect("Heartbeat", station="LAB-CS-001", timeout=5)
