@@ -93,6 +93,8 @@ def open_can_bus(options: dict[str, Any], *, name: str, where: str = "options"):
 
     opts = {k: v for k, v in options.items() if k not in ("dbc", "profile", "node", "send_periodic",
                                                            "receive_own_messages")}
+    if isinstance(opts.get("port"), str) and opts["port"].isdigit():   # `{lab.ports.can}` arrives as text
+        opts["port"] = int(opts["port"])
     if "interface" not in opts or "channel" not in opts:
         raise ProfileError(["CAN role needs `interface` and `channel` (e.g. interface = \"socketcand\", "
                             "channel = \"vcan0\", host = \"127.0.0.1\", port = 29536)"], where=where)
