@@ -5,7 +5,7 @@ Response: {"ok": true, ...result}  or  {"ok": false, "error": "<what>", "type": 
 
 Built-in ops (services add more with ctx.register_op): ping, ops, ports, state, measure, faults,
 fault_list, fault (inject), clear_faults, set_grid, grid_profile, set_time_scale, battery,
-setpoint, contactor, power_limits, outputs_off. See docs/virtual-lab.md for arguments.
+setpoint, contactor, power_limits, outputs_off, emulator. See docs/virtual-lab.md for arguments.
 """
 from __future__ import annotations
 
@@ -98,6 +98,15 @@ class ControlServer:
             p.set_power_limits(float(charge_w), float(discharge_w))
             return {}
 
+        def emulator(output_on: bool | None = None, clear_protection: bool = False, **settings):
+            if clear_protection:
+                p.clear_protection()
+            if settings:
+                p.set_emulator(**settings)
+            if output_on is not None:
+                p.set_battery_output(bool(output_on))
+            return {"emulator": asdict(p.emulator), "protection": sorted(p.protection)}
+
         def measure(source: str = "analyzer"):
             return asdict(p.measure(source))
 
@@ -119,6 +128,7 @@ class ControlServer:
             "contactor": contactor,
             "power_limits": power_limits,
             "outputs_off": lambda: (p.outputs_off(), {})[1],
+            "emulator": emulator,
         })
 
     async def handle(self, req: Any) -> dict:
@@ -300,6 +310,13 @@ class LabControl:
 
     def outputs_off(self) -> None:
         self.call("outputs_off")
+
+    def emulator(self, output_on: bool | None = None, clear_protection: bool = False, **settings: Any) -> dict:
+        """Battery-emulator state behind the SCPI front-end (vendor signs), e.g. to restore it."""
+        args = dict(settings, clear_protection=clear_protection)
+        if output_on is not None:
+            args["output_on"] = output_on
+        return self.call("emulator", **args)
 
     def close(self) -> None:
         if self._sock is not None:
