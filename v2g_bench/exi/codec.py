@@ -26,6 +26,7 @@ from v2g_bench.exi.errors import EXIDecodeError, EXIEncodeError, EXISchemaError
 from v2g_bench.exi.grammar_gen import AT, CH, EE, SE, SE_ANY, SCHEMA_SETS
 
 HEADER = 0x80
+_FAST = object()  # marker: the encoder's fast path already wrote the child
 # caps of the hardened decoder: no ISO 15118 value comes near these
 MAX_STRING_CHARS = 4096
 MAX_BINARY_BYTES = 8192
@@ -69,25 +70,20 @@ class BitWriter:
 
 
 class BitReader:
-    __slots__ = ("data", "pos", "end")
+    __slots__ = ("data", "pos", "end", "big")
 
     def __init__(self, data: bytes, start_bit: int = 0):
         self.data = data
         self.pos = start_bit
         self.end = len(data) * 8
+        self.big = int.from_bytes(data, "big")
 
     def bits(self, n: int) -> int:
-        if n == 0:
-            return 0
-        pos = self.pos
-        if pos + n > self.end:
-            raise _Truncated(pos)
-        first = pos >> 3
-        last = (pos + n - 1) >> 3
-        chunk = int.from_bytes(self.data[first:last + 1], "big")
-        shift = ((last + 1) << 3) - pos - n
-        self.pos = pos + n
-        return (chunk >> shift) & ((1 << n) - 1)
+        pos = self.pos + n
+        if pos > self.end:
+            raise _Truncated(self.pos)
+        self.pos = pos
+        return (self.big >> (self.end - pos)) & ((1 << n) - 1)
 
     def uint(self, max_octets: int = MAX_UINT_OCTETS) -> int:
         v = 0
@@ -122,6 +118,7 @@ class State:
     by_name: dict = field(default_factory=dict)   # local name -> (code, kind, arg, next)
     ee_code: int = -1
     ch: tuple | None = None                      # (code, dt, next)
+    eprods: tuple = ()   # (code, kind, name, arg, next, child type) for the encoder/decoder hot loops
 
 
 @dataclass(slots=True)
@@ -164,6 +161,11 @@ class Grammar:
                         st.ee_code = code
                     elif kind == CH and st.ch is None:
                         st.ch = (code, arg, nxt)
+                st.eprods = tuple(
+                    (code, kind, self.elements[arg][0] if kind == SE else
+                     self.attributes[arg][0] if kind == AT else None,
+                     arg, nxt, self.elements[arg][2] if kind == SE else -1)
+                    for code, (kind, arg, nxt) in enumerate(prods))
                 states.append(st)
             is_simple_type = len(states) == 2 and states[0].prods and states[0].prods[0][0] == CH \
                 and not attr_names and t["simple"] is not None and not t["multi"]
@@ -274,25 +276,35 @@ class Encoder:
         text_done = text is None
         state = t.states[0]
         g = self.g
+        types = g.types
         while True:
             chosen = None
-            for code, (kind, arg, nxt) in enumerate(state.prods):
+            for code, kind, name, arg, nxt, ctidx in state.eprods:
                 if kind == SE:
-                    name = g.elements[arg][0]
                     if name in data:
                         v = data[name]
                         k = used.get(name, 0)
-                        if isinstance(v, list):
+                        if type(v) is list:
                             if k < len(v):
-                                chosen = (code, kind, arg, nxt, v[k], f"{path}/{name}[{k}]")
+                                v = v[k]
                                 used[name] = k + 1
+                                ct = types[ctidx]
+                                if ct.is_simple_type and self._fast_simple(w, state.bits, code, ct, v):
+                                    chosen = _FAST
+                                    state = t.states[nxt]
+                                    break
+                                chosen = (code, kind, arg, nxt, v, f"{path}/{name}[{k}]")
                                 break
                         elif k == 0:
-                            chosen = (code, kind, arg, nxt, v, f"{path}/{name}")
                             used[name] = 1
+                            ct = types[ctidx]
+                            if ct.is_simple_type and self._fast_simple(w, state.bits, code, ct, v):
+                                chosen = _FAST
+                                state = t.states[nxt]
+                                break
+                            chosen = (code, kind, arg, nxt, v, f"{path}/{name}")
                             break
                 elif kind == AT:
-                    name = g.attributes[arg][0]
                     if name in data and name not in used:
                         used[name] = 1
                         chosen = (code, kind, arg, nxt, data[name], f"{path}/@{name}")
@@ -305,6 +317,8 @@ class Encoder:
                 elif kind == EE:
                     chosen = (code, kind, arg, nxt, None, path)
                     break
+            if chosen is _FAST:
+                continue
             if chosen is None:
                 left = [k for k in data if used.get(k, 0) < (len(data[k]) if isinstance(data[k], list) else 1)]
                 exp = [self._prod_name(p) for p in state.prods]
@@ -334,6 +348,51 @@ class Encoder:
             else:
                 self._value(w, arg, v, p)
             state = t.states[nxt]
+
+    def _fast_simple(self, w: BitWriter, bits: int, code: int, t: TypeGrammar, v) -> bool:
+        """Common case of a simple-typed child with a valid value: SE, CH, value, EE in few writes.
+        Returns False (nothing written) for anything unusual; the general path handles it."""
+        d = self.g.datatypes[t.simple]
+        k = d[0]
+        tv = type(v)
+        if k == "nbit":
+            if tv is not int or not d[1] <= v <= d[2]:
+                return False
+            nb = d[3]
+            # SE code, CH code 0 (1 bit), value, EE code 0 (1 bit)
+            w.bits((((code << 1) << nb) | (v - d[1])) << 1, bits + nb + 2)
+            return True
+        if k == "bool":
+            if tv is not bool:
+                return False
+            w.bits(((code << 1) << 1 | v) << 1, bits + 3)
+            return True
+        if k == "int":
+            if tv is not int or (d[1] is not None and v < d[1]) or (d[2] is not None and v > d[2]):
+                return False
+            if v < 0:
+                w.bits((code << 2) | 1, bits + 2)
+                w.uint(-v - 1)
+            else:
+                w.bits(code << 2, bits + 2)
+                w.uint(v)
+            w.bits(0, 1)
+            return True
+        if k == "uint":
+            if tv is not int or v < d[1] or (d[2] is not None and v > d[2]):
+                return False
+            w.bits(code << 1, bits + 1)
+            w.uint(v)
+            w.bits(0, 1)
+            return True
+        if k == "enum":
+            try:
+                i = d[1].index(v)
+            except ValueError:
+                return False
+            w.bits((((code << 1) << d[2]) | i) << 1, bits + d[2] + 2)
+            return True
+        return False
 
     def _prod_name(self, prod) -> str:
         kind, arg, _ = prod
