@@ -65,7 +65,8 @@ class StationConfig:
     @classmethod
     def from_dict(cls, d: dict | None) -> "StationConfig":
         d = dict(d or {})
-        d.pop("module", None)
+        for lab_key in ("module", "enabled", "start_timeout_s"):    # the lab's keys, not ours
+            d.pop(lab_key, None)
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(d) - known)
         if unknown:
