@@ -260,7 +260,11 @@ async def serve(cfg: dict, *, seed: int | None = None, time_scale: float | None 
 def setup_logging(log_file: str | None) -> None:
     handler: logging.Handler = logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler._v2g_lab = True                       # type: ignore[attr-defined]
     root = logging.getLogger()
+    for h in [h for h in root.handlers if getattr(h, "_v2g_lab", False)]:
+        root.removeHandler(h)                     # run twice in one process (tests): no duplicates
+        h.close()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     logging.getLogger("pymodbus").setLevel(logging.WARNING)
