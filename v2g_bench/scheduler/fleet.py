@@ -116,6 +116,14 @@ class FleetResult:
         return site.base_kw() + self.power_kw.sum(axis=0)
 
 
+def _mp_context():
+    """forkserver: HiGHS runs threads, and fork() of a threaded process may deadlock; the server is forked
+    from a clean process with the scheduler preloaded, so workers still start fast."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["v2g_bench.scheduler.fleet"])
+    return ctx
+
+
 def _soc(ev: EVRequest, c, d, h):
     return ev.soc_kwh + np.concatenate([[0.0], np.cumsum(ev.eta_charge * h * c - h * d / ev.eta_discharge)])
 
@@ -162,7 +170,7 @@ def plan_fleet_independent(site: Site, evs: list[EVRequest], *, workers: int | N
         offsets = [0]
     else:
         bounds = np.linspace(0, len(evs), workers + 1).astype(int)
-        ctx = mp.get_context("fork")
+        ctx = _mp_context()
         with ctx.Pool(workers) as pool:
             parts = pool.starmap(_independent_chunk, [(site, evs[bounds[i]:bounds[i + 1]]) for i in range(workers)])
         offsets = list(bounds[:-1])
@@ -236,7 +244,7 @@ class ProcessShard:
     """The same shard in a worker process (one persistent HiGHS model per worker)."""
 
     def __init__(self, site, evs, index):
-        ctx = mp.get_context("fork")
+        ctx = _mp_context()
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_shard_main, args=(child, site, evs, index), daemon=True)
         self.proc.start()

@@ -195,7 +195,7 @@ def _build(L: _Layout, site: Site, evs: list[EVRequest]):
         s = L.slack0
         cost[s:s + L.N] = M
         hi[s:s + L.N] = INF
-        cost[s + L.N:s + L.N + 2 * T] = M
+        cost[s + L.N:s + L.N + 2 * T] = 100 * M   # the site limit is physical: targets give way first
         hi[s + L.N:s + L.N + 2 * T] = INF
         if L.metering == "site":
             hi[L.gp:L.gp + T] = imp  # overflow column carries the excess
