@@ -5,7 +5,8 @@ Response: {"ok": true, ...result}  or  {"ok": false, "error": "<what>", "type": 
 
 Built-in ops (services add more with ctx.register_op): ping, ops, ports, state, measure, faults,
 fault_list, fault (inject), clear_faults, set_grid, grid_profile, set_time_scale, battery,
-setpoint, contactor, power_limits, outputs_off, emulator. See docs/virtual-lab.md for arguments.
+setpoint, contactor, power_limits, outputs_off, emulator, measurement,
+advance (manual clock only). See docs/virtual-lab.md for arguments.
 """
 from __future__ import annotations
 
@@ -107,6 +108,18 @@ class ControlServer:
                 p.set_battery_output(bool(output_on))
             return {"emulator": asdict(p.emulator), "protection": sorted(p.protection)}
 
+        def measurement(**params):
+            if params:
+                p.configure_measurement(**params)
+            return {"measurement": asdict(p.cfg.measurement)}
+
+        def advance(dt: float):
+            if not p.clock.manual:
+                raise LabError("advance needs the manual clock", where="control op advance",
+                               fix="start the lab with --set lab.clock=manual")
+            p.step(float(dt))
+            return {"t": p.clock.now()}
+
         def measure(source: str = "analyzer"):
             return asdict(p.measure(source))
 
@@ -129,6 +142,8 @@ class ControlServer:
             "power_limits": power_limits,
             "outputs_off": lambda: (p.outputs_off(), {})[1],
             "emulator": emulator,
+            "measurement": measurement,
+            "advance": advance,
         })
 
     async def handle(self, req: Any) -> dict:
@@ -310,6 +325,14 @@ class LabControl:
 
     def outputs_off(self) -> None:
         self.call("outputs_off")
+
+    def advance(self, dt: float) -> float:
+        """Manual-clock labs only (`--set lab.clock=manual`): move plant time by dt seconds."""
+        return self.call("advance", dt=dt)["t"]
+
+    def measurement(self, **params: Any) -> dict:
+        """Set/read noise_rel, noise_abs, resolution, sample_rate_hz of the measurement paths."""
+        return self.call("measurement", **params)["measurement"]
 
     def emulator(self, output_on: bool | None = None, clear_protection: bool = False, **settings: Any) -> dict:
         """Battery-emulator state behind the SCPI front-end (vendor signs), e.g. to restore it."""

@@ -785,6 +785,21 @@ class Plant:
             if "capacity_wh" in kw:
                 self._e_batt_wh = soc * new.capacity_wh
 
+    def configure_measurement(self, **kw: Any) -> None:
+        """Change noise_rel, noise_abs, resolution, sample_rate_hz of the measurement paths."""
+        with self._lock:
+            self._sync()
+            new = replace(self.cfg.measurement, **{k: float(v) for k, v in kw.items()})
+            trial = replace(self.cfg, measurement=new)
+            probs = trial.problems()
+            if new.noise_rel < 0 or new.noise_abs < 0 or new.resolution < 0:
+                probs.append("plant.measurement: noise and resolution must be >= 0")
+            if probs:
+                from v2g_bench.errors import ProfileError
+                raise ProfileError(probs, where="Plant.configure_measurement")
+            self.cfg = trial
+            self._held.clear()
+
     # battery emulator (used by the RP7900 front-end; vendor sign handled there)
 
     def set_battery_output(self, on: bool) -> None:

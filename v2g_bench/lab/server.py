@@ -123,7 +123,12 @@ class Lab:
         if self.host not in ("127.0.0.1", "::1", "localhost"):
             raise LabError(f"lab host {self.host!r} is not loopback", where="--host",
                            fix="the virtual lab binds to 127.0.0.1 or ::1 only")
-        self.clock = LabClock(float(time_scale if time_scale is not None else labcfg.get("time_scale", 1.0)))
+        clock_kind = labcfg.get("clock", "real")
+        if clock_kind not in ("real", "manual"):
+            raise LabError(f"lab.clock = {clock_kind!r}", where="[lab] clock", fix="use 'real' or 'manual'")
+        # manual: plant time moves only with the control op `advance` (bit-exact reproducible runs)
+        self.clock = LabClock(float(time_scale if time_scale is not None else labcfg.get("time_scale", 1.0)),
+                              manual=clock_kind == "manual")
         self.plant = Plant(PlantConfig.from_dict(cfg.get("plant", {})), self.clock, seed=self.seed)
         self.ports: dict[str, int] = {}
         self.resources: dict[str, str] = {}
