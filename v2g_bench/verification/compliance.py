@@ -197,7 +197,7 @@ def judge_schedule(commanded: CommandedProfile, samples, tolerance: Tolerance | 
     k = np.searchsorted(commanded.starts_s, tc, side="right") - 1
     since = tc - commanded.starts_s[np.clip(k, 0, None)]
     steady = since >= tol.settle_s
-    dt = np.append(np.diff(tc), 0.0)
+    dt = np.diff(tc, append=2 * tc[-1] - tc[-2])  # the last sample stands for one more period
     m = res.metrics
     m["samples"] = int(tc.size)
     m["rms_error_w_all"] = float(np.sqrt(np.mean(err ** 2)))

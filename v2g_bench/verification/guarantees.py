@@ -35,7 +35,7 @@ def judge_guarantees(t_s, soc_kwh, power_w=None, *, floor_kwh: float = 0.0, rese
     lower = max(floor_kwh, reserve_kwh)
     which = "backup reserve" if reserve_kwh >= floor_kwh and reserve_kwh > 0 else "SOC floor"
     deficit = np.clip(lower - soc, 0, None)
-    dt = np.append(np.diff(t), 0.0)
+    dt = np.diff(t, append=2 * t[-1] - t[-2])  # the last sample stands for one more period
     m["min_soc_kwh"] = float(soc.min())
     m["soc_deficit_kwh"] = float(deficit.max())
     m["time_below_s"] = float(np.sum(dt[deficit > soc_tolerance_kwh]))
