@@ -56,7 +56,7 @@ def test_a_lagging_power_stage_fails_t90_and_tracking():
 def test_energy_deviation_and_exceedance_by_hand():
     # constant +500 W offset for 30 s at 7 kW -> 500 * 30 / 3.6e6 kWh too much in that interval
     p = first_order(CMD, T, 0.01, 0.0, offset=500.0)
-    tol = Tolerance(band_w=1000, energy_dev_max_pct=1.0, max_charge_w=7200, max_discharge_w=6000, settle_s=1)
+    tol = Tolerance(band_w=1000, energy_dev_max_pct=1.0, energy_dev_floor_kwh=0.001, max_charge_w=7200, max_discharge_w=6000, settle_s=1)
     res = judge_schedule(CMD, (T, p), tol)
     iv = {round(r["start_s"]): r for r in res.metrics["intervals"]}
     # minus what the 10 ms lag loses on the 7 kW step (7000 W * tau)
