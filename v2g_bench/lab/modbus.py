@@ -80,7 +80,7 @@ class ChargerMeterModbus:
 
     def charger_state(self) -> int:
         s = self.plant.state()
-        if any(f.split(":")[0] in ("contactor", "ovp_trip", "ocp_trip") for f in s.faults) or self.plant.protection:
+        if any(f.split(":")[0] in ("contactor", "ovp_trip", "ocp_trip", "opp_trip") for f in s.faults) or self.plant.protection:
             return STATE_ERROR
         if not s.battery_output_on:
             return STATE_READY

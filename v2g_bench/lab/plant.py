@@ -327,6 +327,8 @@ FAULTS: dict[str, tuple[str, dict[str, Any]]] = {
                  "until OUTPut:PROTection:CLEar", {}),
     "ocp_trip": ("battery emulator over-current protection trips: output off, QUES OC bit latched",
                  {}),
+    "opp_trip": ("battery emulator over-power protection trips: output off, QUES CP- (while sinking) "
+                 "or CP+ (while sourcing) latched", {}),
     "contactor": ("contactor fault: stuck open (default) or stuck closed", {"stuck": "open"}),
     "derate": ("power-stage derating: both direction limits x factor", {"factor": 0.5}),
     "lag": ("power-stage lag: extra first-order lag tau_s and dead time on the setpoint",
@@ -827,7 +829,7 @@ class Plant:
         with self._lock:
             self._sync()
             self._prot.clear()
-            for k in ("ovp_trip", "ocp_trip"):
+            for k in ("ovp_trip", "ocp_trip", "opp_trip"):
                 self._faults.pop(k, None)
 
     @property
@@ -874,6 +876,9 @@ class Plant:
                 self._trip("OV")
             elif name == "ocp_trip":
                 self._trip("OC")
+            elif name == "opp_trip":
+                # vendor view: the emulator sinks while the battery charges (plant current > 0)
+                self._trip("CP-" if self._i >= 0 else "CP+")
             elif name == "contactor" and p["stuck"] == "open":
                 self._p = 0.0
             elif name == "frozen":

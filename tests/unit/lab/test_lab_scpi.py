@@ -121,6 +121,16 @@ def test_rp7900_vendor_sign_protection_and_status():
     assert int(inst.execute("STAT:QUES:COND?")) & 1 and inst.execute("OUTP?") == "0"
     assert int(inst.execute("STAT:QUES?")) & 3       # event register latched both
     assert int(inst.execute("STAT:QUES?")) == 0      # and cleared on read
+    # over-power trip while sinking -> CP- (32); watchdog -> PROT (2048)
+    inst.execute("OUTP:PROT:CLE;:VOLT:PROT 550;:OUTP ON")
+    p.set_power_setpoint(3000)
+    p.step(2)
+    p.inject_fault("opp_trip")
+    assert int(inst.execute("STAT:QUES:COND?")) == 32 and inst.execute("OUTP?") == "0"
+    inst.execute("OUTP:PROT:CLE;:OUTP ON")
+    p.watchdog_trip()
+    assert int(inst.execute("STAT:QUES:COND?")) & 2048 and inst.execute("OUTP?") == "0"
+    inst.execute("OUTP:PROT:CLE")
     # PS4Q: voltage is the programmed one
     inst.execute("*RST")
     assert inst.execute("OUTP?") == "0" and inst.execute("EMUL?") == "PS4Q"

@@ -350,3 +350,15 @@ def test_control_port_bad_input(vlab, ctl):
         s.sendall(b'{"op": "ping"}\n')
         import json
         assert json.loads(f.readline())["ok"] is True
+
+
+def test_rp7900_watchdog_turns_output_off_without_io(ctl, battery):
+    battery.write("OUTP:PROT:WDOG:DEL 1;:OUTP:PROT:WDOG ON")
+    assert battery.query("OUTP:PROT:WDOG?") == "1" and battery.query("OUTP?") == "1"
+    time.sleep(0.5)
+    assert battery.query("OUTP?") == "1"           # I/O re-arms the watchdog
+    time.sleep(1.4)                                # no I/O for > 1 s
+    assert int(battery.query("STAT:QUES:COND?")) & 2048
+    assert battery.query("OUTP?") == "0"
+    battery.write("OUTP:PROT:WDOG OFF;:OUTP:PROT:CLE;:OUTP ON")
+    assert battery.query("OUTP?") == "1"

@@ -143,6 +143,10 @@ class KeysightRP7900(ScpiInstrument):
             bits |= QUES_OC
         if "WDOG" in prot:
             bits |= QUES_PROT
+        if "CP+" in prot:
+            bits |= QUES_CPP
+        if "CP-" in prot:
+            bits |= QUES_CPM
         s = self.plant.state()
         em = self.plant.emulator
         if s.battery_output_on and abs(s.dc_current_a) > 0.01:
