@@ -29,8 +29,12 @@ class Check:
     detail: str = ""
 
     def __post_init__(self):
-        if self.passed is None and self.limit is not None and self.value is not None and math.isfinite(self.value):
-            self.passed = self.value <= self.limit if self.op == "<=" else self.value >= self.limit
+        if self.value is not None:
+            self.value = float(self.value)  # numpy scalars would make `passed` a numpy bool (`is False` fails)
+        if self.limit is not None:
+            self.limit = float(self.limit)
+        if self.passed is None and self.limit is not None and self.value is not None and not math.isnan(self.value):
+            self.passed = bool(self.value <= self.limit if self.op == "<=" else self.value >= self.limit)
 
     def line(self) -> str:
         mark = {True: "PASS", False: "FAIL", None: "----"}[self.passed]
