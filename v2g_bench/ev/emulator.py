@@ -47,6 +47,8 @@ OPTIONS = {  # [roles.ev] keys -> meaning (docs/ev-emulator.md)
     "tls": "true/false: request TLS in SDP (TLS 1.3 for -20)",
     "auth": "EIM | PnC",
     "session_timeout_s": "upper bound for one session",
+    "energy_from": "role name of a power analyzer whose DC element counters (WP+/WP-) move the SOC",
+    "energy_element": "that analyzer's DC element (default 1)",
     "model": "table: EVModel fields (capacity_wh, soc, target_soc, min_soc, ...)",
 }
 
@@ -103,6 +105,35 @@ def _rational(v: Any) -> float | None:
     return None
 
 
+def analyzer_energy_source(ctx: BenchContext | None, role: str, element: int = 1):
+    """(import Wh, export Wh) of `element` of the analyzer role `role` (its WP+/WP-), for EVModel.
+
+    The analyzer is opened (and its socket connected) now, from this root-namespace thread: the EV's
+    loop thread, which calls the source, lives in the EV's netns where 127.0.0.1 is another host.
+    """
+    roles = getattr(ctx, "roles", None)
+    if roles is None or not hasattr(roles, "role"):
+        raise BenchError(f"energy_from = {role!r} needs the bench's roles", where="roles.ev.energy_from",
+                         fix="open the EV through the Bench, or set EVModel.energy_source yourself")
+    analyzer = roles.role(role)
+    if not hasattr(analyzer, "energy_wh"):
+        raise BenchError(f"role {role!r} ({type(analyzer).__name__}) has no energy_wh()", where="roles.ev.energy_from",
+                         fix="name a power analyzer role")
+    return counters_of(analyzer, element)
+
+
+def counters_of(analyzer, element: int = 1):
+    """Energy source from an opened PowerAnalyzer: its integrator is started if it is not running
+    (the EV's SOC needs running counters); returns () -> (WP+ Wh, WP- Wh) of `element`."""
+    try:
+        state = analyzer.integration_state()
+        if not state.startswith("STAR"):
+            analyzer.integration_start()
+    except NotImplementedError:
+        pass                                 # analyzers whose counters always run
+    return lambda: analyzer.energy_wh(element)
+
+
 class EVEmulator(RoleDriver):
     roles: ClassVar[tuple[str, ...]] = ("ev",)
     transport: ClassVar[str] = "iso15118"
@@ -152,8 +183,7 @@ class EVEmulator(RoleDriver):
         for key in o:
             if key not in OPTIONS:
                 problems.append(f"{cfg.where(key)}: unknown option (known: {', '.join(OPTIONS)})")
-        if not o.get("interface") and not cfg.resource:
-            problems.append(f"{cfg.where('interface')}: missing (the EV's veth end or PLC NIC)")
+        # no interface: taken from the lab's ready file ("iso15118") at open(); checked there
         if o.get("protocol", "ISO15118-20") not in {p for p, _ in PROTOCOLS}:
             problems.append(f"{cfg.where('protocol')}: {o.get('protocol')!r} not one of ISO15118-20, ISO15118-2, DIN70121")
         if o.get("service", "DC_BPT") not in SERVICES:
@@ -173,8 +203,20 @@ class EVEmulator(RoleDriver):
             from v2g_bench.errors import ProfileError
             raise ProfileError(problems, where=cfg.source)
         o = dict(cfg.options)
+        iface, ns = o.pop("interface", None) or cfg.resource, o.pop("netns", None)
+        if not iface:
+            # the virtual lab's SECC wire (v2g_bench.ev.labnet): its ready file says where the EV end is
+            wire = (getattr(getattr(ctx, "lab", None), "info", None) or {}).get("iso15118") or {}
+            iface, ns = wire.get("ev_iface"), ns or wire.get("ev_netns")
+            if not iface:
+                from v2g_bench.errors import ProfileError
+                raise ProfileError([f"{cfg.where('interface')}: missing, and the lab runs no ISO 15118 SECC "
+                                    "(no \"iso15118\" in its ready file)"], where=cfg.source)
+        energy_from, element = o.pop("energy_from", None), int(o.pop("energy_element", 1))
         model = EVModel(**o.pop("model", {}))
-        ev = cls(o.pop("interface", None) or cfg.resource, netns=o.pop("netns", None), codec=o.pop("codec", "jar"),
+        if energy_from:
+            model.energy_source = analyzer_energy_source(ctx, energy_from, element)
+        ev = cls(iface, netns=ns, codec=o.pop("codec", "jar"),
                  model=model, session_timeout_s=float(o.pop("session_timeout_s", 120.0)),
                  tls=bool(o.pop("tls", False)), auth=str(o.pop("auth", "EIM")), **o)
         ev.name = cfg.role

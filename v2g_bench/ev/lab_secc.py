@@ -11,7 +11,8 @@ precharge, before the contactor closes, the stage's output follows the EV's targ
 precharge converter does).
 
 cfg keys: iface (required), protocols (list, default all), tls (bool, default false),
-auth (list, default ["EIM"]), max_charge_w / max_discharge_w (default: the plant's limits).
+auth (list, default ["EIM"]), max_charge_w / max_discharge_w (default: the plant's limits),
+ev_iface / ev_netns (only echoed into the ready file as "iso15118", for the harness).
 """
 from __future__ import annotations
 
@@ -220,6 +221,11 @@ async def start_service(plant, cfg: dict, ctx) -> SeccService:
     task = asyncio.ensure_future(handler.start(iface))
     await asyncio.sleep(0)
     service = SeccService(controller, handler, task, plant, iface)
+    if ctx is not None and isinstance(getattr(ctx, "ready", None), dict):
+        # the ready file tells the harness (and EVEmulator.open) where the wire is
+        ctx.ready["iso15118"] = {"secc_iface": iface, "ev_iface": cfg.get("ev_iface"),
+                                 "ev_netns": cfg.get("ev_netns"), "tls": tls,
+                                 "protocols": list(cfg.get("protocols", DEFAULT_PROTOCOLS))}
     if ctx is not None and hasattr(ctx, "register_op"):
         async def secc_status(**_kw):
             return {"iface": iface, "running": not task.done(), **controller.status()}

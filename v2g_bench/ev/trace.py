@@ -50,9 +50,9 @@ class TraceEntry:
 
 
 class Trace:
-    def __init__(self, path: str | Path | None = None, keep_last: int = 2000):
+    def __init__(self, path: str | Path | None = None, keep_last: int = 2000, mode: str = "a"):
         self.path = Path(path) if path else None
-        self._fh = open(self.path, "a", encoding="utf-8") if self.path else None
+        self._fh = open(self.path, mode, encoding="utf-8") if self.path else None
         self.entries: collections.deque[TraceEntry] = collections.deque(maxlen=keep_last)
         self._lock = threading.Lock()
 
@@ -63,7 +63,11 @@ class Trace:
 
             ev = Evidence.current()
             if ev is not None:
-                return cls(ev.path("v2gtp-trace.jsonl"))
+                # one file per session of this test (v2gtp-trace.jsonl, v2gtp-trace-2.jsonl, ...),
+                # truncated: a re-run of the same test must not append to the last run's file
+                n = getattr(ev, "_v2gtp_traces", 0) + 1
+                ev._v2gtp_traces = n
+                return cls(ev.path("v2gtp-trace.jsonl" if n == 1 else f"v2gtp-trace-{n}.jsonl"), mode="w")
         except ImportError:
             pass
         return cls(fallback)
