@@ -44,6 +44,11 @@ class Bench:
         self._resolved = self.profile.resolved(lab_info) if (lab_info or not self.profile.uses_builtin_lab) else self.profile
         _OPEN_BENCHES.append(self)
 
+    @property
+    def resolved_profile(self) -> BenchProfile:
+        """The bench profile with `{lab.…}` placeholders filled in from the running lab."""
+        return self._resolved
+
     # -- roles -------------------------------------------------------------------------------
     def has_role(self, name: str) -> bool:
         return name in self.profile.roles
