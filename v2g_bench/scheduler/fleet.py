@@ -39,6 +39,10 @@ class FastEVSolver:
         built = _build(_layout(site, 1, "ev", elastic=False), Site(import_price=site.import_price,
                                                                      dt_s=site.dt_s), [dummy])
         self.model = _CachedModel(built)
+        # the per-EV LP is small and well scaled (coefficients 0.2..1): presolve and scaling only add
+        # fixed cost to every warm re-solve (~20 % of it, measured)
+        self.model.highs.setOptionValue("presolve", "off")
+        self.model.highs.setOptionValue("simplex_scale_strategy", 0)
         self.eta = (dummy.eta_charge, dummy.eta_discharge)
         self.cols = np.arange(3 * T, dtype=np.int32)
         self.rows = np.arange(T, dtype=np.int32)
@@ -136,7 +140,10 @@ def _independent_chunk(site: Site, evs: list[EVRequest]):
     C = np.zeros(len(evs))
     milp = []
     infeasible = []
-    for j, ev in enumerate(evs):
+    # similar EVs back to back: the previous EV's basis is then a better warm start
+    order = sorted(range(len(evs)), key=lambda j: (evs[j].arrival_s, evs[j].departure_s))
+    for j in order:
+        ev = evs[j]
         r = solver.solve(ev)
         if r is None:
             infeasible.append(j)
