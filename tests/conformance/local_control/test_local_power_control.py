@@ -72,6 +72,7 @@ def test_round_trip_efficiency_meets_the_claim(dc_link, charger, analyzer, dut_p
     """Charge, then discharge the same DC energy back (SOC returns to its start); RTE = AC out / AC in."""
     amps = round(0.6 * min(dut_profile.charge.current_max_a, dut_profile.discharge.current_max_a))
     charge_s = 12.0
+    soc_tol_wh = 0.3          # start and end state of charge must agree within this (Wh of battery energy)
     analyzer.integration_reset()
     analyzer.integration_start()
     t0 = time.monotonic()
@@ -79,15 +80,23 @@ def test_round_trip_efficiency_meets_the_claim(dc_link, charger, analyzer, dut_p
         charger.set_current(amps)
         charger.start()
         _hold(rec, charge_s)
-        _, row = rec.wait_until(lambda r: True, timeout=5, what="a sample")
-        e_in = row["dc_in_wh"]
+        # discharge until the DC energy out equals the DC energy in (dc_in stops growing once discharging)
         charger.set_current(-amps)
-        # discharge until the DC energy taken out equals what went in: the battery is back at its start SOC
-        rec.wait_until(lambda r: r["dc_out_wh"] >= e_in - 0.02, timeout=4 * charge_s,
-                       what=f"{e_in:.2f} Wh discharged")
-        charger.set_current(0)
+        rec.wait_until(lambda r: r["dc_out_wh"] >= r["dc_in_wh"], timeout=4 * charge_s, what="DC energy out = in")
+        # trim at low current: ramps and the analyzer's update interval overshoot the balance by ~1 Wh
+        trim_a = 2
+        for _ in range(3):
+            charger.set_current(0)
+            _, r = rec.wait_until(lambda r: abs(r["dc_a"]) < 0.2, timeout=10, what="current back to 0 A")
+            _hold(rec, 1.0)                                    # let the integrators catch up with the stop
+            _, r = rec.wait_until(lambda r: True, timeout=5, what="a sample")
+            gap = r["dc_in_wh"] - r["dc_out_wh"]               # > 0: battery still above its start SOC
+            if abs(gap) <= soc_tol_wh / 2:
+                break
+            charger.set_current(-trim_a if gap > 0 else trim_a)
+            rec.wait_until((lambda r: r["dc_out_wh"] >= r["dc_in_wh"]) if gap > 0 else
+                           (lambda r: r["dc_in_wh"] >= r["dc_out_wh"]), timeout=60, what="balance trimmed")
         charger.stop()
-        rec.wait_until(lambda r: abs(r["dc_a"]) < 0.2, timeout=10, what="current back to 0 A")
     analyzer.integration_stop()
     s = rec.samples()
     soc_wh = s["dc_in_wh"] - s["dc_out_wh"]
@@ -98,7 +107,7 @@ def test_round_trip_efficiency_meets_the_claim(dc_link, charger, analyzer, dut_p
     acc = efficiency.MeterAccuracy(pct_reading=float(opts.get("energy_accuracy_pct_reading", 0.05)),
                                    pct_range=float(opts.get("energy_accuracy_pct_range", 0.05)),
                                    range_w=float(opts.get("energy_range_w", 15000.0)))
-    res = efficiency.judge_round_trip([cycle], ac_accuracy=acc, dc_accuracy=acc, soc_tolerance=0.05,
+    res = efficiency.judge_round_trip([cycle], ac_accuracy=acc, dc_accuracy=acc, soc_tolerance=soc_tol_wh,
                                       min_rte=dut_profile.tolerance("round_trip_efficiency_min", 0.85))
     evidence.attach_json("round-trip", res.to_dict())
     evidence.attach_text("round-trip-summary", res.summary())
