@@ -101,7 +101,9 @@ def patch_evcc_no_pnc_without_tls() -> None:
 
     async def process_message(self, message, message_exi=None):
         services = getattr(message, "auth_services", None)
-        if services is not None and not getattr(self.comm_session, "is_tls", False) and AuthEnum.PNC in services:
+        # also the bench's own choice: an EV configured for EIM never picks PnC (the stack always would)
+        no_pnc = not getattr(self.comm_session, "is_tls", False) or getattr(self.comm_session, "allow_pnc", True) is False
+        if services is not None and no_pnc and AuthEnum.PNC in services:
             message.auth_services = [s for s in services if s != AuthEnum.PNC] or [AuthEnum.EIM]
         return await original(self, message, message_exi)
 

@@ -46,6 +46,7 @@ OPTIONS = {  # [roles.ev] keys -> meaning (docs/ev-emulator.md)
     "codec": "jar (default) | own",
     "tls": "true/false: request TLS in SDP (TLS 1.3 for -20)",
     "auth": "EIM | PnC",
+    "pki_path": "directory of the test PKI (shared with the charger); default: generated at test time",
     "session_timeout_s": "upper bound for one session",
     "energy_from": "role name of a power analyzer whose DC element counters (WP+/WP-) move the SOC",
     "energy_element": "that analyzer's DC element (default 1)",
@@ -143,7 +144,7 @@ class EVEmulator(RoleDriver):
                  protocol: str = "ISO15118-20", service: str = "DC_BPT", control_mode: str = "scheduled",
                  tls: bool = False, auth: str = "EIM", model: EVModel | None = None,
                  session_timeout_s: float = 120.0, trace_path: str | Path | None = None,
-                 on_message=None):
+                 on_message=None, pki_path: str | Path | None = None):
         if not iface:
             raise BenchError("no interface given", where="roles.ev.interface",
                              fix="set the EV's veth end / PLC NIC; the host NIC is never used by default")
@@ -151,6 +152,7 @@ class EVEmulator(RoleDriver):
         self.defaults = dict(protocol=protocol, service=service, control_mode=control_mode, tls=tls, auth=auth)
         self.model = model or EVModel()
         self.session_timeout_s = session_timeout_s
+        self.pki_path = pki_path
         self.trace_path = trace_path
         self.on_message = on_message        # callback(entry) for the CLI's live printout
         self.injector = Injector()
@@ -204,9 +206,11 @@ class EVEmulator(RoleDriver):
             raise ProfileError(problems, where=cfg.source)
         o = dict(cfg.options)
         iface, ns = o.pop("interface", None) or cfg.resource, o.pop("netns", None)
+        # the virtual lab's SECC wire (v2g_bench.ev.labnet): its ready file says where the EV end is
+        wire = (getattr(getattr(ctx, "lab", None), "info", None) or {}).get("iso15118") or {}
+        if wire.get("pki_path") and not o.get("pki_path"):
+            o["pki_path"] = wire["pki_path"]        # trust the lab SECC's PKI
         if not iface:
-            # the virtual lab's SECC wire (v2g_bench.ev.labnet): its ready file says where the EV end is
-            wire = (getattr(getattr(ctx, "lab", None), "info", None) or {}).get("iso15118") or {}
             iface, ns = wire.get("ev_iface"), ns or wire.get("ev_netns")
             if not iface:
                 from v2g_bench.errors import ProfileError
@@ -275,6 +279,16 @@ class EVEmulator(RoleDriver):
             raise BenchError(f"control_mode {control_mode!r}", where="EVEmulator.run_session",
                              fix="scheduled or dynamic")
         phases = [Phase.parse(p) for p in (plan or [Phase(power_w=self.model.max_charge_power_w, duration_s=5)])]
+        if tls:
+            # a PKI that cannot be made is a failed verdict naming the step, never a crash
+            from v2g_bench.ev.pki import ensure_pki
+            try:
+                ensure_pki(self.pki_path)
+            except BenchError as exc:
+                return SessionResult(verdict="failed", protocol=protocol, service=service,
+                                     control_mode=control_mode, step="PKI (before SDP)", reason=str(exc),
+                                     last_messages=[], wall_s=0.0, charge_loops=0, soc_start=self.model.soc,
+                                     soc_end=self.model.soc, moved_wh=0.0)
         trace = Trace(trace_path) if (trace_path or self.trace_path) else Trace.for_current_test()
         if trace_path is None and self.trace_path:
             trace = Trace(self.trace_path)
@@ -297,9 +311,6 @@ class EVEmulator(RoleDriver):
         from v2g_bench.ev.controller import BenchEVController
         from v2g_bench.ev.session import BenchEVCCHandler
 
-        if tls:
-            from v2g_bench.ev.pki import ensure_pki
-            ensure_pki()
         shared_settings.setdefault("PKI_PATH", "/nonexistent/")
         shared_settings.update({"MESSAGE_LOG_JSON": False, "MESSAGE_LOG_EXI": False,
                                 "ENABLE_TLS_1_3": bool(tls and protocol == "ISO15118-20")})

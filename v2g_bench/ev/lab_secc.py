@@ -12,6 +12,7 @@ precharge converter does).
 
 cfg keys: iface (required), protocols (list, default all), tls (bool, default false),
 auth (list, default ["EIM"]), max_charge_w / max_discharge_w (default: the plant's limits),
+pki_path (the PKI shared with the EV; default: one made here), enforce_tls (default false),
 ev_iface / ev_netns (only echoed into the ready file as "iso15118", for the harness).
 """
 from __future__ import annotations
@@ -207,11 +208,12 @@ async def start_service(plant, cfg: dict, ctx) -> SeccService:
     tls = bool(cfg.get("tls", False))
     if tls:
         from v2g_bench.ev.pki import ensure_pki
-        await asyncio.to_thread(ensure_pki)
+        await asyncio.to_thread(ensure_pki, cfg.get("pki_path"))
     shared_settings.setdefault("PKI_PATH", "/nonexistent/")
     shared_settings.update({"MESSAGE_LOG_JSON": False, "MESSAGE_LOG_EXI": False,
                             "ENABLE_TLS_1_3": bool(cfg.get("tls13", tls))})
-    config = Config(iface=iface, log_level="WARNING", enforce_tls=tls, free_charging_service=True,
+    # tls: TLS offered to an EV that asks for it in SDP; enforce_tls: plain TCP refused
+    config = Config(iface=iface, log_level="WARNING", enforce_tls=bool(cfg.get("enforce_tls", False)), free_charging_service=True,
                     supported_protocols=load_requested_protocols(list(cfg.get("protocols", DEFAULT_PROTOCOLS))),
                     supported_auth_options=load_requested_auth_modes(
                         compat.secc_auth_modes(tls, list(cfg.get("auth", ["EIM"])))),
@@ -225,6 +227,7 @@ async def start_service(plant, cfg: dict, ctx) -> SeccService:
         # the ready file tells the harness (and EVEmulator.open) where the wire is
         ctx.ready["iso15118"] = {"secc_iface": iface, "ev_iface": cfg.get("ev_iface"),
                                  "ev_netns": cfg.get("ev_netns"), "tls": tls,
+                                 "pki_path": shared_settings["PKI_PATH"].rstrip("/") if tls else None,
                                  "protocols": list(cfg.get("protocols", DEFAULT_PROTOCOLS))}
     if ctx is not None and hasattr(ctx, "register_op"):
         async def secc_status(**_kw):

@@ -21,7 +21,8 @@ from typing import Iterator
 from v2g_bench.ev import netns as _netns
 
 SECC_MODULE = "v2g_bench.ev.lab_secc"
-SECC_KEYS = {"protocols", "tls", "auth", "max_charge_w", "max_discharge_w", "codec", "tls13"}
+SECC_KEYS = {"protocols", "tls", "auth", "max_charge_w", "max_discharge_w", "codec", "tls13", "enforce_tls",
+             "pki_path"}
 
 
 def toml_value(v) -> str:
@@ -83,11 +84,17 @@ def lab_network(opts: dict | None = None) -> Iterator[LabNetwork]:
     pair = None
     try:
         pair = _netns.VethPair.create(ev_netns=ns)
+        ev_options: dict[str, object] = {"interface": pair.ev_iface, "netns": ns.name}
+        if secc.get("tls"):
+            # EV and SECC must trust the same V2G root: one PKI, made here, handed to both
+            from v2g_bench.ev.pki import ensure_pki
+            secc.setdefault("pki_path", str(ensure_pki(secc.get("pki_path"), apply=False)))
+            ev_options["pki_path"] = secc["pki_path"]
         svc = {"enabled": True, "module": SECC_MODULE, "iface": pair.secc_iface,
                # only for the ready file: lets EVEmulator.open find the EV end from ctx.lab.info
                "ev_iface": pair.ev_iface, "ev_netns": ns.name, **secc}
         overrides = {f"services.secc.{k}": toml_value(v) for k, v in svc.items()}
-        yield LabNetwork(overrides=overrides, ev_options={"interface": pair.ev_iface, "netns": ns.name},
+        yield LabNetwork(overrides=overrides, ev_options=ev_options,
                          pair=pair, ns=ns)
     finally:
         if pair is not None:

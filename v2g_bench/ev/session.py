@@ -137,6 +137,7 @@ class BenchEVCCHandler(CommunicationSessionHandler):
         if wanted_control_mode is not None:
             controller.wanted_control_mode = 1 if wanted_control_mode.name == "SCHEDULED" else 2
         self.session: TracedEVCCSession | None = None
+        self.tls_info: dict | None = None
 
     async def start_comm_session(self, host, port: int, is_tls: bool):
         # same as the stack's, with our session class; a connect failure ends the session (the
@@ -153,8 +154,13 @@ class BenchEVCCHandler(CommunicationSessionHandler):
         session = TracedEVCCSession((self.tcp_client.reader, self.tcp_client.writer), self._rcv_queue,
                                     self.config, self.iface, self.ev_controller, bench_handler=self)
         session.is_tls = is_tls
+        session.allow_pnc = self.allow_pnc      # read by compat.patch_evcc_no_pnc_without_tls
         self.session = session
         self.trace.note(f"SDP: SECC at [{host.compressed}]:{port} {'TLS' if is_tls else 'TCP'}")
+        ssl_obj = self.tcp_client.writer.get_extra_info("ssl_object") if is_tls else None
+        if ssl_obj is not None:      # evidence of what was negotiated (TLS 1.3 for -20)
+            self.tls_info = {"version": ssl_obj.version(), "cipher": (ssl_obj.cipher() or ("?",))[0]}
+            self.trace.note(f"TLS {self.tls_info['version']} {self.tls_info['cipher']}")
         try:
             await session.send_sap()
         except Exception as exc:  # noqa: BLE001

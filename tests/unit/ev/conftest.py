@@ -52,7 +52,8 @@ def lab_wire(tmp_path_factory):
     from v2g_bench.labproc import start_lab
     from v2g_bench.roles import RoleConfig
 
-    with lab_network({}) as net:
+    # TLS offered on request (plain TCP still accepted), PnC offered on TLS only: one lab serves all tests
+    with lab_network({"secc": {"tls": True, "auth": ["EIM", "PnC"]}}) as net:
         if net.unavailable:
             pytest.skip(net.unavailable)
         lab = start_lab(workdir=tmp_path_factory.mktemp("evlab"), overrides=net.overrides, timeout_s=90)
