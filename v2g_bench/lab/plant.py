@@ -608,12 +608,15 @@ class Plant:
             p0 = min(max(self._p, -lo_d), lo_c)          # hard limits act at once
             if h is None:
                 gap = abs(target - p0)
-                if gap > 1e-9:
-                    h = min(remaining, max(gap / cfg.stage.ramp_w_per_s, 1e-6), cfg.max_step_s)
+                # A gap the ramp closes within 1 ms counts as reached (limits that drift with the
+                # battery voltage would otherwise force ever-smaller sub-steps).
+                if gap > cfg.stage.ramp_w_per_s * 1e-3:
+                    h = min(remaining, gap / cfg.stage.ramp_w_per_s, cfg.max_step_s)
                 else:
                     h = min(remaining, cfg.max_step_s)
+                    p0 = target
             step = cfg.stage.ramp_w_per_s * h
-            p1 = target if abs(target - p0) <= step else p0 + math.copysign(step, target - p0)
+            p1 = target if abs(target - p0) <= step * (1 + 1e-9) else p0 + math.copysign(step, target - p0)
             p_avg = 0.5 * (p0 + p1)
             v, i = self._terminal_voltage(p_avg)
             loss_st = 0.5 * (self._loss(p0) + self._loss(p1)) if (p0 or p1) else self._loss(0.0)

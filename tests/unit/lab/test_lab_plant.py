@@ -205,3 +205,18 @@ def test_config_errors_name_the_key():
     with pytest.raises(ProfileError) as e:
         PlantConfig.from_dict({"battery": {"capasity_wh": 5}, "stage": {"ramp_w_per_s": -1}})
     assert "capasity_wh" in str(e.value) and "ramp_w_per_s" in str(e.value)
+
+
+def test_current_limited_hour_integrates_in_few_steps():
+    # The emulator's current limit caps the stage; that cap drifts with the battery voltage.
+    p = make()
+    p.set_emulator(current_limit_neg_a=-10.0)
+    p.set_contactor(True)
+    p.set_power_setpoint(10_000)
+    t0 = time.process_time()
+    for _ in range(60):
+        p.step(60.0)
+    assert time.process_time() - t0 < 0.5
+    s = p.state()
+    assert s.dc_current_a == pytest.approx(10.0, rel=1e-3)
+    assert abs(energy_balance_error_wh(make().state(), s)) < 1e-6 or s.dc_import_wh > 3000
