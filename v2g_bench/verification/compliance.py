@@ -9,7 +9,8 @@ Definitions (all times from the instant the new setpoint applies):
                   the band are computed there, so an allowed transient is not counted twice
   energy          per commanded interval: integral of the measured power (trapezoid, interpolated at the interval
                   edges) minus commanded power x duration
-  exceedance      integral of power beyond the charge / discharge limits, in kW*s
+  exceedance      integral of power beyond the charge / discharge limits, in kW*s, from settle_s after the
+                  profile starts (the DUT may ramp down from a higher pre-profile level) to its end
 Units: W, s, kWh for energies, kW*s for exceedance. Sign: + = into the EV.
 """
 from __future__ import annotations
@@ -230,7 +231,10 @@ def judge_schedule(commanded: CommandedProfile, samples, tolerance: Tolerance | 
         exc += np.clip(p - tol.max_charge_w, 0, None)
     if tol.max_discharge_w is not None:
         exc += np.clip(-p - tol.max_discharge_w, 0, None)
-    m["limit_exceedance_kws"] = integrate(t, exc, t[0], t[-1]) / 1000.0
+    # only while the profile applies, after the same settling allowance as tracking: before it the DUT may
+    # legitimately run at other limits and needs time to ramp into the new ones
+    a_exc, b_exc = max(t[0], lo + tol.settle_s), min(t[-1], hi)
+    m["limit_exceedance_kws"] = integrate(t, exc, a_exc, b_exc) / 1000.0 if b_exc > a_exc else 0.0
     steps = step_responses(commanded, t, p, tol)
     m["steps"] = steps
     c = res.checks
