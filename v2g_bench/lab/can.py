@@ -27,7 +27,6 @@ import logging
 import re
 import struct
 from pathlib import Path
-from typing import Any
 
 from v2g_bench.lab.plant import Plant
 

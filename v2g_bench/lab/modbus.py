@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from typing import Any
 
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer

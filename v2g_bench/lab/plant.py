@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import bisect
 import math
-import struct
 import threading
 import time
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable, Iterable, Mapping
 
-from v2g_bench.errors import BenchError, LabError
+from v2g_bench.errors import LabError
 
 # ------------------------------------------------------------------------------------------ clock
 
