@@ -8,7 +8,9 @@ from .model import (CostBreakdown, EVPlan, EVRequest, InfeasibleSchedule, Plan, 
                     interval_window)
 from .lp import Scheduler
 from .fleet import FleetResult, plan_fleet_decomposed, plan_fleet_independent, plan_fleet_shared
+from .ocpp import plan_periods, to_charging_schedule
+from .scenario import Scenario, ScenarioError, load_scenario
 
 __all__ = ["CostBreakdown", "EVPlan", "EVRequest", "InfeasibleSchedule", "Plan", "ScheduleInputError", "Site",
            "interval_window", "Scheduler", "FleetResult", "plan_fleet_decomposed", "plan_fleet_independent",
-           "plan_fleet_shared"]
+           "plan_fleet_shared", "plan_periods", "to_charging_schedule", "Scenario", "ScenarioError", "load_scenario"]

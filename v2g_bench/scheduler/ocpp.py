@@ -50,3 +50,9 @@ def periods_to_steps(schedule: dict) -> tuple[np.ndarray, np.ndarray, float]:
     if starts.size == 0 or starts[0] != 0 or np.any(np.diff(starts) <= 0):
         raise ScheduleInputError("startPeriod must start at 0 and increase", where="chargingSchedulePeriod")
     return starts, limits, duration
+
+
+def plan_periods(plan: Plan, ev: str | None = None) -> list[tuple[int, float]]:
+    """[(start offset s, limit W signed), ...]: the shape `CSMSEmulator.charging_profile(...)` takes."""
+    sched = to_charging_schedule(plan, ev)
+    return [(p["startPeriod"], p["limit"]) for p in sched["chargingSchedulePeriod"]]
