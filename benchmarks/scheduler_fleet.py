@@ -89,7 +89,7 @@ def bench_shared(n=1_000):
     evs = fleet(n)
     free = plan_fleet_independent(site, evs, workers=1 if n < 2000 else 2)
     r = plan_fleet_shared(site, evs)
-    print(f"{n} EVs under a shared {site.import_limit_kw:.0f} kW limit (one LP, HiGHS dual simplex): "
+    print(f"{n} EVs under a shared {site.import_limit_kw:.0f} kW limit (one LP, dual simplex): "
           f"{r.solve_time_s:.2f} s, peak {r.site_kw(site).max():.1f} kW (uncoordinated peak "
           f"{free.site_kw(site).max():.1f} kW), cost {r.total_cost:.2f}  (goal <= 10 s)")
     return r

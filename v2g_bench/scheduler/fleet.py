@@ -215,13 +215,21 @@ class LocalShard:
     message out: new columns (ev index, tariff cost, charge, discharge) and the sum of negative reduced costs."""
 
     def __init__(self, site: Site, evs: list[EVRequest], index: list[int]):
-        self.site, self.evs, self.index = site, evs, index
+        # similar EVs back to back: the previous EV's basis is then a better warm start
+        order = sorted(range(len(evs)), key=lambda k: (evs[k].arrival_s, evs[k].departure_s))
+        self.site, self.evs, self.index = site, [evs[k] for k in order], [index[k] for k in order]
         self.solver = FastEVSolver(site)
+        self.bases: dict[int, object] = {}
 
     def price(self, y: np.ndarray, sigma: np.ndarray, tol: float):
         cols, rc_sum = [], 0.0
+        hs = self.solver.model.highs
         for j, ev in zip(self.index, self.evs):
+            # each EV restarts from its own last basis: between iterations only its prices moved a little
+            if j in self.bases:
+                hs.setBasis(self.bases[j])
             r = self.solver.solve(ev, extra_kw_cost=-y)
+            self.bases[j] = hs.getBasis()
             if r is None:
                 return None, j
             c, d, cost = r
