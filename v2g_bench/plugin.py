@@ -53,6 +53,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--bench", default=None, help=f"bench profile (TOML); default {DEFAULT_BENCH.relative_to(REPO_ROOT)}")
     g.addoption("--dut", default=None, help=f"DUT profile (TOML); default {DEFAULT_DUT.relative_to(REPO_ROOT)}")
     g.addoption("--v2g-reports", default=str(REPO_ROOT / "reports"), help="folder for evidence and Allure results")
+    parser.addini("v2g_link_pattern", "URL pattern for test-case/requirement ID links ({} = the ID)",
+                  default=reporting.DEFAULT_LINK_PATTERN)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -213,10 +215,14 @@ def _apply_links(item: pytest.Item) -> None:
         import allure
     except ImportError:  # pragma: no cover
         return
-    for m in item.iter_markers("covers"):
-        for ident in m.args:
-            allure.dynamic.link(reporting.CATALOGUE_URL.format(ident), link_type="tms", name=ident)
-            allure.dynamic.tag(ident)
+    pattern = item.config.getini("v2g_link_pattern")
+    ids = [i for m in item.iter_markers("covers") for i in m.args]
+    if ids:
+        # user_properties travel with the report (also across xdist) into JUnit and the traceability matrix
+        item.user_properties.append(("covers", ",".join(ids)))
+    for ident in ids:
+        allure.dynamic.link(pattern.format(ident), link_type="tms", name=ident)
+        allure.dynamic.tag(ident)
     for name in STANDARD_MARKERS:
         if item.get_closest_marker(name):
             allure.dynamic.tag(name)
@@ -259,8 +265,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return None
 
 
+def pytest_runtest_logreport(report) -> None:
+    from .runner import classify
+    covers = dict(report.user_properties).get("covers") if report.user_properties else None
+    if not covers:
+        return
+    verdict = classify(report)
+    if verdict is None:
+        return
+    trace = _TRACE.setdefault(report.nodeid, {"ids": covers.split(","), "verdict": verdict})
+    rank = {"passed": 0, "skipped": 1, "inconclusive": 2, "failed": 3, "error": 4}
+    if rank[verdict] > rank[trace["verdict"]]:
+        trace["verdict"] = verdict
+
+
+_TRACE: dict[str, dict] = {}
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     config = session.config
+    if reporting.worker_id() == "main":
+        reporting.write_traceability(Path(config._v2g_reports),
+                                     [(i, n, t["verdict"]) for n, t in _TRACE.items() for i in t["ids"]])
     results = Path(getattr(config.option, "allure_report_dir", None) or Path(config._v2g_reports) / "allure-results")
     reporting.write_identities(results, reporting.worker_id(), config.__dict__.get("_v2g_identities", {}))
     if reporting.worker_id() == "main":   # the xdist controller (or a plain run) writes the environment

@@ -26,7 +26,26 @@ CATEGORIES = [
 PACKAGES = ("v2g-bench", "iso15118", "ocpp", "websockets", "pyvisa", "pyvisa-py", "python-can", "pymodbus",
             "scapy", "highspy", "allure-pytest", "pytest")
 
-CATALOGUE_URL = "https://github.com/v2g-bench/v2g-bench/blob/main/docs/traceability.md#{}"
+# Where an Allure link for a test-case/requirement ID points; a lab sets its own (ini: v2g_link_pattern).
+DEFAULT_LINK_PATTERN = "https://github.com/search?type=code&q=%22{}%22"
+
+
+def write_traceability(reports: Path, rows: list[tuple[str, str, str]]) -> Path | None:
+    """reports/traceability.{csv,md}: requirement/test-case ID -> test -> verdict."""
+    if not rows:
+        return None
+    import csv
+    reports.mkdir(parents=True, exist_ok=True)
+    rows = sorted(set(rows))
+    with open(reports / "traceability.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "test", "verdict"])
+        w.writerows(rows)
+    lines = ["# Traceability: requirement / test-case IDs covered by this run", "",
+             "| ID | test | verdict |", "|---|---|---|"]
+    lines += [f"| {i} | `{t}` | {v} |" for i, t, v in rows]
+    (reports / "traceability.md").write_text("\n".join(lines) + "\n")
+    return reports / "traceability.md"
 
 
 def package_versions() -> dict[str, str]:

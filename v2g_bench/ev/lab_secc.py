@@ -13,6 +13,7 @@ precharge converter does).
 cfg keys: iface (required), protocols (list, default all), tls (bool, default false),
 auth (list, default ["EIM"]), max_charge_w / max_discharge_w (default: the plant's limits),
 pki_path (the PKI shared with the EV; default: one made here), enforce_tls (default false),
+sequence_timeout_s (the SECC's V2G_SECC_Sequence_Timeout; default the stack's 60 s),
 ev_iface / ev_netns (only echoed into the ready file as "iso15118", for the harness).
 """
 from __future__ import annotations
@@ -141,7 +142,9 @@ def _make_controller_class():
                              bpt_discharged_energy_reading_wh=int(st.dc_export_wh), meter_timestamp=int(_t.time()))
 
         async def session_ended(self, current_state: str, reason: str):
+            # any end (SessionStop, timeout, closed TCP, garbage): no power, contactor open
             self.plant.set_power_setpoint(0.0)
+            self.plant.set_contactor(False)
             self.last_setpoint_w, self.mode, self.precharge_v = 0.0, "idle", None
             self.sessions_ended.append((current_state, reason))
 
@@ -191,6 +194,39 @@ class SeccService:
         self.plant.set_contactor(False)
 
 
+_sequence_timeout_s: float | None = None
+
+
+def set_sequence_timeout(seconds: float) -> None:
+    """The simulated DUT's V2G_SECC_Sequence_Timeout (stack default 60 s) for every protocol.
+
+    A lab knob: misbehaviour tests (delay, stop answering) probe it without waiting a minute. The
+    stack's Timeouts are Enums (not settable), so the SECC states' `create_next_message` is wrapped:
+    a SECC state (module iso15118.secc.*) asking for the 60 s sequence timeout gets `seconds`.
+    """
+    global _sequence_timeout_s
+    if not 0.5 <= seconds <= 600:
+        raise BenchError(f"sequence_timeout_s {seconds:g} out of 0.5..600", where="services.secc.sequence_timeout_s")
+    _sequence_timeout_s = seconds
+    from iso15118.shared.states import State
+
+    if getattr(State.create_next_message, "_v2g_bench_seq", False):
+        return
+    original = State.create_next_message
+
+    def create_next_message(self, *args, **kwargs):
+        if _sequence_timeout_s is not None and type(self).__module__.startswith("iso15118.secc"):
+            if "next_msg_timeout" in kwargs:
+                if float(kwargs["next_msg_timeout"]) == 60.0:
+                    kwargs["next_msg_timeout"] = _sequence_timeout_s
+            elif len(args) >= 3 and float(args[2]) == 60.0:
+                args = args[:2] + (_sequence_timeout_s,) + args[3:]
+        return original(self, *args, **kwargs)
+
+    create_next_message._v2g_bench_seq = True
+    State.create_next_message = create_next_message
+
+
 async def start_service(plant, cfg: dict, ctx) -> SeccService:
     iface = cfg.get("iface")
     if not iface:
@@ -205,6 +241,8 @@ async def start_service(plant, cfg: dict, ctx) -> SeccService:
     from iso15118.shared.settings import shared_settings
     from iso15118.shared.utils import load_requested_auth_modes, load_requested_protocols
 
+    if cfg.get("sequence_timeout_s") is not None:
+        set_sequence_timeout(float(cfg["sequence_timeout_s"]))
     tls = bool(cfg.get("tls", False))
     if tls:
         from v2g_bench.ev.pki import ensure_pki
@@ -227,6 +265,7 @@ async def start_service(plant, cfg: dict, ctx) -> SeccService:
         # the ready file tells the harness (and EVEmulator.open) where the wire is
         ctx.ready["iso15118"] = {"secc_iface": iface, "ev_iface": cfg.get("ev_iface"),
                                  "ev_netns": cfg.get("ev_netns"), "tls": tls,
+                                 "sequence_timeout_s": cfg.get("sequence_timeout_s", 60),
                                  "pki_path": shared_settings["PKI_PATH"].rstrip("/") if tls else None,
                                  "protocols": list(cfg.get("protocols", DEFAULT_PROTOCOLS))}
     if ctx is not None and hasattr(ctx, "register_op"):

@@ -22,7 +22,7 @@ from v2g_bench.ev import netns as _netns
 
 SECC_MODULE = "v2g_bench.ev.lab_secc"
 SECC_KEYS = {"protocols", "tls", "auth", "max_charge_w", "max_discharge_w", "codec", "tls13", "enforce_tls",
-             "pki_path"}
+             "pki_path", "sequence_timeout_s"}
 
 
 def toml_value(v) -> str:

@@ -43,18 +43,23 @@ def schedule(
         from v2g_bench.verification.plots import plot_plan
         plot.parent.mkdir(parents=True, exist_ok=True)
         plot.write_bytes(plot_plan(plan, sc.site, sc.evs, title=f"{sc.name}: total cost {plan.cost.total:.2f}"))
+    from v2g_bench.verification.economics import judge_economics
+    econ = judge_economics(sc.site, sc.evs, [e.power_kw for e in plan.evs], curtailed_kw=plan.curtailed_kw,
+                           min_saving=None).metrics
     if as_json:
         out = plan.to_dict()
         out["scenario"] = sc.name
+        out["vs_uncontrolled"] = {k: econ[k] for k in ("arbitrage_revenue", "demand_charge_saving",
+                                                       "extra_degradation_cost", "net_saving")}
         out["clock"] = [sc.clock(t) for t in plan.times_s - plan.start_s]
         sys.stdout.write(json.dumps(out, indent=1) + "\n")
         return
-    _print(console, sc, plan, every)
+    _print(console, sc, plan, every, econ)
     if plot is not None:
         console.print(f"plot written to {plot}")
 
 
-def _print(console: Console, sc, plan, every: int) -> None:
+def _print(console: Console, sc, plan, every: int, econ: dict) -> None:
     site = sc.site
     n = plan.n
     step = every or max(1, -(-n // 48))
@@ -87,6 +92,11 @@ def _print(console: Console, sc, plan, every: int) -> None:
     c.add_column("amount", justify="right")
     for k, v in plan.cost.as_dict().items():
         c.add_row(k.replace("_", " "), f"{v:.2f}")
+    c.add_section()
+    # what a charger without a scheduler would pay (full power from arrival; may ignore the site limit)
+    c.add_row("uncontrolled charging total", f"{econ['uncontrolled']['total']:.2f}")
+    for k in ("arbitrage_revenue", "demand_charge_saving", "extra_degradation_cost", "net_saving"):
+        c.add_row(k.replace("_", " "), f"{econ[k]:.2f}")
     console.print(c)
     s = Table(title="EVs")
     for col in ("EV", "start kWh", "min kWh", "departure kWh", "target kWh", "floor/reserve kWh"):

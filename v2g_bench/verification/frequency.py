@@ -65,7 +65,7 @@ def judge_frequency_response(t_s, frequency_hz, power_w, *, nominal_hz: float = 
     sgn = np.sign(exp[i0]) if exp[i0] != 0 else np.sign(f[i0] - nominal_hz)
     persist = after & dev & (np.sign(f - nominal_hz) == np.sign(f[i0] - nominal_hz))
     last = int(np.flatnonzero(persist)[-1])
-    end_ev = float(t[min(last + 1, t.size - 1)])
+    end_ev = float(t[last])  # last sample still outside the deadband: the response is judged up to here
     win = (t >= t_ev) & (t <= end_ev)
     full = float(np.max(np.abs(exp[win]))) if win.any() else 0.0
     m.update({"event_t_s": t_ev, "baseline_w": base, "expected_full_w": float(sgn * full),

@@ -178,3 +178,15 @@ def test_cli_bad_scenario_is_one_clear_line(tmp_path):
     r = CliRunner().invoke(app, [str(bad)])
     assert r.exit_code == 2
     assert "tariff.import_price: missing" in r.output
+
+
+def test_cli_reports_savings_against_uncontrolled_charging():
+    r = CliRunner().invoke(app, ["day-ahead-arbitrage", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    sc = load_scenario("day-ahead-arbitrage")
+    res = judge_economics(sc.site, sc.evs, [np.array(d["evs"][0]["power_kw"])])
+    assert d["vs_uncontrolled"]["net_saving"] == pytest.approx(res.metrics["net_saving"])
+    assert d["vs_uncontrolled"]["net_saving"] > 0
+    r = CliRunner().invoke(app, ["delivery-vans-50", "--every", "4"])
+    assert r.exit_code == 0 and "net saving" in r.output and "EVs (50) kW" in r.output

@@ -147,3 +147,25 @@ def test_economics_against_uncontrolled_charging_by_hand():
     assert png[:4] == b"\x89PNG"
     with pytest.raises(SampleError, match="2 intervals, the tariff has 3"):
         judge_economics(site, [ev], [[0.0, 1.0]])
+
+
+def test_frequency_scenario_parameters_drive_the_judge():
+    from v2g_bench.scheduler import load_scenario
+    from v2g_bench.verification import expected_response_w
+    fr = load_scenario("frequency-response-step").frequency_response
+    tt = np.arange(0, fr["step_at_s"] + fr["hold_s"] + 60, 0.2)
+    ff = np.where((tt >= fr["step_at_s"]) & (tt < fr["step_at_s"] + fr["hold_s"]), fr["nominal_hz"] + fr["step_hz"],
+                  fr["nominal_hz"])
+    kw = dict(nominal_hz=fr["nominal_hz"], droop_w_per_hz=fr["droop_kw_per_hz"] * 1000,
+              deadband_hz=fr["deadband_hz"], reserved_w=fr["reserved_kw"] * 1000)
+    exp = expected_response_w(ff, **kw)
+    assert exp.min() == pytest.approx(-25_000 * 0.19)            # 190 mHz beyond the 10 mHz deadband
+    # a stage that follows with a 4 s time constant after 0.4 s
+    p = 2000.0 + np.zeros_like(tt)
+    for i in range(1, tt.size):
+        tgt = 2000.0 + exp[max(0, i - 2)]
+        p[i] = p[i - 1] + (tgt - p[i - 1]) * (1 - math.exp(-0.2 / 4.0))
+    res = judge_frequency_response(tt, ff, p, full_activation_max_s=fr["full_activation_s"],
+                                   hold_min_s=fr["hold_s"] - 30, **kw)
+    assert res.verdict == "pass", res.summary()
+    assert res.metrics["hold_s"] >= fr["hold_s"] - 30
