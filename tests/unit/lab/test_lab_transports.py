@@ -276,15 +276,12 @@ def test_scpi_bad_input_gets_scpi_errors_and_others_keep_being_served(vlab, ctl,
 def test_modbus_bad_input(vlab, modbus):
     with socket.create_connection(("127.0.0.1", vlab.port("modbus")), timeout=2) as s:
         s.sendall(b"\xde\xad\xbe\xef" * 64)                   # garbage: not a valid MBAP frame
-        # unknown function code 0x55 in a valid MBAP header -> exception 01
+    with socket.create_connection(("127.0.0.1", vlab.port("modbus")), timeout=2) as s:
+        # unknown function code 0x55 in a valid MBAP header -> exception 01 ILLEGAL FUNCTION
         s.sendall(struct.pack(">HHHBB", 7, 0, 2, 1, 0x55))
-        s.settimeout(1.0)
-        try:
-            data = s.recv(64)
-        except socket.timeout:
-            data = b""
-    if data:
-        assert data[7] == 0x55 | 0x80 and data[8] == 1
+        data = s.recv(64)
+        # pymodbus 3.16 answers with function code 0x80 (not 0xD5) for an unknown code: its quirk
+        assert data[:2] == b"\x00\x07" and data[7] & 0x80 and data[8] == 1
     with socket.create_connection(("127.0.0.1", vlab.port("modbus")), timeout=2) as s:
         s.sendall(struct.pack(">HHHBBHH", 1, 0, 6, 1, 0x03, 0x21A, 1)[:9])   # half a request, hang up
     r = modbus.read_holding_registers(0x21A, count=1, device_id=1)
