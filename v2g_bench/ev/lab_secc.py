@@ -150,7 +150,7 @@ def _make_controller_class():
 
         def status(self) -> dict[str, Any]:
             return {"mode": self.mode, "setpoint_w": self.last_setpoint_w, "precharge_v": self.precharge_v,
-                    "sessions_ended": self.sessions_ended[-5:], "commands": len(self.commands)}
+                    "sessions_ended": self.sessions_ended[-5:], "sessions_ended_count": len(self.sessions_ended), "commands": len(self.commands)}
 
     _ = ControlMode
     return PlantEVSEController

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 
 class Misbehaviour(str, enum.Enum):
     DELAY = "delay"                        # send `seconds` late (probe the charger's timeouts)
-    OUT_OF_SEQUENCE = "out_of_sequence"    # send the previous request again instead of this one
+    OUT_OF_SEQUENCE = "out_of_sequence"    # replay an earlier request instead (replay="SessionSetupReq"|"previous"|name)
     WRONG_SESSION_ID = "wrong_session_id"  # this request with another SessionID in its header
     MALFORMED_HEADER = "malformed_header"  # V2GTP version byte wrong (0x02/0xFD)
     CORRUPT_EXI = "corrupt_exi"            # EXI body bytes inverted after the header byte
     ABRUPT_CLOSE = "abrupt_close"          # TCP RST instead of this request
-    STOP_ANSWERING = "stop_answering"      # send nothing from here on
+    STOP_ANSWERING = "stop_answering"      # send nothing, keep TCP open until the charger closes it
 
 
 @dataclass

@@ -52,6 +52,7 @@ class TracedEVCCSession(EVCCCommunicationSession):
         super().__init__(*args, **kw)
         self._bench = bench_handler
         self._prev_frame: bytes | None = None
+        self._sent: dict[str, bytes] = {}        # first frame sent per message name (for replays)
 
     async def send(self, message: V2GTPMessage):
         h = self._bench
@@ -59,6 +60,7 @@ class TracedEVCCSession(EVCCCommunicationSession):
         name = type(self.current_state.message).__name__ if self.current_state.message is not None else "?"
         fault = h.injector.take(name) if h.injector else None
         note = ""
+        replayed = None          # decoded body of a replayed frame (the trace shows what was sent)
         if fault is not None:
             note = f"misbehaviour {fault.kind.value} on {name}"
             h.trace.note(note)
@@ -66,7 +68,12 @@ class TracedEVCCSession(EVCCCommunicationSession):
             if k is Misbehaviour.DELAY:
                 await asyncio.sleep(float(fault.params["seconds"]))
             elif k is Misbehaviour.OUT_OF_SEQUENCE:
-                frame = self._prev_frame or frame
+                # replay an earlier request (default SessionSetupReq; "previous" = the last one sent)
+                which = fault.params.get("replay", "SessionSetupReq")
+                old = (self._prev_frame, None) if which == "previous" else self._sent.get(which, (None, None))
+                if old[0] is not None:
+                    frame, replayed = old
+                note += f" (replays {which})"
             elif k is Misbehaviour.WRONG_SESSION_ID:
                 frame = self._with_session_id(message, WRONG_SESSION_ID)
             elif k is Misbehaviour.MALFORMED_HEADER:
@@ -78,14 +85,23 @@ class TracedEVCCSession(EVCCCommunicationSession):
                 self.writer.transport.abort()
                 raise ConnectionResetError("abrupt TCP close injected by the bench")
             elif k is Misbehaviour.STOP_ANSWERING:
+                # silent but connected: block here (our own response timeout cannot fire) until the
+                # charger gives up and closes the connection, or the session bound cancels us
                 self._record("tx", b"", note + ": nothing sent")
                 self.last_message_sent = message
-                return
+                t0 = asyncio.get_running_loop().time()
+                while not self.reader.at_eof():
+                    await asyncio.sleep(0.05)
+                waited = asyncio.get_running_loop().time() - t0
+                h.trace.note(f"charger closed the connection after {waited:.2f} s of silence")
+                raise ConnectionResetError(f"charger closed the connection after {waited:.2f} s of EV silence")
         self.writer.write(frame)
         await self.writer.drain()
         self.last_message_sent = message
         self._prev_frame = frame if fault is None else self._prev_frame or frame
-        self._record("tx", frame, note)
+        if fault is None:
+            self._sent.setdefault(name, (frame, getattr(h.codec.last, "encoded", None)))
+        self._record("tx", frame, note, decoded=replayed)
 
     def _with_session_id(self, message: V2GTPMessage, sid: str) -> bytes:
         msg = self.current_state.message

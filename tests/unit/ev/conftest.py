@@ -53,7 +53,8 @@ def lab_wire(tmp_path_factory):
     from v2g_bench.roles import RoleConfig
 
     # TLS offered on request (plain TCP still accepted), PnC offered on TLS only: one lab serves all tests
-    with lab_network({"secc": {"tls": True, "auth": ["EIM", "PnC"]}}) as net:
+    # and a 4 s SECC sequence timeout (stack default 60 s) so misbehaviour tests can probe it quickly
+    with lab_network({"secc": {"tls": True, "auth": ["EIM", "PnC"], "sequence_timeout_s": 4.0}}) as net:
         if net.unavailable:
             pytest.skip(net.unavailable)
         lab = start_lab(workdir=tmp_path_factory.mktemp("evlab"), overrides=net.overrides, timeout_s=90)
