@@ -281,6 +281,7 @@ class Scheduler:
         self._cache: dict[_Layout, _CachedModel] = {}
         self._cache_size = cache_size
         self.last_iterations = 0
+        self.last_row_dual = np.zeros(0)
 
     # -- public -----------------------------------------------------------------------------------
     def plan(self, site: Site, evs: EVRequest | list[EVRequest], *, metering: str | None = None) -> Plan:
@@ -338,7 +339,9 @@ class Scheduler:
         st = hs.getModelStatus()
         self.last_iterations = hs.getInfo().simplex_iteration_count
         if st == highspy.HighsModelStatus.kOptimal:
-            return np.asarray(hs.getSolution().col_value)
+            sol = hs.getSolution()
+            self.last_row_dual = np.asarray(sol.row_dual)   # coordination prices for the decomposition
+            return np.asarray(sol.col_value)
         if st in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
             return None
         raise InfeasibleSchedule([f"HiGHS stopped with {hs.modelStatusToString(st)}"], where="scheduler")
