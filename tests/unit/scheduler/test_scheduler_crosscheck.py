@@ -97,6 +97,17 @@ def test_dantzig_wolfe_equals_the_monolithic_lp(seed):
         assert dw.soc_kwh[j, b] >= ev.target_kwh - 1e-6
 
 
+def test_dantzig_wolfe_seeded_from_a_sample_stays_exact():
+    p, evs = _fleet(16, 11)
+    site = Site(import_price=p, export_price=p - 0.02, dt_s=3600, load_kw=np.full(p.size, 20.0), import_limit_kw=50.0)
+    exact = plan_fleet_shared(site, evs, metering="ev")
+    seeded = plan_fleet_decomposed(site, evs, workers=1, seed_sample=5)
+    plain = plan_fleet_decomposed(site, evs, workers=1, seed_sample=0)
+    assert seeded.total_cost == pytest.approx(exact.total_cost, rel=1e-6, abs=1e-6)
+    assert plain.total_cost == pytest.approx(exact.total_cost, rel=1e-6, abs=1e-6)
+    assert seeded.site_kw(site).max() <= 50 + 1e-6
+
+
 def test_dantzig_wolfe_with_process_shards():
     p, evs = _fleet(10, 7)
     site = Site(import_price=p, dt_s=3600, load_kw=np.full(p.size, 10.0), import_limit_kw=40.0)
