@@ -252,6 +252,19 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem):
         Evidence._set_current(None)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """After the test body: every emulator that validates the DUT's messages (the CSMS checks each
+    OCPP frame against the schemas) raises the violations it saw and the test did not consume."""
+    result = yield
+    bench = getattr(item, "_v2g_bench", None)
+    for _, drv in (bench.opened if bench is not None else ()):
+        check = getattr(drv, "assert_conformant", None)
+        if callable(check):
+            check()
+    return result
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """`Inconclusive` is neither pass nor fail: report it as a skip whose reason says INCONCLUSIVE."""

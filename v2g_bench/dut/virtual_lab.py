@@ -35,8 +35,49 @@ class VirtualLabDut(RoleDriver):
     def state(self) -> dict:
         return self.control.state()
 
+    # -- the simulated station's OCPP side (on a real bench the operator configures the charger's
+    #    CSMS URL; these are the virtual lab's equivalents of those manual steps) ----------------
+    def connect_ocpp(self, url: str, *, security_profile: int = 1, password: str | None = None,
+                     ca_cert: str | None = None, client_cert: str | None = None, client_key: str | None = None,
+                     ocpp_version: str | None = None) -> dict:
+        args = {k: v for k, v in dict(url=url, security_profile=security_profile, password=password, ca_cert=ca_cert,
+                                      client_cert=client_cert, client_key=client_key,
+                                      ocpp_version=ocpp_version).items() if v is not None}
+        r = self.control.call("station.connect", **args)
+        self._ocpp_connected = True
+        if not r.get("connected", False):
+            raise LabError(f"the simulated charger could not connect to the CSMS at {url}: {r}",
+                           fix="check [roles.csms] station_id/password against the lab's services.station options")
+        return r
+
+    def disconnect_ocpp(self) -> dict:
+        self._ocpp_connected = False
+        return self.control.call("station.disconnect")
+
+    def plug_in(self) -> dict:
+        return self.control.call("station.plug_in")
+
+    def unplug(self) -> dict:
+        return self.control.call("station.unplug")
+
+    def start_transaction(self, id_token: str | None = None) -> dict:
+        return self.control.call("station.start_transaction", **({"id_token": id_token} if id_token else {}))
+
+    def stop_transaction(self, reason: str | None = None) -> dict:
+        return self.control.call("station.stop_transaction", **({"reason": reason} if reason else {}))
+
+    def station_status(self) -> dict:
+        return self.control.call("station.status")
+
     def safe_state(self) -> None:
-        """Setpoint 0, contactor open, and read back: the stage carries no power."""
+        """Transaction ended, OCPP link closed, setpoint 0, contactor open — and read back."""
+        if getattr(self, "_ocpp_connected", False):
+            for op in ("station.stop_transaction", "station.disconnect"):
+                try:
+                    self.control.call(op)
+                except Exception:  # noqa: BLE001 - no transaction running is fine; power is checked below
+                    pass
+            self._ocpp_connected = False
         self.control.setpoint(0.0)
         self.control.contactor(False)
         deadline = time.monotonic() + max(self.timeout_s, 2.0)

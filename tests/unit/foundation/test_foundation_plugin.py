@@ -204,6 +204,8 @@ def test_allure_results_have_environment_links_categories_and_evidence(suite):
     assert "dut.identity=ACME BiDi-50 s/n SN42" in env and "dut.firmware=9.9.9" in env
     assert "bench.profile=rec-bench" in env and "version.iso15118=0.31.2" in env
     assert "instrument.battery=REC,Source,battery,1.0 [rec_source]" in env
+    trace = (reports / "traceability.csv").read_text().splitlines()
+    assert "TC_K_01_CS,test_suite.py::test_traced,passed" in trace and "V2G20-1034,test_suite.py::test_traced,passed" in trace
     cats = {c["name"] for c in json.loads((results / "categories.json").read_text())}
     assert {"DUT non-conformance", "Bench error", "Inconclusive", "Not claimed by the DUT"} <= cats
 
