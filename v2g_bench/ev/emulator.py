@@ -135,6 +135,17 @@ def counters_of(analyzer, element: int = 1):
     return lambda: analyzer.energy_wh(element)
 
 
+def _step(entries) -> str:
+    """Where the session ended: the last message, or for an unreadable answer the request it answered."""
+    if not entries:
+        return "SDP (no V2GTP message exchanged)"
+    last = entries[-1]
+    if last.direction == "rx" and last.name in ("undecodable", "?"):
+        req = next((e.name for e in reversed(entries) if e.direction == "tx"), "?")
+        return f"{req} (answer undecodable)"
+    return last.name
+
+
 class EVEmulator(RoleDriver):
     roles: ClassVar[tuple[str, ...]] = ("ev",)
     transport: ClassVar[str] = "iso15118"
@@ -350,7 +361,7 @@ class EVEmulator(RoleDriver):
             self.injector.disarm_all()
         model.update_soc()
         entries = list(trace.entries)
-        step = entries[-1].name if entries else "SDP (no V2GTP message exchanged)"
+        step = _step(entries)
         tx_t = [e.t for e in entries if e.direction == "tx" and e.name.startswith(("DC_ChargeLoopReq", "AC_ChargeLoopReq", "CurrentDemandReq", "ChargingStatusReq"))]
         turn = [b.t - a.t for a, b in zip(entries, entries[1:]) if a.direction == "tx" and b.direction == "rx"]
         return SessionResult(
