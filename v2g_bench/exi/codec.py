@@ -129,6 +129,7 @@ class TypeGrammar:
     is_simple_type: bool
     multi: frozenset
     attr_names: frozenset
+    mixed: bool = False      # mixed content: text between children is kept under "#text"
 
 
 class Grammar:
@@ -170,10 +171,26 @@ class Grammar:
             is_simple_type = len(states) == 2 and states[0].prods and states[0].prods[0][0] == CH \
                 and not attr_names and t["simple"] is not None and not t["multi"]
             self.types.append(TypeGrammar(t.get("name", ""), states, t["simple"], is_simple_type,
-                                          frozenset(t["multi"]), frozenset(attr_names)))
+                                          _multi(t, self.elements), frozenset(attr_names),
+                                          bool(t.get("mixed"))))
         self.doc = list(tables["doc"])
         self.doc_bits = len(self.doc).bit_length()  # n roots + SE(*) -> ceil(log2(n+1))
         self.doc_by_name = {self.elements[e][0]: (i, e) for i, e in enumerate(self.doc)}
+        # fragment grammar (signed parts): SE(F0..Fn-1), SE(*), ED -> ceil(log2(n+2)) bits
+        self.fragment = [tuple(x) for x in tables.get("fragment", ())]
+        self.frag_bits = (len(self.fragment) + 1).bit_length()
+        self.frag_by_name: dict[str, tuple[int, int]] = {}
+        for i, (q, e) in enumerate(self.fragment):
+            self.frag_by_name.setdefault(self.qnames[q][1], (i, e))
+
+
+def _multi(t: dict, elements: list) -> frozenset:
+    """Children that are lists in the JSON shape: repeatable ones, and in a mixed type every child
+    (the jar's JAXB maps mixed content to one list, e.g. "HMACOutputLength": [5])."""
+    if not t.get("mixed"):
+        return frozenset(t["multi"])
+    names = {elements[a][0] for st in t["states"] for k, a, _ in st if k == SE}
+    return frozenset(t["multi"]) | frozenset(names)
 
 
 def _freeze(x):
@@ -236,11 +253,17 @@ class Encoder:
         self.g = grammar
         self.mode = mode
 
-    def encode(self, message: dict) -> bytes:
+    def encode(self, message: dict, *, fragment: bool | None = None) -> bytes:
+        """`fragment`: None = as the jar decides (signed parts and every xmldsig root are EXI
+        fragments, see `uses_fragment`), True/False to force."""
         if not isinstance(message, dict) or len(message) != 1:
             raise EXIEncodeError("a message is a dict with exactly one root element",
                                  expected="{'<RootElement>': {...}}", got=_short(message))
         (root, value), = message.items()
+        if fragment is None:
+            fragment = uses_fragment(self.g, root)
+        if fragment:
+            return self._encode_fragment(root, value)
         hit = self.g.doc_by_name.get(root)
         if hit is None:
             raise EXIEncodeError(f"{root!r} is not a root element of schema set {self.g.set_name}",
@@ -251,6 +274,26 @@ class Encoder:
         w.bits(code, self.g.doc_bits)
         self._element(w, self.g.elements[el][2], value, "/" + root)
         # DocEnd: ED is the only event and has no second level -> 0 bits
+        return w.getvalue()
+
+    def _encode_fragment(self, root: str, value) -> bytes:
+        hit = self.g.frag_by_name.get(root)
+        if hit is None:
+            raise EXIEncodeError(f"{root!r} is not an element of schema set {self.g.set_name}",
+                                 path="/" + str(root), expected="an element declared in the schema")
+        code, el = hit
+        if el < 0:
+            raise EXIEncodeError(f"{root!r} is declared with several types in {self.g.set_name}; as a "
+                                 "fragment root it needs the relaxed element-fragment grammar, which this "
+                                 "codec does not implement", path="/" + root,
+                                 fix="use codec 'jar' for this signed element")
+        if self.mode == "jar" and self.g.set_name == "xmldsig" and root == "SignedInfo":
+            value = jar_signed_info(value)
+        w = BitWriter()
+        w.bits(HEADER, 8)
+        w.bits(code, self.g.frag_bits)          # SD (0 bits) then SE(F_code)
+        self._element(w, self.g.elements[el][2], value, "/" + root)
+        w.bits(len(self.g.fragment) + 1, self.g.frag_bits)  # ED
         return w.getvalue()
 
     def _element(self, w: BitWriter, tidx: int, value, path: str) -> None:
@@ -272,6 +315,9 @@ class Encoder:
                 raise EXIEncodeError("complex element needs an object", path=path,
                                      expected=f"object of type {t.name or 'anonymous'}", got=_short(value))
             data = value
+            if t.mixed and "#text" in data:  # mixed text: written at the first point CH is allowed
+                text = data["#text"]
+                data = {k: v for k, v in data.items() if k != "#text"}
         used: dict[str, int] = {}
         text_done = text is None
         state = t.states[0]
@@ -279,9 +325,21 @@ class Encoder:
         types = g.types
         while True:
             chosen = None
+            if not text_done and t.mixed and state.ch is not None:
+                code, arg, nxt = state.ch
+                text_done = True
+                w.bits(code, state.bits)
+                self._value(w, arg, text, f"{path}/#text")
+                state = t.states[nxt]
+                continue
+            if t.mixed:
+                # mixed content is one ordered list in the jar (JAXB): children go in the order
+                # of the message's keys, not in schema order
+                nxt_key = next((k for k in data if used.get(k, 0) < (len(data[k]) if type(data[k]) is list
+                                                                     else 1) and k not in t.attr_names), None)
             for code, kind, name, arg, nxt, ctidx in state.eprods:
                 if kind == SE:
-                    if name in data:
+                    if name in data and (not t.mixed or name == nxt_key):
                         v = data[name]
                         k = used.get(name, 0)
                         if type(v) is list:
@@ -531,7 +589,13 @@ class Decoder:
         self.g = grammar
         self.strict = strict
 
-    def decode(self, data: bytes) -> dict:
+    def decode(self, data: bytes, *, fragment: bool | None = None) -> dict:
+        """`fragment`: None = fragment only for the xmldsig set (what the stack signs), True for
+        the signed parts of -2/-20 (e.g. a received PnC_AReqAuthorizationMode's digest input)."""
+        if fragment is None:
+            fragment = self.g.set_name == "xmldsig"
+        if fragment:
+            return self._decode_fragment(data)
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise EXIDecodeError("EXI stream must be bytes", position=0, got=type(data).__name__)
         data = bytes(data)
@@ -569,6 +633,54 @@ class Decoder:
 
     _path = ""
 
+    def _decode_fragment(self, data: bytes) -> dict:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise EXIDecodeError("EXI stream must be bytes", position=0, got=type(data).__name__)
+        data = bytes(data)
+        r = BitReader(data)
+        self._events = 0
+        g = self.g
+        n = len(g.fragment)
+        path = "/"
+        try:
+            hdr = r.bits(8)
+            if hdr != HEADER:
+                raise EXIDecodeError("bad EXI header (the ISO 15118 streams use 0x80)", position=0,
+                                     expected="0x80", got=f"0x{hdr:02x}")
+            code = r.bits(g.frag_bits)
+            if code >= n:
+                raise EXIDecodeError("fragment does not start with an element of the schema", position=8,
+                                     expected=f"SE(F0..F{n - 1}) of {g.set_name}",
+                                     got="SE(*)" if code == n else "ED (empty fragment)" if code == n + 1
+                                     else f"event code {code}")
+            q, el = g.fragment[code]
+            name = g.qnames[q][1]
+            path = "/" + name
+            if el < 0:
+                raise EXIDecodeError(f"fragment root {name!r} needs the relaxed element-fragment grammar "
+                                     "(declared with several types); not supported", position=8, path=path)
+            value = self._element(r, g.elements[el][2], path, 0)
+            pos = r.pos
+            end = r.bits(g.frag_bits)
+            if end != n + 1:
+                raise EXIDecodeError("a fragment with more than one element is not supported (ISO 15118 "
+                                     "signs one element per fragment)", position=pos, path=path,
+                                     expected=f"ED (event code {n + 1})", got=f"event code {end}")
+        except _Truncated as exc:
+            raise EXIDecodeError("stream truncated", position=exc.pos, path=self._path or path,
+                                 fix="the stream ended inside an event or value") from None
+        except _Oversized as exc:
+            raise EXIDecodeError(exc.what, position=exc.pos, path=self._path or path) from None
+        except RecursionError:
+            raise EXIDecodeError("nesting too deep", position=r.pos, path=path) from None
+        if self.strict:
+            rest = len(data) * 8 - r.pos
+            if rest >= 8 or (rest and r.bits(rest) != 0):
+                raise EXIDecodeError("trailing data after the end of the fragment", position=r.pos,
+                                     path=path, expected="only zero padding to the byte boundary",
+                                     got=f"{rest} more bits")
+        return {name: value}
+
     def _element(self, r: BitReader, tidx: int, path: str, depth: int):
         if depth > MAX_DEPTH:
             raise EXIDecodeError("nesting too deep", position=r.pos, path=path, expected=f"<= {MAX_DEPTH}")
@@ -602,7 +714,8 @@ class Decoder:
                     out[name] = self._value(r, g.attributes[arg][2], self._path)
                 elif kind == CH:
                     self._path = path
-                    text = self._value(r, arg, path)
+                    v = self._value(r, arg, path)
+                    text = text + v if (has_text and t.mixed and text is not None) else v
                     has_text = True
                 else:
                     raise EXIDecodeError("wildcard content is not supported", position=pos, path=path)
@@ -645,6 +758,8 @@ class Decoder:
                 out["value"] = text
                 return out
             return text
+        if has_text and t.mixed:
+            out["#text"] = text   # mixed content (xmldsig): kept, never dropped silently
         return out
 
     def _expected(self, state: State) -> str:
@@ -752,15 +867,64 @@ def _untyped(s: str):
 
 
 # ------------------------------------------------------------------------------------------------
+# signed parts: EXI fragments (ISO 15118-2 Annex J / -20: the digest and signature inputs)
+# The jar's lists (its AbstractEXICodec): these roots are encoded with the fragment grammar.
+FRAGMENT_ROOTS: dict[str, frozenset] = {
+    "iso2": frozenset({"AuthorizationReq", "CertificateInstallationReq", "MeteringReceiptReq", "SignedInfo",
+                       "ContractSignatureCertChain", "ContractSignatureEncryptedPrivateKey", "DHpublickey",
+                       "eMAID", "SalesTariff"}),
+    "iso20_common": frozenset({"OEMProvisioningCertificateChain", "PnC_AReqAuthorizationMode"}),
+}
+# the only algorithms ISO 15118 allows; the jar writes these whatever the message says
+C14N_EXI = "http://www.w3.org/TR/canonical-exi/"
+ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
+SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
+
+
+def uses_fragment(grammar: Grammar, root: str) -> bool:
+    """True if `root` is encoded as an EXI fragment: every xmldsig root (SignedInfo is what gets
+    signed), the signed parts of -2/-20, and elements that are not global (no document grammar)."""
+    if grammar.set_name == "xmldsig" or root in FRAGMENT_ROOTS.get(grammar.set_name, ()):
+        return True
+    return root not in grammar.doc_by_name and root in grammar.frag_by_name
+
+
+def jar_signed_info(value) -> dict:
+    """SignedInfo as the jar rebuilds it before encoding (its SecurityPayloads.GetSignedInfo): the
+    three ISO 15118 algorithms, and per Reference only URI and DigestValue; every Id and Type is
+    dropped. Identical to the message for what ISO 15118 peers send (no Ids, these algorithms)."""
+    if not isinstance(value, dict):
+        raise EXIEncodeError("SignedInfo needs an object", path="/SignedInfo", got=_short(value))
+    refs = value.get("Reference") or []
+    if isinstance(refs, dict):
+        refs = [refs]
+    out_refs = []
+    for i, ref in enumerate(refs):
+        if not isinstance(ref, dict) or "URI" not in ref or "DigestValue" not in ref:
+            raise EXIEncodeError("the jar needs URI and DigestValue in every Reference",
+                                 path=f"/SignedInfo/Reference[{i}]", expected="URI and DigestValue",
+                                 got=_short(ref))
+        out_refs.append({"URI": ref["URI"], "Transforms": {"Transform": [{"Algorithm": C14N_EXI}]},
+                         "DigestMethod": {"Algorithm": SHA256}, "DigestValue": ref["DigestValue"]})
+    out = {"CanonicalizationMethod": {"Algorithm": C14N_EXI}, "SignatureMethod": {"Algorithm": ECDSA_SHA256}}
+    if out_refs:
+        out["Reference"] = out_refs
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
 # one-call API
-def encode(message: dict, schema: str, *, mode: str = "jar") -> bytes:
-    """Encode a message dict with the schema set (name or stack namespace) to an EXI stream."""
-    return Encoder(get_grammar(schema), mode).encode(message)
+def encode(message: dict, schema: str, *, mode: str = "jar", fragment: bool | None = None) -> bytes:
+    """Encode a message dict with the schema set (name or stack namespace) to an EXI stream.
+    Signed parts (SignedInfo, PnC_AReqAuthorizationMode, -2 AuthorizationReq, ...) become EXI
+    fragments as the jar writes them; `fragment` forces either way."""
+    return Encoder(get_grammar(schema), mode).encode(message, fragment=fragment)
 
 
-def decode(data: bytes, schema: str, *, strict: bool = False) -> dict:
-    """Decode an EXI stream with the schema set (name or stack namespace) to a message dict."""
-    return Decoder(get_grammar(schema), strict=strict).decode(data)
+def decode(data: bytes, schema: str, *, strict: bool = False, fragment: bool | None = None) -> dict:
+    """Decode an EXI stream with the schema set (name or stack namespace) to a message dict.
+    `fragment`: None = fragment for the xmldsig set only; True for a -2/-20 signed part."""
+    return Decoder(get_grammar(schema), strict=strict).decode(data, fragment=fragment)
 
 
 def encode_json(message: str, schema: str, *, mode: str = "jar") -> bytes:

@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 XS = "http://www.w3.org/2001/XMLSchema"
 DSIG = "http://www.w3.org/2000/09/xmldsig#"
 
@@ -212,10 +212,19 @@ class _Builder:
         expr = ("seq", [(("rep", x, 0, 1) if o == "opt" else x) for o, x in expr_items] + [content])
         states, nattr = _glushkov(expr, len(attrs))
         if t.mixed and not t.has_simple_content():
+            # mixed content: CH[untyped] in every state from which content may start, i.e. once
+            # every required attribute is consumed (state 0 = start, state k+1 = after attribute
+            # k, later states = content positions). Adding it to a start state whose required
+            # attribute is still pending would widen that state's event code (the jar: 1 bit).
             sdt = self.datatype(self.schema.maps.types["{%s}string" % XS])
+            req = [k for k, (_, a) in enumerate(attrs) if a.use == "required"]
+            last_req = req[-1] if req else -1
             for i, st in enumerate(states):
-                if i >= nattr or i == 0:
-                    st.append([CH, sdt, i])
+                if i == 0 and last_req >= 0:
+                    continue
+                if 1 <= i <= len(attrs) and i - 1 < last_req:
+                    continue
+                st.append([CH, sdt, i])
         return {"name": name, "simple": simple, "multi": sorted(multi), "states": states,
                 "nattr_states": nattr, "mixed": bool(t.mixed)}
 
@@ -395,11 +404,34 @@ def build_tables(set_name: str) -> dict:
     globals_ = [e for q, e in schema.maps.elements.items() if not q.startswith("{%s}" % XS)]
     globals_.sort(key=lambda e: _lex(e.name))
     doc = [b.element(e) for e in globals_]
+    # named types that no element uses still declare local elements (fragment grammar counts them)
+    for q, t in sorted(schema.maps.types.items()):
+        if not q.startswith("{%s}" % XS) and not t.is_simple():
+            b.type_of(t)
     return {
         "format": 1, "set": set_name, "namespace": ns, "source": source_hash(),
         "qnames": b.qnames, "datatypes": b.datatypes, "elements": b.elements,
         "attributes": b.attributes, "types": b.types, "wildcards": b.wildcards, "doc": doc,
+        "fragment": _fragment_table(b),
     }
+
+
+def _fragment_table(b: _Builder) -> list[list[int]]:
+    """Schema-informed fragment grammar (EXI 1.0 section 8.5.2): one SE per distinct qname among ALL
+    element declarations (global and local), sorted by local name then uri. Each entry is
+    [qname index, element index]; element index -1 marks a qname declared with different types,
+    whose content would need the relaxed element-fragment grammar (not used by ISO 15118's signed
+    parts, so the codec refuses it as a fragment root)."""
+    by_q: dict[int, set[int]] = {}
+    for idx, (q, _t) in enumerate(b.elements):
+        by_q.setdefault(q, set()).add(idx)
+    rows = []
+    for q, idxs in by_q.items():
+        types = {b.elements[i][1] for i in idxs}
+        rows.append((_lex("{%s}%s" % tuple(b.qnames[q]) if b.qnames[q][0] else b.qnames[q][1]), q,
+                     min(idxs) if len(types) == 1 else -1))
+    rows.sort()
+    return [[q, e] for _, q, e in rows]
 
 
 def load_tables(set_name: str, *, rebuild: bool = False) -> dict:

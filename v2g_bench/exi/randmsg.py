@@ -53,14 +53,18 @@ class _Draw:
 
 class MessageGenerator:
     def __init__(self, grammar: Grammar, *, budget: int = 40, max_bytes: int = 48,
-                 allow_signature: bool = False, skip: frozenset = frozenset(JAR_UNSUPPORTED)):
+                 allow_signature: bool = False, signature_roots: bool = False,
+                 skip: frozenset = frozenset(JAR_UNSUPPORTED)):
         self.g = grammar
         self.budget = budget          # element count after which optional content stops
         self.max_bytes = max_bytes    # cap for binary values (certificates are drawn up to this)
         self.allow_signature = allow_signature
         self.skip = skip
         self._blocked = {}            # type index -> True if it needs unsupported content
-        self.roots = [self.g.elements[e][0] for e in self.g.doc if self._root_ok(e)]
+        # xmldsig's globals are roots of every set, but as a document root the jar writes them with
+        # the set's namespace (SE(*)); they are exercised inside Header/Signature and as fragments
+        self.roots = [self.g.elements[e][0] for e in self.g.doc if self._root_ok(e)
+                      and (signature_roots or self.g.elements[e][1] != DSIG or self.g.set_name == "xmldsig")]
 
     def _root_ok(self, el: int) -> bool:
         name, ns, tidx = self.g.elements[el]
@@ -84,7 +88,7 @@ class MessageGenerator:
             prods = t.states[state].prods
             if any(k == EE for k, _, _ in prods):
                 break
-            ok = [(k, a, n) for k, a, n in prods if self._prod_ok(k, a, seen)]
+            ok = [(k, a, n) for k, a, n in prods if self._prod_ok(k, a, seen) and not (k == CH and t.mixed)]
             if not ok:
                 blocked = True
                 break
@@ -118,7 +122,8 @@ class MessageGenerator:
     def _message(self, c, root: str | None) -> dict:
         if root is None:
             root = self.roots[c.int(0, len(self.roots) - 1)]
-        _, el = self.g.doc_by_name[root]
+        hit = self.g.doc_by_name.get(root) or self.g.frag_by_name[root]  # fragment roots too
+        el = hit[1]
         self._count = 0
         return {root: self._element(c, self.g.elements[el][2], 0)}
 
@@ -142,8 +147,8 @@ class MessageGenerator:
                     if name in closed or (name in out and name not in t.multi) or not self._prod_ok(k, a, set()):
                         continue
                     opts.append((k, a, n))
-                elif k in (AT, CH):
-                    opts.append((k, a, n))
+                elif k == AT or (k == CH and not t.mixed):
+                    opts.append((k, a, n))  # mixed text: the jar's JSON has no place for it
             if not opts:
                 raise RuntimeError(f"generator stuck in type {t.name}")
             has_ee = any(k == EE for k, _, _ in opts)
