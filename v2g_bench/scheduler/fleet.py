@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import highspy
 import numpy as np
 
-from .lp import INF, SIMULTANEOUS_TOL_KW, Scheduler, _build, _CachedModel, _layout
+from .lp import INF, SIMULTANEOUS_TOL_KW, Scheduler, _build, _CachedModel, _layout, new_highs
 from .model import EVRequest, InfeasibleSchedule, ScheduleInputError, Site, interval_window
 
 
@@ -324,8 +324,7 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
     imp = site.import_limit_kw if site.import_limit_kw is not None else INF
     exp = site.export_limit_kw if site.export_limit_kw is not None else INF
     # master: rows 0..T-1 coupling (range), T..T+N-1 convexity (= 1); artificial columns for feasibility
-    master = highspy.Highs()
-    master.setOptionValue("output_flag", False)
+    master = new_highs()
     # added columns keep the last basis primal feasible: primal simplex re-solves it warm
     master.setOptionValue("simplex_strategy", 4)
     master.setOptionValue("presolve", "off")

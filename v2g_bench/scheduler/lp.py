@@ -17,6 +17,8 @@ the full MILP).
 """
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -225,6 +227,30 @@ def _build(L: _Layout, site: Site, evs: list[EVRequest]):
         np.concatenate([np.asarray(x, float) for x in rhi]), integrality, windows
 
 
+_BANNER_SILENCED = False
+
+
+def new_highs() -> highspy.Highs:
+    """A silent HiGHS instance. The C++ library prints a copyright banner to fd 1 on its first instance in a
+    process, before any option can be set: that would corrupt `v2g-bench schedule --json` output."""
+    global _BANNER_SILENCED
+    if _BANNER_SILENCED:
+        h = highspy.Highs()
+    else:
+        sys.stdout.flush()
+        saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
+        _BANNER_SILENCED = True
+    h.setOptionValue("output_flag", False)
+    return h
+
+
 def _highs_from(cost, lo, hi, A, rlo, rhi, integrality) -> highspy.Highs:
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = A.shape[1], A.shape[0]
@@ -237,8 +263,7 @@ def _highs_from(cost, lo, hi, A, rlo, rhi, integrality) -> highspy.Highs:
     if integrality is not None:
         lp.integrality_ = [highspy.HighsVarType.kInteger if v else highspy.HighsVarType.kContinuous
                            for v in integrality]
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", False)
+    h = new_highs()
     h.setOptionValue("random_seed", 0)
     if integrality is not None:
         h.setOptionValue("mip_rel_gap", 1e-9)

@@ -190,3 +190,13 @@ def test_cli_reports_savings_against_uncontrolled_charging():
     assert d["vs_uncontrolled"]["net_saving"] > 0
     r = CliRunner().invoke(app, ["delivery-vans-50", "--every", "4"])
     assert r.exit_code == 0 and "net saving" in r.output and "EVs (50) kW" in r.output
+
+
+def test_cli_json_is_clean_on_the_real_stdout():
+    """HiGHS prints a banner on fd 1 at its first instance; `--json` output must still parse."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", "from v2g_bench.scheduler.cli import app; app()",
+                          "frequency-response-step", "--json"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["scenario"] == "frequency-response-step"
