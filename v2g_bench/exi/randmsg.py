@@ -225,3 +225,17 @@ class MessageGenerator:
         if r < 5:
             return c.int(lo, hi)
         return max(lo, min(hi, c.int(-300, 3000)))
+
+
+def diff_budget(per_set_default: float = 5.0) -> tuple[int, float]:
+    """(max messages, seconds) per schema set for the differential tests.
+
+    `V2G_EXI_DIFF_N` fixes the count (e.g. 1000 for the full run; the time budget is then not
+    applied); otherwise `V2G_EXI_DIFF_SECONDS` (default `per_set_default`) is a time budget per set
+    and the count adapts to the machine (the jar costs 15-40 ms a call on a loaded box)."""
+    import os
+
+    n = os.environ.get("V2G_EXI_DIFF_N")
+    if n:
+        return int(n), float("inf")
+    return 100_000, float(os.environ.get("V2G_EXI_DIFF_SECONDS", per_set_default))
