@@ -54,10 +54,12 @@ def precheck(site: Site, evs: list[EVRequest]) -> None:
     if site.import_limit_kw is not None:
         # the limit must hold even with every EV discharging at full power and all PV used
         base = site.base_kw()
+        relief_t = np.zeros(site.n)
+        for ev in evs:
+            a, b = interval_window(site, ev)
+            relief_t[a:b] += ev.max_discharge_kw
         for t in range(site.n):
-            relief = sum(ev.max_discharge_kw for ev in evs
-                         if interval_window(site, ev)[0] <= t < interval_window(site, ev)[1])
-            over = base[t] - relief - site.import_limit_kw
+            over = base[t] - relief_t[t] - site.import_limit_kw
             if over > 1e-9:
                 reasons.append(f"site: load at interval {t} ({_hours(t * site.dt_s)} from now) exceeds the "
                                f"import limit {site.import_limit_kw:g} kW by {over:.3f} kW even with every EV "
