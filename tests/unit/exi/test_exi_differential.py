@@ -3,20 +3,24 @@
 For random, grammar-driven messages (Hypothesis) of each schema set: both codecs encode, the bytes
 must be identical; each decodes the other's output and the values must agree. Where the jar is
 lossy (it inserts defaults, e.g. SchemaID=0 in supportedAppProtocolRes), the jar's own reading of
-its stream is the reference. Count per set: V2G_EXI_DIFF_N (default 150; the issue's goal 1000).
+its stream is the reference. Messages include xmldsig Signature content in their headers.
+
+Count per set: `V2G_EXI_DIFF_N` fixes it (the issue's full run: 1000); otherwise the count adapts
+to a time budget per set, `V2G_EXI_DIFF_SECONDS` (default 5 s): the jar's cost per message is
+measured first and Hypothesis gets as many examples as fit (at least 20).
 """
 from __future__ import annotations
 
-import os
+import random
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from v2g_bench.exi.codec import decode, encode, get_grammar
 from v2g_bench.exi.errors import EXIEncodeError
-from v2g_bench.exi.randmsg import JAR_ROOTS, MessageGenerator
+from v2g_bench.exi.randmsg import JAR_ROOTS, MessageGenerator, diff_budget
 
-N = int(os.environ.get("V2G_EXI_DIFF_N", "150"))
 # ACDP and WPT: the jar's JAXB layer has no classes for their messages (every encode fails with
 # "A descriptor with default root element ... was not found"), so there is no reference to diff.
 SETS = ["appprotocol", "iso20_common", "iso20_dc", "iso20_ac", "iso2", "din"]
@@ -31,17 +35,45 @@ def jar():
     return jarmod
 
 
+def _generator(set_name):
+    # DIN: the jar fails on every base64Binary value (SignatureValue, certificates) with
+    # NoClassDefFoundError javax/mail/internet/MimeMultipart, so its headers carry no Signature here
+    return MessageGenerator(get_grammar(set_name), allow_signature=set_name != "din")
+
+
 def _strategy(set_name):
-    gen = MessageGenerator(get_grammar(set_name))
     roots = JAR_ROOTS.get(set_name)
-    return gen.strategy(roots[0] if roots else None)
+    return _generator(set_name).strategy(roots[0] if roots else None)
+
+
+def _example_count(set_name, jar) -> int:
+    """Examples that fit the time budget: time a few jar round trips (the dominant cost)."""
+    n_max, seconds = diff_budget()
+    if seconds == float("inf"):
+        return n_max
+    gen, roots = _generator(set_name), JAR_ROOTS.get(set_name)
+    t0 = 0.0
+    for i in range(6):
+        if i == 1:
+            t0 = time.monotonic()  # the first call warms the jar's grammar for this set up
+        msg = gen.random(random.Random(1000 + i), roots[0] if roots else None)
+        try:
+            jar.jar_decode(jar.jar_encode(msg, set_name), set_name)
+        except Exception:  # noqa: BLE001 - refused messages cost time too
+            pass
+        encode(msg, set_name)
+    per_msg = (time.monotonic() - t0) / 5 * 1.5  # + own decode, Hypothesis overhead
+    return max(20, min(n_max, int(seconds / per_msg)))
 
 
 @pytest.mark.parametrize("set_name", SETS)
 def test_exi_own_codec_matches_jar_bytes_and_values(set_name, jar):
     stats = STATS.setdefault(set_name, {"identical": 0, "jar_lossy": 0, "jar_refused": 0})
 
-    @settings(max_examples=N, deadline=None, database=None,
+    n = _example_count(set_name, jar)
+    t0 = time.monotonic()
+
+    @settings(max_examples=n, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(msg=_strategy(set_name))
     def check(msg):
@@ -64,8 +96,9 @@ def test_exi_own_codec_matches_jar_bytes_and_values(set_name, jar):
 
     check()
     total = sum(stats.values())
-    print(f"{set_name}: {stats}")
-    assert stats["identical"] >= 0.8 * total, stats  # the jar refusing most messages would hide bugs
+    print(f"{set_name}: {stats} ({n} examples, {time.monotonic() - t0:.1f} s)")
+    # the jar refusing many messages would hide bugs; lossy ones are still diffed via its reading
+    assert stats["jar_refused"] <= 0.2 * total and stats["identical"] >= 0.5 * total, stats
 
 
 def test_exi_jar_quirks_reproduced(jar):
