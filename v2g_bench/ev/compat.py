@@ -14,6 +14,8 @@ Call `apply_all()` once per process before starting an EVCC or SECC (idempotent)
 | 2 s + 3 s fixed sleeps in V2GCommunicationSession.stop()              | `patch_stop_delays()`           |
 | simulated EV flips coins (random.getrandbits) in schedule processing  | `patch_sim_ev_coin_flips()`     |
 | rcv_loop reads reader.read(7000): no V2GTP framing (split/coalesced)  | `FramedReader`, `patch_framing` |
+| SECC: a -20 DC ChargeParameterDiscovery replaces session_limits and  | `patch_secc_keep_ac_limits()`   |
+|   drops the AC limits; the next -20 AC charge loop crashes (None > 0) |                                 |
 """
 from __future__ import annotations
 
@@ -246,6 +248,31 @@ def patch_framing() -> None:
     V2GCommunicationSession.__init__ = __init__
 
 
+# --- SECC: DC session limits wipe the AC ones ------------------------------------------------------
+
+def patch_secc_keep_ac_limits() -> None:
+    """`EVSEDataContext.update_dc_charge_parameters_v20` builds a new EVSESessionLimits holding only DC
+    limits; the AC limits (set once by the controller) are lost, so on the same SECC a -20 AC charge
+    loop after any -20 DC session raises TypeError ('>' between None and int). Keep the AC limits."""
+    from iso15118.secc.controller.evse_data import EVSEDataContext
+
+    if getattr(EVSEDataContext.update_dc_charge_parameters_v20, "_v2g_bench_patched", False):
+        return
+    original = EVSEDataContext.update_dc_charge_parameters_v20
+
+    @functools.wraps(original)
+    def update_dc_charge_parameters_v20(self, *args, **kwargs):
+        ac = getattr(self.session_limits, "ac_limits", None)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            if ac is not None:
+                self.session_limits.ac_limits = ac
+
+    update_dc_charge_parameters_v20._v2g_bench_patched = True
+    EVSEDataContext.update_dc_charge_parameters_v20 = update_dc_charge_parameters_v20
+
+
 # --- all of them ---------------------------------------------------------------------------------
 
 def apply_all(*, stop_delay_s: float = 0.05) -> None:
@@ -259,4 +286,5 @@ def apply_all(*, stop_delay_s: float = 0.05) -> None:
         patch_sim_ev_coin_flips()
         patch_evcc_no_pnc_without_tls()
         patch_framing()
+        patch_secc_keep_ac_limits()
         _applied = True

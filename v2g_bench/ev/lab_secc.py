@@ -111,6 +111,19 @@ def _make_controller_class():
                 self.last_setpoint_w, self.mode = p, "ac"
             return await super().get_ac_charge_loop_params_v20(control_mode, selected_service)
 
+        async def get_ac_evse_status(self):
+            # -2 AC has no power request: the EV's on-board charger draws up to its EVMaxCurrent on
+            # every phase. ChargingStatus polls this each loop, so the stage follows it here.
+            if self.plant.state().contactor_closed and self.mode != "ac":
+                lim = self.ev_data_context.rated_limits.ac_limits      # EVMaxCurrent of the -2 CPD
+                i_max = float(getattr(lim, "max_charge_current", None) or 0.0)
+                st = self.plant.state()
+                ch_lim, _ = self._limits()
+                p = min(ch_lim, i_max * st.ac_voltage_v * 3)
+                self.plant.set_power_setpoint(p)
+                self.last_setpoint_w, self.mode = p, "ac-2"
+            return await super().get_ac_evse_status()
+
         # --- what the charger reports: the plant, never the request ---------------------------------
         def _refresh(self) -> None:
             st = self.plant.state()

@@ -174,3 +174,36 @@ def test_session_end_watch_resolves_on_stop_notification():
         return await compat.run_until_session_end(handler(watch), watch, 5)
 
     assert asyncio.run(go()).reason == "done"
+
+
+def test_secc_dc_parameter_discovery_keeps_the_ac_session_limits():
+    compat.import_stack()
+    from iso15118.secc.controller.evse_data import EVSEDataContext
+    from iso15118.shared.messages.enums import ServiceV20
+    from iso15118.shared.messages.iso15118_20.common_types import RationalNumber as R
+    from iso15118.shared.messages.iso15118_20.dc import DCChargeParameterDiscoveryResParams
+
+    params = DCChargeParameterDiscoveryResParams(
+        evse_max_charge_power=R(exponent=3, value=11), evse_min_charge_power=R(exponent=0, value=0),
+        evse_max_charge_current=R(exponent=0, value=30), evse_min_charge_current=R(exponent=0, value=0),
+        evse_max_voltage=R(exponent=0, value=500), evse_min_voltage=R(exponent=0, value=150))
+
+    class Res:
+        dc_params = params
+
+    def run() -> object:
+        ctx = EVSEDataContext()
+        ctx.session_limits.ac_limits.max_charge_power = 11000.0
+        ctx.update_dc_charge_parameters_v20(ServiceV20.DC, Res())
+        return ctx.session_limits.ac_limits.max_charge_power
+
+    original = getattr(EVSEDataContext.update_dc_charge_parameters_v20, "__wrapped__", None)
+    compat.patch_secc_keep_ac_limits()
+    assert run() == 11000.0                                    # patched: AC limits survive
+    if original is not None:                                   # the defect, on the unpatched method
+        patched = EVSEDataContext.update_dc_charge_parameters_v20
+        EVSEDataContext.update_dc_charge_parameters_v20 = original
+        try:
+            assert run() is None
+        finally:
+            EVSEDataContext.update_dc_charge_parameters_v20 = patched
