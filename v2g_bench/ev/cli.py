@@ -26,6 +26,10 @@ def run(iface: str = typer.Option(..., "--iface", help="EV-side interface (PLC m
         soc: float = typer.Option(0.5, help="initial SOC (0..1)"),
         capacity_wh: float = typer.Option(60000.0),
         tls: bool = typer.Option(False, help="request TLS in SDP"),
+        auth: str = typer.Option("EIM", help="EIM | PnC (PnC needs --tls)"),
+        codec: str = typer.Option("jar", help="jar (iso15118's EXIficient) | own (v2g_bench.exi)"),
+        trace: str = typer.Option(None, help="write the V2GTP trace (JSONL) to this file"),
+        pki_path: str = typer.Option(None, help="test PKI shared with the charger (default: made now)"),
         timeout: float = typer.Option(120.0, help="upper bound for the session [s]")) -> None:
     from v2g_bench.errors import BenchError
     from v2g_bench.ev.emulator import EVEmulator
@@ -35,13 +39,14 @@ def run(iface: str = typer.Option(..., "--iface", help="EV-side interface (PLC m
         typer.echo(f"{e.t:12.3f} {e.direction:2} {e.name:28} {len(e.v2gtp_hex) // 2:5d} B {e.note}")
 
     try:
-        ev = EVEmulator(iface, netns=netns, model=EVModel(capacity_wh=capacity_wh, soc=soc), on_message=show)
+        ev = EVEmulator(iface, netns=netns, model=EVModel(capacity_wh=capacity_wh, soc=soc), on_message=show,
+                        codec=codec, trace_path=trace, pki_path=pki_path)
     except BenchError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2)
     try:
         res = ev.run_session(protocol=protocol, service=service, control_mode=control_mode, plan=_plan(plan),
-                             timeout=timeout, tls=tls)
+                             timeout=timeout, tls=tls, auth=auth)
     except BenchError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2)
@@ -49,3 +54,7 @@ def run(iface: str = typer.Option(..., "--iface", help="EV-side interface (PLC m
         ev.close()
     typer.echo(res.summary())
     raise typer.Exit(0 if res.passed else 1)
+
+
+if __name__ == "__main__":      # python -m v2g_bench.ev.cli (same as `v2g-bench ev`)
+    app()
