@@ -134,3 +134,14 @@ def test_shared_limit_binds_where_independent_plans_exceed_it():
     shared = plan_fleet_shared(site, evs)
     assert shared.site_kw(site).max() <= 40 + 1e-6
     assert shared.total_cost >= free.total_cost - 1e-9   # a constraint never makes it cheaper
+
+
+def test_independent_fleet_in_worker_processes_matches_in_process():
+    p, evs = _fleet(240, 12)
+    site = Site(import_price=p, export_price=p - 0.01, dt_s=3600)
+    one = plan_fleet_independent(site, evs, workers=1)
+    two = plan_fleet_independent(site, evs, workers=2)
+    assert "2 worker" in two.method
+    np.testing.assert_allclose(two.cost, one.cost, atol=1e-7)   # plans may differ between equal-cost optima
+    for j, ev in enumerate(evs):
+        assert two.soc_kwh[j, int(ev.departure_s // 3600)] >= ev.target_kwh - 1e-6
