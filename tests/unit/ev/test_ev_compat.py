@@ -191,19 +191,20 @@ def test_secc_dc_parameter_discovery_keeps_the_ac_session_limits():
     class Res:
         dc_params = params
 
-    def run() -> object:
-        ctx = EVSEDataContext()
-        ctx.session_limits.ac_limits.max_charge_power = 11000.0
-        ctx.update_dc_charge_parameters_v20(ServiceV20.DC, Res())
-        return ctx.session_limits.ac_limits.max_charge_power
+    def run() -> bool:
+        from iso15118.secc.controller.evse_data import EVSEACCLLimits, EVSESessionLimits
 
-    original = getattr(EVSEDataContext.update_dc_charge_parameters_v20, "__wrapped__", None)
+        mine = EVSEACCLLimits()                      # fresh objects: the stack's defaults are shared
+        mine.max_charge_power = 11000.0
+        ctx = EVSEDataContext(session_limits=EVSESessionLimits(ac_limits=mine))
+        ctx.update_dc_charge_parameters_v20(ServiceV20.DC, Res())
+        return ctx.session_limits.ac_limits is mine and mine.max_charge_power == 11000.0
+
     compat.patch_secc_keep_ac_limits()
-    assert run() == 11000.0                                    # patched: AC limits survive
-    if original is not None:                                   # the defect, on the unpatched method
-        patched = EVSEDataContext.update_dc_charge_parameters_v20
-        EVSEDataContext.update_dc_charge_parameters_v20 = original
-        try:
-            assert run() is None
-        finally:
-            EVSEDataContext.update_dc_charge_parameters_v20 = patched
+    patched = EVSEDataContext.update_dc_charge_parameters_v20
+    assert run()                                               # patched: the AC limits survive
+    EVSEDataContext.update_dc_charge_parameters_v20 = patched.__wrapped__   # the stack's own method
+    try:
+        assert not run()                                       # the defect: AC limits dropped
+    finally:
+        EVSEDataContext.update_dc_charge_parameters_v20 = patched
