@@ -99,6 +99,8 @@ class Tolerance:
     max_discharge_w: float | None = None
     exceedance_max_kws: float | None = 0.0
     min_step_w: float = 1000.0            # smaller setpoint changes are not analysed as steps
+    coverage_slack_s: float = 0.5         # samples may start/end this much inside the profile
+    max_sample_gap_s: float | None = 1.0  # a longer gap between samples makes the verdict inconclusive
     cite: str = CITE_PROFILE
 
     @classmethod
@@ -190,6 +192,17 @@ def judge_schedule(commanded: CommandedProfile, samples, tolerance: Tolerance | 
         res.reasons.append(f"no samples inside the commanded profile [{lo:.3f}, {hi:.3f}] s "
                            f"(samples span [{t[0]:.3f}, {t[-1]:.3f}] s)")
         return res
+    # a verdict on part of the profile is not a verdict on the profile: say so (inconclusive), never pass it
+    span = min(t[-1], hi) - max(t[0], lo)
+    m0 = res.metrics
+    m0["coverage"] = float(span / (hi - lo))
+    m0["max_sample_gap_s"] = float(np.max(np.diff(t[cover]))) if cover.sum() > 1 else float("inf")
+    if t[0] > lo + tol.coverage_slack_s or t[-1] < hi - tol.coverage_slack_s:
+        res.reasons.append(f"samples cover [{max(t[0], lo):.3f}, {min(t[-1], hi):.3f}] s of the profile "
+                           f"[{lo:.3f}, {hi:.3f}] s ({100 * m0['coverage']:.1f} %)")
+    if tol.max_sample_gap_s is not None and m0["max_sample_gap_s"] > tol.max_sample_gap_s:
+        res.reasons.append(f"a gap of {m0['max_sample_gap_s']:.3f} s between samples exceeds "
+                           f"max_sample_gap_s = {tol.max_sample_gap_s:g} s: what happened in it is unknown")
     tc, pc = t[cover], p[cover]
     cmd = commanded.at(tc)
     err = pc - cmd

@@ -108,3 +108,14 @@ def test_tolerance_from_dut_profile_rejects_unknown_keys():
     assert tol.band_w == 250 and tol.t90_max_s == 3
     with pytest.raises(SampleError, match="unknown tolerance key"):
         Tolerance.from_dut_profile({"band": 1})
+
+
+def test_partial_coverage_or_a_sampling_gap_is_inconclusive():
+    p = first_order(CMD, T, 0.2, 0.0)
+    keep = T < 50                                     # sampling stopped 20 s early
+    res = judge_schedule(CMD, (T[keep], p[keep]), Tolerance(band_w=300))
+    assert res.verdict == "inconclusive" and "samples cover" in res.reasons[0]
+    assert res.metrics["coverage"] == pytest.approx(50 / 70, abs=1e-3)
+    gap = (T < 20) | (T > 25)                         # 5 s without samples
+    res = judge_schedule(CMD, (T[gap], p[gap]), Tolerance(band_w=300))
+    assert res.verdict == "inconclusive" and "gap of 5.0" in res.reasons[0]
