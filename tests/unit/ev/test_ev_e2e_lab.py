@@ -44,6 +44,12 @@ def test_dc_bpt_charge_discharge_stop_via_lab_process(lab_wire, lab_ev, control_
     # charged, then discharged: the present current the SECC reported (from the plant) changed sign
     currents = [h["evse_a"] for h in res.history if h["evse_a"] is not None]
     assert max(currents) > 5.0 and min(currents) < -5.0, currents
+    # present I came from the plant, not the request: while the stage ramps (5 kW/s) the reported
+    # current lags the EV's ask; later it reaches it
+    asks = [(h["asked_w"] / h["evse_v"], h["evse_a"]) for h in res.history
+            if h["asked_w"] > 0 and h["evse_v"] and h["evse_a"] is not None]
+    assert any(abs(got) < 0.5 * want for want, got in asks), asks
+    assert any(abs(got - want) < 0.2 * want for want, got in asks), asks
     # the SOC followed the analyzer: during the charge phase up, during the discharge phase down
     moved = [h["moved_wh"] for h in res.history]
     peak = max(range(len(moved)), key=moved.__getitem__)

@@ -10,14 +10,15 @@ LOOP = {"ISO15118-20": {"DC": "DC_ChargeLoopReq", "AC": "AC_ChargeLoopReq"},
         "DIN70121": {"DC": "CurrentDemandReq"}}
 
 
-@pytest.mark.parametrize("protocol,service", [
-    ("ISO15118-20", "DC"),
-    ("ISO15118-20", "AC_BPT"),
-    ("ISO15118-2", "DC"),
-    ("ISO15118-2", "AC"),
-    ("DIN70121", "DC"),
+@pytest.mark.parametrize("protocol,service,control_mode", [
+    ("ISO15118-20", "DC", "scheduled"),
+    ("ISO15118-20", "AC_BPT", "scheduled"),
+    ("ISO15118-20", "AC_BPT", "dynamic"),
+    ("ISO15118-2", "DC", "scheduled"),
+    ("ISO15118-2", "AC", "scheduled"),
+    ("DIN70121", "DC", "scheduled"),
 ])
-def test_protocol_session_against_the_lab(lab_wire, lab_ev, protocol, service):
+def test_protocol_session_against_the_lab(lab_wire, lab_ev, protocol, service, control_mode):
     from v2g_bench.ev.model import Phase
     from v2g_bench.ev.trace import Trace
 
@@ -26,7 +27,7 @@ def test_protocol_session_against_the_lab(lab_wire, lab_ev, protocol, service):
     wp0 = lab_wire.analyzer.energy_wh(1)
     bpt = service.endswith("BPT")
     plan = [Phase(5000, 2.5)] + ([Phase(-5000, 3.0)] if bpt else [])
-    res = lab_ev.run_session(protocol=protocol, service=service, plan=plan, timeout=90)
+    res = lab_ev.run_session(protocol=protocol, service=service, control_mode=control_mode, plan=plan, timeout=90)
     assert res.passed, (res.summary(), lab_wire.secc_status()["sessions_ended"][-1:])
     rows = Trace.load(res.trace_path)
     names = [r.get("name") for r in rows if r.get("dir") in ("tx", "rx")]
