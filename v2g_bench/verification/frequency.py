@@ -96,12 +96,27 @@ def judge_frequency_response(t_s, frequency_hz, power_w, *, nominal_hz: float = 
         m["droop_accuracy_pct"] = (float(100.0 * np.mean(dp[tail] / exp[tail])) if tail.any() and np.all(exp[tail] != 0)
                                    else float("nan"))
     c = res.checks
+    observed = end_ev - t_ev
     c.append(Check("activation delay", m["activation_delay_s"], activation_delay_max_s, "s", cite=CITE_DELAY))
-    c.append(Check("time to full activation", m["full_activation_s"], full_activation_max_s, "s", cite=CITE_FULL))
+    full_chk = Check("time to full activation", m["full_activation_s"], full_activation_max_s, "s", cite=CITE_FULL)
+    if not np.isfinite(m["full_activation_s"]) and full_activation_max_s is not None and observed < full_activation_max_s:
+        # not reached yet, but the data (or the event) ended before the allowed time: no verdict
+        full_chk.passed = None
+        res.reasons.append(f"the event was observed for {observed:.1f} s only, less than the "
+                           f"{full_activation_max_s:g} s allowed for full activation")
+    c.append(full_chk)
     acc = m["droop_accuracy_pct"]
-    c.append(Check("droop accuracy error", abs(acc - 100.0) if np.isfinite(acc) else float("inf"),
-                   droop_tolerance_pct, "%", cite=CITE_FULL, detail=f"measured/expected = {acc:.2f} %"))
+    acc_chk = Check("droop accuracy error", abs(acc - 100.0) if np.isfinite(acc) else float("inf"),
+                    droop_tolerance_pct, "%", cite=CITE_FULL, detail=f"measured/expected = {acc:.2f} %")
+    if full_chk.passed is None and not np.isfinite(acc):
+        acc_chk.passed = None   # nothing after full activation to average over
+    c.append(acc_chk)
     if hold_min_s is not None:
-        c.append(Check("hold time", m["hold_s"], hold_min_s, "s", ">=", cite=CITE_HOLD,
-                       detail=f"event lasted {end_ev - t_ev:.1f} s in the samples"))
+        hold = Check("hold time", m["hold_s"], hold_min_s, "s", ">=", cite=CITE_HOLD,
+                     detail=f"event lasted {observed:.1f} s in the samples")
+        if hold.passed is False and np.isfinite(m["full_activation_s"]) and \
+                observed - m["full_activation_s"] < hold_min_s:
+            hold.passed = None   # it held for as long as the event (or the recording) lasted
+            res.reasons.append(f"the event lasted {observed:.1f} s: too short to show a {hold_min_s:g} s hold")
+        c.append(hold)
     return res

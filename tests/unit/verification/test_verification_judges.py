@@ -169,3 +169,12 @@ def test_frequency_scenario_parameters_drive_the_judge():
                                    hold_min_s=fr["hold_s"] - 30, **kw)
     assert res.verdict == "pass", res.summary()
     assert res.metrics["hold_s"] >= fr["hold_s"] - 30
+
+
+def test_a_recording_shorter_than_the_allowed_time_is_inconclusive():
+    short = t < 25                                    # 15 s after the step, 30 s are allowed
+    # 10 % after 0.2 + 15*ln(1/0.9) = 1.8 s (fine), within 10 % only after 0.2 + 15*ln(10) = 34.7 s: unknown yet
+    res = judge_frequency_response(t[short], f[short], response(0.2, 15.0)[short], droop_w_per_hz=DROOP)
+    assert res.verdict == "inconclusive", res.summary()
+    res = judge_frequency_response(t, f, response(0.5, 5.0), droop_w_per_hz=DROOP, hold_min_s=900)
+    assert res.verdict == "inconclusive" and "too short" in res.reasons[0]
