@@ -42,14 +42,16 @@ def precheck(site: Site, evs: list[EVRequest]) -> None:
             continue
         a, b = interval_window(site, ev)
         plugged_h = max(0, b - a) * site.h
-        reach = min(ev.capacity_kwh, ev.soc_kwh + ev.eta_charge * ev.max_charge_kw * plugged_h)
+        from .lp import battery_side_kw
+        cell_kw = float(battery_side_kw(ev, np.array([ev.max_charge_kw]), np.zeros(1))[0][0])
+        reach = min(ev.capacity_kwh, ev.soc_kwh + cell_kw * plugged_h)
         if reach < ev.target_kwh - 1e-9:
             miss = ev.target_kwh - reach
             short[ev.name] = miss
             reasons.append(
                 f"{n}: departure target {ev.target_kwh:g} kWh is unreachable, short by {miss:.3f} kWh: from "
                 f"{ev.soc_kwh:g} kWh, {ev.max_charge_kw:g} kW for the {plugged_h:.2f} h plugged in before "
-                f"departure ({_hours(ev.departure_s)} from now) at efficiency {ev.eta_charge:g} adds at most "
+                f"departure ({_hours(ev.departure_s)} from now) at efficiency {cell_kw / max(ev.max_charge_kw, 1e-12):.3g} adds at most "
                 f"{reach - ev.soc_kwh:.3f} kWh")
     if site.import_limit_kw is not None:
         # the limit must hold even with every EV discharging at full power and all PV used
@@ -73,7 +75,7 @@ def precheck(site: Site, evs: list[EVRequest]) -> None:
 def explain_infeasible(scheduler, site: Site, evs: list[EVRequest], metering: str) -> InfeasibleSchedule:
     from .lp import _layout
 
-    L = _layout(site, len(evs), metering, elastic=True)
+    L = _layout(site, len(evs), metering, elastic=True, evs=evs)
     x = scheduler._solve(L, site, evs)
     if x is None:  # pragma: no cover - the elastic model is feasible by construction
         return InfeasibleSchedule(["no plan exists even with targets and limits relaxed"], where=f"site {site.name!r}")

@@ -129,7 +129,9 @@ def _mp_context():
 
 
 def _soc(ev: EVRequest, c, d, h):
-    return ev.soc_kwh + np.concatenate([[0.0], np.cumsum(ev.eta_charge * h * c - h * d / ev.eta_discharge)])
+    from .lp import battery_side_kw
+    b_in, b_out = battery_side_kw(ev, c, d)
+    return ev.soc_kwh + np.concatenate([[0.0], np.cumsum(h * (b_in - b_out))])
 
 
 def _independent_chunk(site: Site, evs: list[EVRequest]):
@@ -144,7 +146,18 @@ def _independent_chunk(site: Site, evs: list[EVRequest]):
     order = sorted(range(len(evs)), key=lambda j: (evs[j].arrival_s, evs[j].departure_s))
     for j in order:
         ev = evs[j]
-        r = solver.solve(ev)
+        # part-load curves need the segment model: those EVs go through the full Scheduler
+        r = None if (ev.charge_curve or ev.discharge_curve) else solver.solve(ev)
+        if r is None and (ev.charge_curve or ev.discharge_curve):
+            try:
+                plan = Scheduler().plan(Site(import_price=site.import_price, export_price=site.export_price,
+                                             dt_s=site.dt_s), ev, metering="ev")
+            except InfeasibleSchedule:
+                infeasible.append(j)
+                continue
+            e = plan.evs[0]
+            P[j], S[j], C[j] = e.power_kw, e.soc_kwh, plan.cost.total
+            continue
         if r is None:
             infeasible.append(j)
             continue
@@ -317,6 +330,10 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
     if site.pv_kw is not None or site.demand_charge_per_kw > 0:
         raise ScheduleInputError("the decomposition bills each EV on its own: no PV curtailment or demand charge",
                                  where="plan_fleet_decomposed", fix="use plan_fleet_shared(metering='site')")
+    curved = [e.name for e in evs if e.charge_curve or e.discharge_curve]
+    if curved:
+        raise ScheduleInputError(f"part-load curves are not supported by the decomposition ({curved[0]!r}...)",
+                                 where="plan_fleet_decomposed", fix="use plan_fleet_shared for EVs with curves")
     from .explain import precheck
     precheck(site, evs)
     T, N, h = site.n, len(evs), site.h

@@ -42,7 +42,9 @@ class _Layout:
     demand: bool
     coupling: bool         # "ev" metering with site limits
     elastic: bool
-    binaries: tuple        # ((i, t), ...)
+    binaries: tuple        # ((i, t), ...): charge XOR discharge
+    curves: tuple = ()     # per EV (charge segments, discharge segments); () or zeros = constant efficiency
+    order_bins: tuple = () # ((i, t, direction), ...): part-load segments filled in order (direction 0/1)
 
     def c(self, i):
         return 3 * self.T * i
@@ -85,19 +87,36 @@ class _Layout:
         return self.site0 + self.n_site_cols
 
     @property
-    def bin0(self):
+    def curve0(self):  # part-load segment columns, per EV: charge segments x T, then discharge segments x T
         return self.slack0 + ((self.N + 2 * self.T) if self.elastic else 0)
+
+    def seg(self, i: int, direction: int, s: int) -> int:
+        off = self.curve0 + self.T * sum(a + b for a, b in self.curves[:i])
+        sc = self.curves[i][0]
+        return off + self.T * (s if direction == 0 else sc + s)
+
+    @property
+    def bin0(self):
+        return self.curve0 + self.T * sum(a + b for a, b in self.curves)
+
+    @property
+    def obin0(self):
+        return self.bin0 + len(self.binaries)
 
     @property
     def ncol(self):
-        return self.bin0 + len(self.binaries)
+        return self.obin0 + sum(self.curves[i][d] - 1 for i, _, d in self.order_bins)
 
 
-def _layout(site: Site, n_ev: int, metering: str, elastic: bool, binaries=()) -> _Layout:
+def _layout(site: Site, n_ev: int, metering: str, elastic: bool, binaries=(), evs=None,
+            order_bins=()) -> _Layout:
     coupling = metering == "ev" and (site.import_limit_kw is not None or site.export_limit_kw is not None)
+    curves = ()
+    if evs is not None and any(e.charge_curve or e.discharge_curve for e in evs):
+        curves = tuple((len(e.charge_curve or ()), len(e.discharge_curve or ())) for e in evs)
     return _Layout(T=site.n, N=n_ev, metering=metering, pv=metering == "site" and site.pv_kw is not None,
                    demand=metering == "site" and site.demand_charge_per_kw > 0, coupling=coupling,
-                   elastic=elastic, binaries=tuple(binaries))
+                   elastic=elastic, binaries=tuple(binaries), curves=curves, order_bins=tuple(order_bins))
 
 
 def _penalty(site: Site, evs) -> float:
@@ -127,12 +146,16 @@ def _build(L: _Layout, site: Site, evs: list[EVRequest]):
         on = (tt >= a) & (tt < b)
         c0, d0, e0 = L.c(i), L.d(i), L.e(i)
         k = ev.degradation_per_kwh
+        sc, sd = L.curves[i] if L.curves else (0, 0)
+        # with a part-load curve the battery-side terms (degradation, SOC) sit on the segment columns
+        deg_c = 0.0 if sc else k * ev.eta_charge
+        deg_d = 0.0 if sd else k / ev.eta_discharge
         if L.metering == "ev":
-            cost[c0:c0 + T] = h * (site.import_price + k * ev.eta_charge)
-            cost[d0:d0 + T] = h * (-site.export_price + k / ev.eta_discharge)
+            cost[c0:c0 + T] = h * (site.import_price + deg_c)
+            cost[d0:d0 + T] = h * (-site.export_price + deg_d)
         else:
-            cost[c0:c0 + T] = h * k * ev.eta_charge
-            cost[d0:d0 + T] = h * k / ev.eta_discharge
+            cost[c0:c0 + T] = h * deg_c
+            cost[d0:d0 + T] = h * deg_d
         hi[c0:c0 + T] = np.where(on, ev.max_charge_kw, 0.0)
         hi[d0:d0 + T] = np.where(on, ev.max_discharge_kw, 0.0)
         lo[e0:e0 + T] = ev.min_kwh
@@ -143,12 +166,33 @@ def _build(L: _Layout, site: Site, evs: list[EVRequest]):
         r = nrow + tt
         add_rows(r, e0 + tt, np.ones(T), 0, 0)
         add_rows(r[1:], e0 + tt[:-1], -np.ones(T - 1), 0, 0)
-        add_rows(r, c0 + tt, np.full(T, -ev.eta_charge * h), 0, 0)
-        add_rows(r, d0 + tt, np.full(T, h / ev.eta_discharge), 0, 0)
+        if not sc:
+            add_rows(r, c0 + tt, np.full(T, -ev.eta_charge * h), 0, 0)
+        if not sd:
+            add_rows(r, d0 + tt, np.full(T, h / ev.eta_discharge), 0, 0)
         rhs = np.zeros(T)
         rhs[0] = ev.soc_kwh
         rlo.append(rhs), rhi.append(rhs.copy())
+        dyn = nrow
         nrow += T
+        for direction, curve, total in ((0, ev.charge_curve, c0), (1, ev.discharge_curve, d0)):
+            if not curve or not (sc if direction == 0 else sd):
+                continue
+            # link row: total power = sum of its segments; each segment has its own efficiency
+            r = nrow + tt
+            add_rows(r, total + tt, np.ones(T), 0, 0)
+            for si, (width, eta) in enumerate(curve):
+                col = L.seg(i, direction, si) + tt
+                add_rows(r, col, -np.ones(T), 0, 0)
+                hi[col] = np.where(on, width, 0.0)
+                if direction == 0:
+                    add_rows(dyn + tt, col, np.full(T, -eta * h), 0, 0)
+                    cost[col] = h * k * eta
+                else:
+                    add_rows(dyn + tt, col, np.full(T, h / eta), 0, 0)
+                    cost[col] = h * k / eta
+            rlo.append(np.zeros(T)), rhi.append(np.zeros(T))
+            nrow += T
     base = site.base_kw()
     imp = site.import_limit_kw if site.import_limit_kw is not None else INF
     exp = site.export_limit_kw if site.export_limit_kw is not None else INF
@@ -221,6 +265,22 @@ def _build(L: _Layout, site: Site, evs: list[EVRequest]):
             add_rows([nrow + 1, nrow + 1], [L.d(i) + t, u], [1.0, ev.max_discharge_kw], 0, 0)
             rlo.append([-INF, -INF]), rhi.append([0.0, ev.max_discharge_kw])
             nrow += 2
+    if L.order_bins:
+        if integrality is None:
+            integrality = np.zeros(nc, dtype=np.int32)
+        z = L.obin0
+        for i, t, direction in L.order_bins:
+            curve = evs[i].charge_curve if direction == 0 else evs[i].discharge_curve
+            for si in range(len(curve) - 1):
+                # z = 1 allows segment si+1 only when segment si is full (incremental formulation)
+                integrality[z] = 1
+                hi[z] = 1.0
+                a, b = L.seg(i, direction, si) + t, L.seg(i, direction, si + 1) + t
+                add_rows([nrow, nrow], [a, z], [1.0, -curve[si][0]], 0, 0)
+                add_rows([nrow + 1, nrow + 1], [b, z], [1.0, -curve[si + 1][0]], 0, 0)
+                rlo.append([0.0, -INF]), rhi.append([INF, 0.0])
+                nrow += 2
+                z += 1
     A = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(nrow, nc))
     A.sort_indices()
     return cost, lo, hi, A, np.concatenate([np.asarray(x, float) for x in rlo]), \
@@ -270,6 +330,24 @@ def _highs_from(cost, lo, hi, A, rlo, rhi, integrality) -> highspy.Highs:
         h.setOptionValue("mip_abs_gap", 1e-9)
     h.passModel(lp)
     return h
+
+
+def _through_curve(p: np.ndarray, curve, charge: bool) -> np.ndarray:
+    """Battery-side power for grid-side power p through a part-load curve, segments filled in order."""
+    out = np.zeros_like(p)
+    left = p.copy()
+    for width, eta in curve:
+        take = np.minimum(left, width)
+        out += take * eta if charge else take / eta
+        left -= take
+    return out
+
+
+def battery_side_kw(ev: EVRequest, c: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(power into the cells, power out of the cells) for grid-side charge c and discharge d."""
+    b_in = _through_curve(c, ev.charge_curve, True) if ev.charge_curve else ev.eta_charge * c
+    b_out = _through_curve(d, ev.discharge_curve, False) if ev.discharge_curve else d / ev.eta_discharge
+    return b_in, b_out
 
 
 class _CachedModel:
@@ -328,28 +406,37 @@ class Scheduler:
         from .explain import precheck
         precheck(site, evs)
         binaries: list = []
+        order_bins: list = []
         notes: list[str] = []
-        for _round in range(20):
-            L = _layout(site, len(evs), metering, elastic=False, binaries=binaries)
+        for _round in range(50):
+            L = _layout(site, len(evs), metering, elastic=False, binaries=binaries, evs=evs, order_bins=order_bins)
             x = self._solve(L, site, evs)
             if x is None:
                 from .explain import explain_infeasible
                 raise explain_infeasible(self, site, evs, metering)
             sim = self._simultaneous(L, x)
-            if not sim:
+            disorder = self._out_of_order(L, evs, x)
+            if not sim and not disorder:
                 break
-            binaries = sorted(set(binaries) | set(sim))
-            notes.append(f"LP optimum charged and discharged at once in {len(sim)} (EV, interval) pairs "
-                         f"(negative prices / surplus); added XOR binaries and re-solved")
+            if sim:
+                binaries = sorted(set(binaries) | set(sim))
+                notes.append(f"LP optimum charged and discharged at once in {len(sim)} (EV, interval) pairs "
+                             f"(negative prices / surplus); added XOR binaries and re-solved")
+            if disorder:
+                order_bins = sorted(set(order_bins) | set(disorder))
+                notes.append(f"LP optimum used a less efficient part-load segment before a better one in "
+                             f"{len(disorder)} (EV, interval, direction) cases (wasting energy paid); added "
+                             f"ordering binaries and re-solved")
         else:  # pragma: no cover - each round adds at least one binary, bounded by N*T
             raise InfeasibleSchedule(["could not remove simultaneous charge and discharge"], where="scheduler")
-        method = "lp" if not binaries else f"milp({len(binaries)} binaries)"
+        nb = len(binaries) + sum(L.curves[i][d] - 1 for i, _, d in order_bins)
+        method = "lp" if not nb else f"milp({nb} binaries)"
         return self._extract(L, site, evs, x, method, time.perf_counter() - t0, notes)
 
     # -- internals --------------------------------------------------------------------------------
     def _solve(self, L: _Layout, site: Site, evs) -> np.ndarray | None:
         built = _build(L, site, evs)
-        if L.binaries or L.elastic:
+        if L.binaries or L.order_bins or L.elastic:
             hs = _highs_from(*built[:7])  # one-off models are not worth caching
         else:
             m = self._cache.get(L)
@@ -370,6 +457,24 @@ class Scheduler:
         if st in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
             return None
         raise InfeasibleSchedule([f"HiGHS stopped with {hs.modelStatusToString(st)}"], where="scheduler")
+
+    @staticmethod
+    def _out_of_order(L: _Layout, evs, x: np.ndarray) -> list:
+        """(EV, interval, direction) where a segment carries power while an earlier (better) one is not full."""
+        out = []
+        if not L.curves:
+            return out
+        for i, ev in enumerate(evs):
+            for direction, curve in ((0, ev.charge_curve), (1, ev.discharge_curve)):
+                if not curve:
+                    continue
+                segs = np.array([x[L.seg(i, direction, s):L.seg(i, direction, s) + L.T] for s in range(len(curve))])
+                widths = np.array([w for w, _ in curve])[:, None]
+                later_used = np.flip(np.maximum.accumulate(np.flip(segs > 1e-7, 0), 0), 0)  # any later seg used
+                bad = (segs[:-1] < widths[:-1] - 1e-7) & later_used[1:]
+                for t in np.flatnonzero(bad.any(axis=0)):
+                    out.append((i, int(t), direction))
+        return out
 
     @staticmethod
     def _simultaneous(L: _Layout, x: np.ndarray) -> list:
@@ -395,8 +500,9 @@ class Scheduler:
             c[c < 1e-9] = 0.0
             d[d < 1e-9] = 0.0
             # SOC recomputed from the plan (not read from the LP) so it is exactly what the plan implies
-            soc = ev.soc_kwh + np.concatenate([[0.0], np.cumsum(ev.eta_charge * h * c - h * d / ev.eta_discharge)])
-            dg = float(ev.degradation_per_kwh * h * np.sum(ev.eta_charge * c + d / ev.eta_discharge))
+            b_in, b_out = battery_side_kw(ev, c, d)
+            soc = ev.soc_kwh + np.concatenate([[0.0], np.cumsum(h * (b_in - b_out))])
+            dg = float(ev.degradation_per_kwh * h * np.sum(b_in + b_out))
             deg += dg
             plans.append(EVPlan(ev.name, c, d, soc, dg))
             total_c += c

@@ -150,6 +150,10 @@ class EVRequest:
     eta_charge: float = 0.95          # battery energy in / grid energy in
     eta_discharge: float = 0.95       # grid energy out / battery energy out
     degradation_per_kwh: float = 0.0  # cost per kWh of battery throughput (in + out)
+    # optional part-load efficiency: ((width_kw, eta), ...) grid-side segments from 0 to the max power,
+    # eta not rising with power (convex losses, see part_load_curve); replaces eta_charge / eta_discharge
+    charge_curve: tuple | None = None
+    discharge_curve: tuple | None = None
 
     def __post_init__(self):
         w = f"ev {self.name!r}"
@@ -166,12 +170,52 @@ class EVRequest:
                                      where=w)
         for k in ("eta_charge", "eta_discharge"):
             setattr(self, k, _finite(k, getattr(self, k), where=w, lo=0, lo_open=True, hi=1.0))
+        for key, pmax in (("charge_curve", self.max_charge_kw), ("discharge_curve", self.max_discharge_kw)):
+            curve = getattr(self, key)
+            if curve is None:
+                continue
+            try:
+                curve = tuple((float(wd), float(eta)) for wd, eta in curve)
+            except (TypeError, ValueError):
+                raise ScheduleInputError(f"{key} must be a list of (width_kw, eta) pairs", where=w) from None
+            if not curve:
+                raise ScheduleInputError(f"{key} is empty", where=w)
+            for k, (wd, eta) in enumerate(curve):
+                if not (math.isfinite(wd) and wd > 0) or not (math.isfinite(eta) and 0 < eta <= 1):
+                    raise ScheduleInputError(f"{key}[{k}] = ({wd}, {eta}): width must be > 0 and eta in (0, 1]",
+                                             where=w)
+                if k and eta > curve[k - 1][1] + 1e-12:
+                    raise ScheduleInputError(
+                        f"{key}[{k}] efficiency {eta} is above the previous segment's {curve[k - 1][1]}", where=w,
+                        fix="part-load losses must be convex (efficiency not rising with power) for the LP")
+            if abs(sum(wd for wd, _ in curve) - pmax) > 1e-6 * max(1.0, pmax):
+                raise ScheduleInputError(f"{key} widths sum to {sum(wd for wd, _ in curve):g} kW, not the "
+                                         f"max power {pmax:g} kW", where=w)
+            setattr(self, key, curve)
         if self.soc_kwh > self.capacity_kwh + 1e-9:
             raise ScheduleInputError(f"soc_kwh = {self.soc_kwh} exceeds capacity_kwh = {self.capacity_kwh}", where=w)
 
     @property
     def min_kwh(self) -> float:
         return max(self.floor_kwh, self.reserve_kwh)
+
+
+def part_load_curve(p_max_kw: float, loss_w: tuple[float, float, float], *, segments: int = 4,
+                    direction: str = "charge") -> tuple:
+    """Segments ((width_kw, eta), ...) from a converter loss model P_loss = a + b|P| + c P^2 (W, P in W, grid side).
+
+    Each segment's efficiency is its marginal one, so the LP sees the convex part of the losses exactly at the
+    segment edges. The constant a (no-load loss) is left out: it needs an on/off binary per interval and, for
+    a charger that stays on, does not depend on the plan.
+    """
+    _, b, c = (float(v) for v in loss_w)
+    edges = np.linspace(0.0, p_max_kw * 1000.0, segments + 1)
+    out = []
+    for p0, p1 in zip(edges[:-1], edges[1:]):
+        dloss = b * (p1 - p0) + c * (p1 ** 2 - p0 ** 2)
+        eta = (1.0 - dloss / (p1 - p0)) if direction == "charge" else (p1 - p0) / ((p1 - p0) + dloss)
+        out.append(((p1 - p0) / 1000.0, float(eta)))
+    return tuple(out)
 
 
 @dataclass

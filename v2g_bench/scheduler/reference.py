@@ -65,13 +65,17 @@ class _PWL:
         return _PWL(a, self.value(a), segs)
 
 
-def _step(a: float, b: float, X: float, Y: float, mode: str | None) -> _PWL:
-    """Cost of moving the SOC by delta in one interval (delta in [-Y, X])."""
+def _step(charge: list, discharge: list, mode: str | None) -> _PWL:
+    """Cost of moving the SOC by delta in one interval. `charge`: (cost per cell kWh, cell kWh) pieces,
+    `discharge`: (cost per cell kWh, cell kWh) pieces (delta goes down by their length)."""
     if mode == "charge":
-        Y = 0.0
+        discharge = []
     elif mode == "discharge":
-        X = 0.0
-    return _PWL(-Y, b * Y, sorted([sl for sl in ((-b, Y), (a, X)) if sl[1] > 0], key=lambda sl: sl[0]))
+        charge = []
+    Y = sum(L for _, L in discharge)
+    v0 = sum(b * L for b, L in discharge)
+    pieces = [(-b, L) for b, L in discharge] + list(charge)
+    return _PWL(-Y, v0, sorted([sl for sl in pieces if sl[1] > 0], key=lambda sl: sl[0]))
 
 
 def reference_cost(site: Site, ev: EVRequest, *, exclusive: bool = False) -> float | None:
@@ -107,11 +111,12 @@ def _dp(site: Site, ev: EVRequest, modes: dict) -> float | None:
         return None
     for t in range(T - 1, -1, -1):
         on = a_win <= t < b_win
-        X = ev.eta_charge * h * ev.max_charge_kw if on else 0.0
-        Y = h * ev.max_discharge_kw / ev.eta_discharge if on else 0.0
-        a = site.import_price[t] / ev.eta_charge + k
-        b = k - site.export_price[t] * ev.eta_discharge
-        W = V.infconv(_step(a, b, X, Y, modes.get(t)).reflect())
+        ccurve = ev.charge_curve or ((ev.max_charge_kw, ev.eta_charge),)
+        dcurve = ev.discharge_curve or ((ev.max_discharge_kw, ev.eta_discharge),)
+        # per segment: cell kWh it can move and its cost per cell kWh
+        charge = [(site.import_price[t] / eta + k, eta * h * w) for w, eta in ccurve] if on else []
+        discharge = [(k - site.export_price[t] * eta, h * w / eta) for w, eta in dcurve] if on else []
+        W = V.infconv(_step(charge, discharge, modes.get(t)).reflect())
         if t == 0:
             v = W.value(ev.soc_kwh)
             return None if math.isinf(v) else v

@@ -46,7 +46,8 @@ _KEYS = {
     "site": {"load_kw", "load_kw_by_hour", "pv_kw", "pv_peak_kw", "pv_window", "import_limit_kw", "export_limit_kw"},
     "ev": {"name", "capacity_kwh", "soc_pct", "soc_kwh", "target_pct", "target_kwh", "floor_pct", "floor_kwh",
            "arrival", "arrival_s", "departure", "departure_s", "max_charge_kw", "max_discharge_kw", "eta_charge",
-           "eta_discharge", "degradation_per_kwh", "reserve_kwh", "backup"},
+           "eta_discharge", "degradation_per_kwh", "reserve_kwh", "backup", "charge_curve", "discharge_curve",
+           "loss_model"},
     "fleet": {"count", "seed", "prefix", "arrival", "departure", "soc_pct", "template"},
     "frequency_response": {"nominal_hz", "step_hz", "step_at_s", "droop_kw_per_hz", "reserved_kw", "endurance_min",
                            "full_activation_s", "deadband_hz", "hold_s", "ev"},
@@ -270,8 +271,20 @@ def scenario_from_dict(data: dict, *, source: str = "<scenario>") -> Scenario:
             if pc < 0 or pd < 0:
                 errs.append(f"{where}: frequency_response.reserved_kw = {reserved_kw} exceeds the EV's power limits")
                 return
+        curves = {"charge_curve": e.get("charge_curve"), "discharge_curve": e.get("discharge_curve")}
+        lm = e.get("loss_model")
+        if lm is not None:
+            # loss_model = {charge = [a_W, b, c_per_W], discharge = [...], segments = 4}: part-load segments
+            if not isinstance(lm, dict) or not set(lm) <= {"charge", "discharge", "segments"}:
+                errs.append(f"{where}.loss_model: expected {{charge = [a, b, c], discharge = [a, b, c], segments = n}}")
+                return
+            from .model import part_load_curve
+            for key, pmax, direction in (("charge", pc, "charge"), ("discharge", pd, "discharge")):
+                if key in lm and pmax > 0:
+                    curves[f"{key}_curve"] = part_load_curve(pmax, tuple(lm[key]), segments=int(lm.get("segments", 4)),
+                                                             direction=direction)
         try:
-            evs.append(EVRequest(
+            evs.append(EVRequest(**curves,
                 name=str(e.get("name", where)), capacity_kwh=cap, soc_kwh=soc, target_kwh=target,
                 departure_s=dep, max_charge_kw=pc, max_discharge_kw=pd, floor_kwh=floor, reserve_kwh=reserve,
                 arrival_s=arr, eta_charge=e.get("eta_charge", 0.95), eta_discharge=eta_d,

@@ -45,7 +45,7 @@ def test_lp_matches_the_exact_dp(case):
         return
     assert ref is not None
     if plan.method == "lp":
-        assert plan.cost.total == pytest.approx(ref, abs=1e-6, rel=1e-9)
+        assert plan.cost.total == pytest.approx(ref, abs=2e-5, rel=1e-7)   # HiGHS tolerances are 1e-7
     else:  # MILP repair: never better than the relaxation
         assert plan.cost.total >= ref - 1e-6
     e = plan.evs[0]
