@@ -112,6 +112,24 @@ class Tolerance:
                               fix=f"allowed: {', '.join(sorted(known))}")
         return cls(**table)
 
+    @classmethod
+    def from_dut_tolerances(cls, tolerances: dict, *, max_charge_w: float | None = None,
+                            max_discharge_w: float | None = None, **overrides) -> "Tolerance":
+        """From the DUT profile's [tolerances] table (power_abs_w, power_rel, settle_s, dead_time_max_s,
+        t90_max_s); its other keys (energy_rel, current_abs_a, round_trip_efficiency_min) belong to other judges."""
+        mapping = {"power_abs_w": ("band_w", 1.0), "power_rel": ("band_pct", 100.0), "settle_s": ("settle_s", 1.0),
+                   "dead_time_max_s": ("dead_time_max_s", 1.0), "t90_max_s": ("t90_max_s", 1.0)}
+        kw = {}
+        for key, (field_name, scale) in mapping.items():
+            if key in tolerances:
+                v = tolerances[key]
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
+                    raise SampleError(f"tolerances.{key} = {v!r} must be a number >= 0", where="DUT profile")
+                kw[field_name] = float(v) * scale
+        kw.update(max_charge_w=max_charge_w, max_discharge_w=max_discharge_w)
+        kw.update(overrides)
+        return cls(**kw)
+
     def band_at(self, setpoint_w: np.ndarray) -> np.ndarray:
         return self.band_w + self.band_pct / 100.0 * np.abs(setpoint_w)
 

@@ -119,3 +119,16 @@ def test_partial_coverage_or_a_sampling_gap_is_inconclusive():
     gap = (T < 20) | (T > 25)                         # 5 s without samples
     res = judge_schedule(CMD, (T[gap], p[gap]), Tolerance(band_w=300))
     assert res.verdict == "inconclusive" and "gap of 5.0" in res.reasons[0]
+
+
+def test_tolerance_from_the_dut_profile_tolerances_table():
+    import tomllib
+    from pathlib import Path
+    dut = tomllib.loads((Path(__file__).parents[3] / "profiles" / "virtual-dut.dut.toml").read_text())
+    tol = Tolerance.from_dut_tolerances(dut["tolerances"], max_charge_w=11000, max_discharge_w=10000,
+                                        energy_dev_max_pct=None)
+    assert tol.band_w == dut["tolerances"]["power_abs_w"]
+    assert tol.band_pct == pytest.approx(100 * dut["tolerances"]["power_rel"])
+    assert tol.t90_max_s == dut["tolerances"]["t90_max_s"] and tol.max_discharge_w == 10000
+    with pytest.raises(SampleError, match="tolerances.power_abs_w"):
+        Tolerance.from_dut_tolerances({"power_abs_w": float("nan")})
