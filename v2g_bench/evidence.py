@@ -33,6 +33,9 @@ class Evidence:
     def __init__(self, root: Path, nodeid: str):
         self.nodeid = nodeid
         self.dir = Path(root) / _safe_name(nodeid)   # created on first write
+        if self.dir.exists():                        # a re-run replaces the last run's evidence
+            import shutil
+            shutil.rmtree(self.dir, ignore_errors=True)
         self._attached: set[Path] = set()
         self.started = time.monotonic()
 

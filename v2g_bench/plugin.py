@@ -135,11 +135,13 @@ def virtual_lab(pytestconfig, bench_profile):
     from .labproc import start_lab
     from .labsetup import lab_overrides
     opts = dict(bench_profile.lab or {})
-    workdir = Path(pytestconfig._v2g_reports) / "lab" / reporting.worker_id()
+    workdir = Path(pytestconfig._v2g_reports) / "lab" / reporting.worker_id(pytestconfig)
     with lab_overrides(opts) as overrides:
+        iso15118_unavailable = overrides.pop("_iso15118_unavailable", None)
         handle = start_lab(workdir=workdir, config=opts.get("config"), seed=int(opts.get("seed", 1)),
                            time_scale=float(opts.get("time_scale", 1.0)), overrides=overrides,
                            timeout_s=float(opts.get("start_timeout_s", 60)))
+        handle.iso15118_unavailable = iso15118_unavailable
         try:
             yield handle
         finally:
@@ -183,6 +185,8 @@ def bench(request, bench_profile, dut_profile, virtual_lab):
 
 def _role_fixture(role: str):
     def fixture(bench):
+        if role == "ev" and bench.lab is not None and getattr(bench.lab, "iso15118_unavailable", None):
+            pytest.skip(f"needs the virtual lab's ISO 15118 wire: {bench.lab.iso15118_unavailable}")
         return bench.role(role)
     fixture.__name__ = role
     fixture.__doc__ = f"The bench's {role!r} role, opened from the bench profile and made safe after the test."
@@ -297,12 +301,12 @@ _TRACE: dict[str, dict] = {}
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     config = session.config
-    if reporting.worker_id() == "main":
+    if reporting.worker_id(config) == "main":
         reporting.write_traceability(Path(config._v2g_reports),
                                      [(i, n, t["verdict"]) for n, t in _TRACE.items() for i in t["ids"]])
     results = Path(getattr(config.option, "allure_report_dir", None) or Path(config._v2g_reports) / "allure-results")
-    reporting.write_identities(results, reporting.worker_id(), config.__dict__.get("_v2g_identities", {}))
-    if reporting.worker_id() == "main":   # the xdist controller (or a plain run) writes the environment
+    reporting.write_identities(results, reporting.worker_id(config), config.__dict__.get("_v2g_identities", {}))
+    if reporting.worker_id(config) == "main":   # the xdist controller (or a plain run) writes the environment
         profiles = config._v2g_profiles
         if profiles is None:
             try:

@@ -100,5 +100,12 @@ def _escape(v: str) -> str:
     return str(v).replace("\\", "\\\\").replace("\n", "\\n").replace("=", "\\=").replace(":", "\\:")
 
 
-def worker_id() -> str:
+def worker_id(config=None) -> str:
+    """This process's pytest-xdist worker id, or "main" for the controller / a plain run.
+
+    With a config, ask xdist itself (`config.workerinput`): the environment variable is inherited
+    by nested pytest runs (pytester subprocesses), which would then wrongly think they are workers."""
+    if config is not None:
+        wi = getattr(config, "workerinput", None)
+        return wi["workerid"] if wi else "main"
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
