@@ -10,6 +10,18 @@ meter (AC side by default: the station's billing meter); a control loop that app
 stack (smart_charging.ProfileStack) to the power stage, discharge included; GetCompositeSchedule;
 NotifyEVChargingNeeds; and an outbox that keeps TransactionEvents while offline and delivers them
 in order (seqNo continuous) after reconnecting.
+
+Coupled to the lab's SECC through the plant's `SimulatedCharger` (v2g_bench.lab.charger), as the
+controller of a real bidirectional charger couples its two sides:
+- EV session (ISO 15118): SessionSetup -> StatusNotification Occupied; Authorization -> TransactionEvent
+  Started (triggerReason Authorized, chargingState EVConnected; TxStartPoint "Authorized"); energy
+  flow -> Updated ChargingStateChanged; the EV's needs -> NotifyEVChargingNeeds with the EV's values
+  (2.1: v2xChargingParameters, 2.0.1: dcChargingParameters); SessionStop -> Ended (StoppedByEV,
+  triggerReason StopAuthorized per the 2.0.1 errata of E15.FR.04), StatusNotification Available;
+  a lost EV -> Ended (EVDisconnected / Timeout, triggerReason EVCommunicationLost).
+- Power: during an EV session the station does not drive the stage; it gives the charger its profile
+  window (`current_window`) and composite schedule, and tells it when they change (`apply_now`).
+Transactions started by control-port ops (no EV session) work as before: the station drives the stage.
 """
 from __future__ import annotations
 
@@ -29,6 +41,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from ..errors import BenchError
+from ..lab.charger import EVNeeds, charger_for
 from . import compat
 from .smart_charging import ProfileStack, iso
 from .validation import SUBPROTOCOLS
@@ -235,6 +248,8 @@ class StationService:
         self.sent_tx_events: list[dict] = []
         self.reset_pending = False
         self.variables = {("OCPPCommCtrlr", "HeartbeatInterval"): "300",
+                          ("TxCtrlr", "TxStartPoint"): "Authorized",
+                          ("TxCtrlr", "TxStopPoint"): "EVConnected,Authorized",
                           ("SampledDataCtrlr", "TxUpdatedInterval"): str(int(cfg.meter_interval_s)),
                           ("SmartChargingCtrlr", "Enabled"): "true",
                           ("SecurityCtrlr", "Identity"): cfg.station_id}
@@ -244,6 +259,50 @@ class StationService:
         self._conn_task: asyncio.Task | None = None
         self._connect_args: dict | None = None
         self._stopping = False
+        self.ev_needs_sent: list[dict] = []
+        # the coupling to the SECC: one charger per plant, shared with v2g_bench.ev.lab_secc
+        self.charger = charger_for(plant)
+        self.charger.set_rating("station", cfg.max_charge_w, cfg.max_discharge_w)
+        self.charger.set_limits_provider(self.current_window, self._composite_windows)
+        self.charger.add_listener(self._on_charger_event)
+
+    # -- the EV side (events from the SECC, through the charger) ----------------------------------
+    def _on_charger_event(self, event: str, info: dict) -> None:
+        """Called synchronously from the lab loop; the OCPP work is scheduled, never awaited here."""
+        if event == "ev_connected":
+            self.plugged = True
+            self._spawn(self._safe_status())
+        elif event == "ev_authorized":
+            self._spawn(self.start_transaction(trigger="Authorized"))
+        elif event == "ev_needs":
+            self._spawn(self._forward_needs(info["needs"]))
+        elif event == "charging_state" and self.tx_id is not None:
+            self.queue_tx_event("Updated", "ChargingStateChanged")
+        elif event == "ev_session_ended":
+            self._spawn(self._ev_gone(info.get("kind", "EVDisconnected")))
+
+    def _spawn(self, coro) -> None:
+        self._tasks = [x for x in self._tasks if not x.done()]
+        self._tasks.append(asyncio.ensure_future(self._safe(coro)))
+
+    async def _forward_needs(self, needs: EVNeeds) -> None:
+        # after the transaction's Started event (queued at Authorization) has gone out, so the CSMS
+        # sees Started -> NotifyEVChargingNeeds in that order
+        deadline = asyncio.get_running_loop().time() + 5.0
+        while any(p.get("event_type") == "Started" for _, p in self.outbox) and \
+                asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        if not (self.booted and self.cp is not None):
+            self.errors.append("NotifyEVChargingNeeds not sent: station offline")
+            return
+        await self.notify_ev_charging_needs(needs)
+
+    async def _ev_gone(self, kind: str) -> None:
+        if self.tx_id is not None:
+            trigger = "StopAuthorized" if kind == "StoppedByEV" else "EVCommunicationLost"
+            await self.stop_transaction(reason=kind, trigger=trigger)
+        self.plugged = False
+        await self._safe_status()
 
     # -- plant access ---------------------------------------------------------------------
     async def _plant(self, name: str, *args):
@@ -450,6 +509,9 @@ class StationService:
         return ev
 
     def charging_state(self) -> str:
+        s = self.charger.session
+        if s is not None:
+            return s.charging_state
         if abs(self.last_target_w) < 1.0:
             return "SuspendedEVSE"
         return "Charging"
@@ -513,8 +575,11 @@ class StationService:
             prof = dict(self.pending_remote_profile, transactionId=self.tx_id)
             self.profiles.add(self.cfg.evse_id, prof, active_tx=self.tx_id)
             self.pending_remote_profile = None
-        await self._plant("set_power_limits", self.cfg.max_charge_w, self.cfg.max_discharge_w)
-        await self._plant("set_contactor", True)
+        if not self.charger.session_active:
+            # no EV session: the station itself closes the power path; with an EV the SECC does it
+            # (PowerDelivery) and the charger sets the caps
+            await self._plant("set_power_limits", self.cfg.max_charge_w, self.cfg.max_discharge_w)
+            await self._plant("set_contactor", True)
         self.queue_tx_event("Started", trigger, context="Transaction.Begin")
         self.apply_now()
         self._tasks.append(asyncio.ensure_future(self._periodic_meter(self.tx_id)))
@@ -572,7 +637,12 @@ class StationService:
         return v if v and v > 1 else self.cfg.nominal_dc_v
 
     def apply_now(self) -> float:
-        """Evaluate the profile stack and drive the stage (also called after every profile change)."""
+        """Evaluate the profile stack and drive the stage (also called after every profile change).
+        During an EV session the charger does it: min(EV request, this window)."""
+        if self.charger.session_active:
+            g = self.charger.limits_changed()
+            self.last_target_w = g or 0.0
+            return self.last_target_w
         if self.tx_id is None:
             return 0.0
         ev = self.cfg.ev
@@ -598,6 +668,13 @@ class StationService:
         if status == "Accepted":
             self.apply_now()
         return status, reason
+
+    def _composite_windows(self, duration_s: int):
+        """For the SECC's -20 ScheduleExchangeRes: [(offset_s, window)] from now, W, bench sign."""
+        return self.profiles.composite(self.cfg.evse_id, utcnow(), int(duration_s), tx_id=self.tx_id,
+                                       tx_start=self.tx_start, volts=self._volts(),
+                                       station_max_w=self.cfg.max_charge_w,
+                                       station_max_discharge_w=self.cfg.max_discharge_w)
 
     def composite_schedule(self, evse_id: int, duration: int, unit: str) -> dict:
         start = utcnow().replace(microsecond=0)
@@ -632,7 +709,66 @@ class StationService:
                                         evse_id=e, tbc=i < len(items) - 1,
                                         charging_profile=[_to_snake(p) for p in profs]))
 
-    async def notify_ev_charging_needs(self) -> dict:
+    def ev_charging_needs(self, needs: EVNeeds) -> dict:
+        """chargingNeeds (camelCase) from what the EV sent over ISO 15118. Bench sign -> OCPP: the 2.1
+        discharge fields are magnitudes (>= 0); max values are min(EV, EVSE), min values max(EV, EVSE),
+        as the 2.1 schema defines them."""
+        st = self.plant.cfg.stage
+        ch_rate, dis_rate = self.charger.rating()
+
+        def lo(*xs):
+            xs = [x for x in xs if x is not None and math.isfinite(x)]
+            return round(min(xs), 3) if xs else None
+
+        def hi(*xs):
+            xs = [x for x in xs if x is not None and math.isfinite(x)]
+            return round(max(xs), 3) if xs else None
+
+        mag = lambda x: None if x is None else abs(x)        # noqa: E731 bench sign (<= 0) -> OCPP magnitude
+        out: dict[str, Any] = {}
+        if needs.departure_s is not None:
+            out["departureTime"] = iso(utcnow() + dt.timedelta(seconds=float(needs.departure_s)))
+        if self.version == "2.1":
+            out["requestedEnergyTransfer"] = needs.service if needs.service in ("DC", "DC_BPT", "AC_BPT") else "DC"
+            if needs.control_mode:
+                out["controlMode"] = "ScheduledControl" if needs.control_mode == "scheduled" else "DynamicControl"
+                if needs.control_mode == "dynamic":
+                    out["mobilityNeedsMode"] = "EVCC"          # the EV states its needs (MobilityNeedsMode 1)
+            v2x = {"maxChargePower": lo(needs.max_charge_power_w, ch_rate, st.charge.p_max_w),
+                   "minChargePower": hi(needs.min_charge_power_w, 0.0),
+                   "maxChargeCurrent": lo(needs.max_charge_current_a, st.charge.i_max_a),
+                   "minChargeCurrent": hi(needs.min_charge_current_a, 0.0),
+                   "maxVoltage": lo(needs.max_voltage_v, st.charge.v_max_v),
+                   "minVoltage": hi(needs.min_voltage_v, st.charge.v_min_v),
+                   "evTargetEnergyRequest": needs.target_energy_wh, "evMinEnergyRequest": needs.min_energy_wh,
+                   "evMaxEnergyRequest": needs.max_energy_wh, "evMinV2XEnergyRequest": needs.min_v2x_energy_wh,
+                   "evMaxV2XEnergyRequest": needs.max_v2x_energy_wh,
+                   "targetSoC": None if needs.target_soc is None else int(round(needs.target_soc * 100))}
+            if needs.bidirectional:
+                v2x.update({"maxDischargePower": lo(mag(needs.max_discharge_power_w), dis_rate, st.discharge.p_max_w),
+                            "minDischargePower": hi(mag(needs.min_discharge_power_w), 0.0),
+                            "maxDischargeCurrent": lo(mag(needs.max_discharge_current_a), st.discharge.i_max_a),
+                            "minDischargeCurrent": hi(mag(needs.min_discharge_current_a), 0.0)})
+            out["v2xChargingParameters"] = {k: v for k, v in v2x.items() if v is not None}
+        else:
+            # 2.0.1 has no bidirectional parameters: the EV's charging side, as the EV sent it
+            out["requestedEnergyTransfer"] = "DC"
+            dc = {"evMaxCurrent": needs.max_charge_current_a, "evMaxVoltage": needs.max_voltage_v,
+                  "evMaxPower": needs.max_charge_power_w,
+                  "energyAmount": None if needs.target_energy_wh is None else max(needs.target_energy_wh, 0.0),
+                  "evEnergyCapacity": needs.capacity_wh,
+                  "stateOfCharge": None if needs.present_soc is None else int(round(needs.present_soc * 100))}
+            out["dcChargingParameters"] = {k: v for k, v in dc.items() if v is not None}
+        return out
+
+    async def notify_ev_charging_needs(self, needs: EVNeeds | None = None) -> dict:
+        """K15/K18 (2.0.1), Q (2.1): the EV's needs; without `needs` (control-port op, no EV session)
+        the configured `ev` table stands in for an EV."""
+        if needs is not None:
+            payload = self.ev_charging_needs(needs)
+            self.ev_needs_sent.append(payload)
+            r = await self._call("NotifyEVChargingNeeds", evse_id=self.cfg.evse_id, charging_needs=payload)
+            return {"status": r.status, "charging_needs": payload}
         ev = self.cfg.ev
         departure = iso(utcnow() + dt.timedelta(seconds=ev["departure_s"]))
         s = self.plant.state()
@@ -684,10 +820,13 @@ class StationService:
                 "version": self.version, "transaction_id": self.tx_id, "seq_no": self.seq_no,
                 "queued": len(self.outbox), "sent_tx_events": len(self.sent_tx_events), "plugged": self.plugged,
                 "target_w": self.last_target_w, "window": [w.lo_w, w.hi_w, w.setpoint_w],
-                "profiles": [p for _, p in self.profiles.installed], "errors": self.errors[-10:]}
+                "profiles": [p for _, p in self.profiles.installed], "errors": self.errors[-10:],
+                "charger": self.charger.status(), "ev_needs_sent": self.ev_needs_sent[-3:]}
 
     async def stop(self) -> None:
         self._stopping = True
+        self.charger.remove_listener(self._on_charger_event)
+        self.charger.set_limits_provider(None)
         for t in self._tasks:
             t.cancel()
         try:
