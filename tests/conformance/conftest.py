@@ -1,13 +1,23 @@
 """Fixtures shared by the conformance suite."""
 import pytest
 
+from v2g_bench.errors import BenchError
+
 
 @pytest.fixture
 def dc_link(battery, bench_profile):
-    """The battery emulator playing the EV battery: limits programmed and read back, then output on.
+    """The battery emulator playing the EV battery: limits programmed and read back, then output on,
+    its communication watchdog fed for the length of the test.
 
-    Unwound (ramp down, output off, verified) by the Bench after the test."""
+    If the output drops during the test (watchdog, protection trip), that is a bench error, not the
+    DUT's fault. Unwound (ramp down, output off, verified) by the Bench after the test."""
     battery.apply_limits()
     battery.set_voltage(float(bench_profile.roles["battery"].options.get("voltage_v", 370.0)))
     battery.output_on()
-    return battery
+    with battery.keep_alive() as status:
+        yield battery
+    if status["error"] is not None:
+        raise BenchError(f"lost the battery emulator during the test: {status['error']}")
+    if status["dropped"]:
+        raise BenchError("the battery emulator's output turned off during the test (watchdog or protection)",
+                         fix="read battery.protection_status() and the instrument's error queue")

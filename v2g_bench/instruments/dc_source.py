@@ -20,6 +20,9 @@ Safety sequence (the only way to energise the output):
 """
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
+
 import logging
 import math
 import time
@@ -202,6 +205,35 @@ class BidirectionalDCSource(RoleDriver):
         t0 = time.monotonic()
         v, i, p = self._measure()
         return DCReading(t=(t0 + time.monotonic()) / 2, voltage_v=v, current_a=i, power_w=p)
+
+    @contextmanager
+    def keep_alive(self, period_s: float | None = None):
+        """Feed the instrument's communication watchdog while a test holds the DC link (the
+        watchdog turns the output off when the bench goes silent: a crashed harness stays safe).
+
+        Polls the output state every `period_s` (default a quarter of the watchdog delay) from a
+        thread; yields a dict whose "dropped" is set if the output turned off on its own."""
+        period = period_s or max(0.1, self.watchdog_s / 4)
+        status = {"dropped": False, "error": None, "polls": 0}
+        stop = threading.Event()
+
+        def run():
+            while not stop.wait(period):
+                try:
+                    on = self.output_is_on()
+                    status["polls"] += 1
+                    if not on:
+                        status["dropped"] = True
+                except Exception as e:  # noqa: BLE001 - recorded; the test and the unwind decide
+                    status["error"] = e
+                    return
+        t = threading.Thread(target=run, name=f"{self.name}-keepalive", daemon=True)
+        t.start()
+        try:
+            yield status
+        finally:
+            stop.set()
+            t.join(5.0)
 
     def arm_watchdog(self, timeout_s: float) -> bool:
         """Arm the instrument's own I/O watchdog (output off if the bench goes silent). False = none."""

@@ -9,6 +9,8 @@ Why pymeasure: its declarative properties make a driver read like the manual's c
 """
 from __future__ import annotations
 
+import threading
+
 import re
 from typing import Any, Callable
 
@@ -48,6 +50,13 @@ class ScpiInstrument(Instrument):
     def __init__(self, adapter, name: str = "scpi instrument", **kwargs):
         super().__init__(adapter, name, includeSCPI=False, **kwargs)
         self.last_command: str | None = None
+        # One query at a time on the wire: a sampling thread, a watchdog keep-alive and a hard stop
+        # may share the instrument with the test; a query's write and read must not interleave.
+        self.io_lock = threading.RLock()
+
+    def ask(self, command: str, query_delay=None) -> str:
+        with self.io_lock:
+            return super().ask(command, query_delay)
 
     # --- transport with typed errors -------------------------------------------------------
     def _io_error(self, e: Exception, command: str | None) -> InstrumentError:
@@ -61,7 +70,8 @@ class ScpiInstrument(Instrument):
     def write(self, command: str, **kwargs) -> None:
         self.last_command = command
         try:
-            super().write(command, **kwargs)
+            with self.io_lock:
+                super().write(command, **kwargs)
         except (AssertionError, InstrumentError):
             raise
         except Exception as e:  # pyvisa VisaIOError, OSError, ConnectionError ...
@@ -69,7 +79,8 @@ class ScpiInstrument(Instrument):
 
     def read(self, **kwargs) -> str:
         try:
-            return super().read(**kwargs)
+            with self.io_lock:
+                return super().read(**kwargs)
         except (AssertionError, InstrumentError):
             raise
         except Exception as e:

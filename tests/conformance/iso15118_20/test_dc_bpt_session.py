@@ -24,7 +24,8 @@ MODES = [pytest.param("scheduled", marks=pytest.mark.requires("scheduled"), id="
 @pytest.mark.timing
 @pytest.mark.covers("V2G20-1501", "V2GB-15118-BPT-01")
 @pytest.mark.parametrize("control_mode", MODES)
-def test_dc_bpt_charge_discharge_stop(ev, analyzer, dut_profile, evidence, control_mode):
+def test_dc_bpt_charge_discharge_stop(dc_link, ev, analyzer, dut_profile, evidence, control_mode):
+    """dc_link: the battery emulator plays the EV battery (limits read back, output on)."""
     p_chg = 0.5 * dut_profile.charge.power_max_w
     p_dis = -0.5 * dut_profile.discharge.power_max_w
     perf_s = float(dut_profile.pixit.get("secc_charge_loop_performance_time_s", 0.25))
