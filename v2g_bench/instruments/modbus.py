@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from v2g_bench.errors import InstrumentError, InstrumentTimeout
 from v2g_bench.roles import BenchContext, RoleConfig, RoleDriver
 
-from .transport import open_modbus, parse_modbus_resource
+from .transport import open_modbus, parse_modbus_resource, initialized, role_label
 
 
 class ModbusDevice(RoleDriver):
@@ -35,15 +35,10 @@ class ModbusDevice(RoleDriver):
     @classmethod
     def open(cls, cfg: RoleConfig, ctx: BenchContext | None = None):
         res = parse_modbus_resource(cfg.resource or "", cfg.where("resource"))
-        label = f"{cfg.role} [{cfg.driver} @ {cfg.resource}]"
+        label = role_label(cfg)
         client = open_modbus(res, name=label, timeout_s=cfg.timeout_s)
         drv = cls(client, device_id=res.device_id, name=cfg.role, instrument_name=label, options=cfg.options)
-        try:
-            drv.initialize()
-        except BaseException:
-            drv.close()
-            raise
-        return drv
+        return initialized(drv)
 
     def initialize(self) -> None:
         pass

@@ -18,6 +18,30 @@ from urllib.parse import parse_qs, urlparse
 from v2g_bench.errors import InstrumentError, ProfileError
 
 
+def role_label(cfg) -> str:
+    """How an instrument is named in every error: role, driver and resource."""
+    return f"{cfg.role} [{cfg.driver} @ {cfg.resource}]"
+
+
+def open_visa_for(cfg, session: dict | None = None) -> tuple[str, Any]:
+    """(label, pyvisa resource) for a role config, with the profile's [session] terminations."""
+    session = session or {}
+    label = role_label(cfg)
+    return label, open_visa(cfg.resource, name=label, timeout_s=cfg.timeout_s,
+                            read_termination=session.get("read_termination", "\n"),
+                            write_termination=session.get("write_termination", "\n"))
+
+
+def initialized(drv):
+    """Run the driver's initialize(); on any failure close its transport before re-raising."""
+    try:
+        drv.initialize()
+    except BaseException:
+        drv.close()
+        raise
+    return drv
+
+
 def open_visa(resource: str, *, name: str, timeout_s: float = 2.0, read_termination: str = "\n",
               write_termination: str = "\n", baud_rate: int | None = None):
     """A pymeasure VISAAdapter on the pyvisa-py backend, or InstrumentError naming the resource."""

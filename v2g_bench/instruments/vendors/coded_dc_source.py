@@ -10,7 +10,7 @@ from v2g_bench.roles import BenchContext, RoleConfig
 from ..dc_source import BidirectionalDCSource, DCLimits
 from ..profile import load_profile
 from ..scpi import ScpiInstrument
-from ..transport import open_visa
+from ..transport import open_visa_for, initialized
 
 
 class CodedDCSource(BidirectionalDCSource):
@@ -37,17 +37,9 @@ class CodedDCSource(BidirectionalDCSource):
         limits = DCLimits.from_config(cfg)
         prof = load_profile(cls.profile_name, "scpi")
         sess = prof.get("session", {})
-        label = f"{cfg.role} [{cfg.driver} @ {cfg.resource}]"
-        adapter = open_visa(cfg.resource, name=label, timeout_s=cfg.timeout_s,
-                            read_termination=sess.get("read_termination", "\n"),
-                            write_termination=sess.get("write_termination", "\n"))
+        label, adapter = open_visa_for(cfg, sess)
         drv = cls(cls.Instrument(adapter, name=label), name=cfg.role, limits=limits, options=cfg.options)
-        try:
-            drv.initialize()
-        except BaseException:
-            drv.close()
-            raise
-        return drv
+        return initialized(drv)
 
     def initialize(self) -> None:
         for command in self.profile.get("session", {}).get("init", []):

@@ -12,7 +12,7 @@ from v2g_bench.roles import BenchContext, RoleConfig
 from ..analyzer import PowerAnalyzer, parse_analyzer_value
 from ..profile import load_profile
 from ..scpi import ScpiInstrument
-from ..transport import open_visa
+from ..transport import open_visa_for, initialized
 
 FIELDS = ("voltage", "current", "power", "power_factor", "frequency", "energy_in", "energy_out")
 
@@ -52,18 +52,10 @@ class ScpiPowerAnalyzer(PowerAnalyzer):
         pname = cfg.options.get("profile", cls.profile_name)
         prof = load_profile(pname, "scpi")
         sess = prof.get("session", {})
-        label = f"{cfg.role} [{cfg.driver} @ {cfg.resource}]"
-        adapter = open_visa(cfg.resource, name=label, timeout_s=cfg.timeout_s,
-                            read_termination=sess.get("read_termination", "\n"),
-                            write_termination=sess.get("write_termination", "\n"))
+        label, adapter = open_visa_for(cfg, sess)
         drv = cls(cls.instrument_class(pname)(adapter, name=label), name=cfg.role, options=cfg.options,
                   profile_name=pname)
-        try:
-            drv.initialize()
-        except BaseException:
-            drv.close()
-            raise
-        return drv
+        return initialized(drv)
 
     def _send(self, command: str) -> None:
         self.inst.write(command)

@@ -15,7 +15,7 @@ from v2g_bench.roles import BenchContext, RoleConfig
 from ..dc_source import BidirectionalDCSource, DCLimits
 from ..profile import load_profile
 from ..scpi import ScpiInstrument, build_instrument_class, do
-from ..transport import open_visa
+from ..transport import open_visa_for, initialized
 
 REQUIRED = ("commands.voltage", "commands.current_limit_source", "commands.current_limit_sink",
             "commands.power_limit", "commands.voltage_protection", "commands.output",
@@ -78,18 +78,10 @@ class ScpiDCSource(BidirectionalDCSource):
         pname = cfg.options.get("profile", cls.profile_name)
         prof = load_profile(pname, "scpi", required=REQUIRED)
         sess = prof.get("session", {})
-        label = f"{cfg.role} [{cfg.driver} @ {cfg.resource}]"
-        adapter = open_visa(cfg.resource, name=label, timeout_s=cfg.timeout_s,
-                            read_termination=sess.get("read_termination", "\n"),
-                            write_termination=sess.get("write_termination", "\n"))
+        label, adapter = open_visa_for(cfg, sess)
         inst = cls.instrument_class(pname)(adapter, name=label)
         drv = cls(inst, profile=prof, name=cfg.role, limits=limits, options=cfg.options)
-        try:
-            drv.initialize()
-        except BaseException:
-            drv.close()
-            raise
-        return drv
+        return initialized(drv)
 
     def initialize(self) -> None:
         """Clear status, then the model's init commands (e.g. remote lock, emulation mode)."""
