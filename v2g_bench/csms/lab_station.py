@@ -288,10 +288,7 @@ class StationService:
     async def _forward_needs(self, needs: EVNeeds) -> None:
         # after the transaction's Started event (queued at Authorization) has gone out, so the CSMS
         # sees Started -> NotifyEVChargingNeeds in that order
-        deadline = asyncio.get_running_loop().time() + 5.0
-        while any(p.get("event_type") == "Started" for _, p in self.outbox) and \
-                asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.02)
+        await self._sent("Started")
         if not (self.booted and self.cp is not None):
             self.errors.append("NotifyEVChargingNeeds not sent: station offline")
             return
@@ -301,8 +298,20 @@ class StationService:
         if self.tx_id is not None:
             trigger = "StopAuthorized" if kind == "StoppedByEV" else "EVCommunicationLost"
             await self.stop_transaction(reason=kind, trigger=trigger)
+            await self._sent("Ended")             # Ended, then the connector is Available again
         self.plugged = False
         await self._safe_status()
+
+    async def _sent(self, event_type: str, timeout_s: float = 5.0) -> bool:
+        """Wait (bounded) until no queued TransactionEvent of `event_type` is left in the outbox, so
+        messages sent directly keep their order after it; offline, it stays queued: don't wait."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while any(p.get("event_type") == event_type for _, p in self.outbox):
+            if not self.booted or loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.02)
+        return True
 
     # -- plant access ---------------------------------------------------------------------
     async def _plant(self, name: str, *args):
@@ -558,6 +567,7 @@ class StationService:
             return await coro
         except Exception as e:
             self.errors.append(repr(e))
+            log.warning("station: %r", e)
 
     async def start_transaction(self, *, id_token: dict | None = None, remote_start_id: int | None = None,
                                 trigger: str = "Authorized") -> dict:
@@ -753,12 +763,13 @@ class StationService:
         else:
             # 2.0.1 has no bidirectional parameters: the EV's charging side, as the EV sent it
             out["requestedEnergyTransfer"] = "DC"
+            # (2.0.1's DCChargingParametersType has integers only)
             dc = {"evMaxCurrent": needs.max_charge_current_a, "evMaxVoltage": needs.max_voltage_v,
                   "evMaxPower": needs.max_charge_power_w,
                   "energyAmount": None if needs.target_energy_wh is None else max(needs.target_energy_wh, 0.0),
                   "evEnergyCapacity": needs.capacity_wh,
-                  "stateOfCharge": None if needs.present_soc is None else int(round(needs.present_soc * 100))}
-            out["dcChargingParameters"] = {k: v for k, v in dc.items() if v is not None}
+                  "stateOfCharge": None if needs.present_soc is None else needs.present_soc * 100}
+            out["dcChargingParameters"] = {k: int(round(v)) for k, v in dc.items() if v is not None}
         return out
 
     async def notify_ev_charging_needs(self, needs: EVNeeds | None = None) -> dict:

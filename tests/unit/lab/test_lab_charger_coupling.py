@@ -205,5 +205,6 @@ def test_station_forwards_ev_needs_with_ocpp_signs(version):
         d = payload["dcChargingParameters"]
         assert payload["requestedEnergyTransfer"] == "DC"
         assert (d["evMaxCurrent"], d["evMaxVoltage"], d["evMaxPower"], d["energyAmount"]) == (21, 441, 7300, 16200)
+        assert all(type(v) is int for v in d.values())      # 2.0.1: integers (the library validates Draft 4)
     assert "departureTime" in payload
     st.charger.remove_listener(st._on_charger_event)
