@@ -81,12 +81,15 @@ def grant(request_w: float, ev_lo_w: float, ev_hi_w: float, window: WindowLike) 
     """What the charger gives the EV: min(EV, profile) in each direction (bench sign).
 
     `request_w` is the EV's preferred point (scheduled: EVTargetCurrent x V; dynamic: the power it
-    offers), `[ev_lo_w, ev_hi_w]` what the EV accepts right now. The profile's window bounds it; a
-    profile setpoint (2.1 CentralSetpoint, 2.0.1 negative limit) replaces the request as the point
-    to aim for, still within what the EV accepts. When the EV's and the profile's ranges do not
-    overlap (the profile orders discharge, the EV only charges) nothing flows: 0 W.
+    offers), `[ev_lo_w, ev_hi_w]` what the EV accepts right now. The profile's window bounds each
+    direction (a charger may always give less, so its bounds are widened to include 0: a 2.0.1
+    "limit = -4000" order [-4000, -4000] lets an EV that accepts 3 kW discharge 3 kW). A profile
+    setpoint (2.1 CentralSetpoint, 2.0.1 negative limit) replaces the request as the point to aim
+    for, still within what the EV accepts. When the EV's and the profile's directions differ (the
+    profile orders discharge, the EV only charges) nothing flows: 0 W.
     """
-    lo, hi = max(window.lo_w, ev_lo_w), min(window.hi_w, ev_hi_w)
+    lo = max(min(window.lo_w, 0.0), ev_lo_w)
+    hi = min(max(window.hi_w, 0.0), ev_hi_w)
     if lo > hi:
         return 0.0
     want = window.setpoint_w if window.setpoint_w is not None else request_w

@@ -47,7 +47,9 @@ def started(plant, profile=None) -> tuple[SimulatedCharger, list]:
     (-8000, (-8000, 0), Window(-4000, 3000), -4000),         # discharge cut by the discharge limit
     (-2500, (-2500, 0), Window(-4000, 3000), -2500),         # the EV asks less: it gets what it asks
     (0, (-8000, 0), Window(-5000, -5000, -5000), -5000),     # 2.0.1 negative limit: a discharge order
+    (-3000, (-3000, 0), Window(-4000, -4000, -4000), -3000), # ... an EV that accepts less gets that
     (6000, (0, 6000), Window(-5000, -5000, -5000), 0.0),     # ... that an EV which only charges refuses
+    (-6000, (-6000, 0), Window(0, 5000), 0.0),               # ChargingOnly: no discharge
     (-8000, (-8000, 0), Window(-7000, 0, -3000), -3000),     # 2.1 CentralSetpoint within the EV's range
     (-8000, (-2000, 0), Window(-7000, 0, -3000), -2000),     # ... bounded by what the EV accepts
     (5000, (0, 5000), Window(0, 0, 0), 0.0),                 # Idle
