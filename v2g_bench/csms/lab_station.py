@@ -260,6 +260,7 @@ class StationService:
         self._connect_args: dict | None = None
         self._stopping = False
         self.ev_needs_sent: list[dict] = []
+        self.ev_tx_id: str | None = None
         # the coupling to the SECC: one charger per plant, shared with v2g_bench.ev.lab_secc
         self.charger = charger_for(plant)
         self.charger.set_rating("station", cfg.max_charge_w, cfg.max_discharge_w)
@@ -273,7 +274,7 @@ class StationService:
             self.plugged = True
             self._spawn(self._safe_status())
         elif event == "ev_authorized":
-            self._spawn(self.start_transaction(trigger="Authorized"))
+            self._spawn(self._ev_start())
         elif event == "ev_needs":
             self._spawn(self._forward_needs(info["needs"]))
         elif event == "charging_state" and self.tx_id is not None:
@@ -294,8 +295,14 @@ class StationService:
             return
         await self.notify_ev_charging_needs(needs)
 
+    async def _ev_start(self) -> None:
+        r = await self.start_transaction(trigger="Authorized")
+        if not r.get("already"):
+            self.ev_tx_id = self.tx_id        # only a transaction the EV started ends with the EV
+
     async def _ev_gone(self, kind: str) -> None:
-        if self.tx_id is not None:
+        ev_tx, self.ev_tx_id = self.ev_tx_id, None
+        if self.tx_id is not None and self.tx_id == ev_tx:
             trigger = "StopAuthorized" if kind == "StoppedByEV" else "EVCommunicationLost"
             await self.stop_transaction(reason=kind, trigger=trigger)
             await self._sent("Ended")             # Ended, then the connector is Available again
@@ -825,6 +832,22 @@ class StationService:
         self.variables[key] = str(d["attribute_value"])
         return {**base, "attribute_status": "Accepted"}
 
+    async def clear(self) -> dict:
+        """A clean station for the next test (the lab's factory reset): offline queue, transaction and
+        installed profiles dropped, stage to 0 and open if the station drove it. Not an OCPP action."""
+        dropped = len(self.outbox)
+        self.outbox.clear()
+        tx = self.tx_id
+        if tx is not None and not self.charger.session_active:
+            self.plant.set_power_setpoint(0.0)
+            self.plant.set_contactor(False)
+        self.tx_id = self.ev_tx_id = None
+        self.tx_start, self.seq_no, self.last_target_w = None, 0, 0.0
+        self.profiles.installed.clear()
+        self.pending_remote_profile, self.reset_pending = None, False
+        self.plugged = self.charger.session_active
+        return {"dropped_queued": dropped, "dropped_transaction": tx}
+
     def status(self) -> dict:
         w = self.current_window()
         return {"connected": self.connected.is_set(), "booted": self.booted, "boot_status": self.boot_status,
@@ -886,6 +909,7 @@ async def start_service(plant, cfg: dict, ctx) -> StationService:
     for name, fn in {"station.connect": op_connect, "station.disconnect": svc.disconnect,
                      "station.plug_in": svc.plug_in, "station.unplug": svc.unplug,
                      "station.start_transaction": op_start, "station.stop_transaction": op_stop,
-                     "station.status": op_status, "station.notify_ev_needs": op_needs}.items():
+                     "station.status": op_status, "station.notify_ev_needs": op_needs,
+                     "station.clear": svc.clear}.items():
         ctx.register_op(name, fn)
     return svc

@@ -142,7 +142,7 @@ def check(cond: bool, msg: str, req: str) -> None:
 @pytest.mark.requires("DC_BPT", "scheduled")
 @pytest.mark.parametrize("version", versions(("TC_Q_101_CS", "TC_E_46_CS", "V2GB-COUPLING-01"),
                                              ("TC_E_46_CS", "V2GB-COUPLING-01")))
-def test_ev_session_drives_transaction_and_needs(version, ev, csms, dut, bench_profile, dut_profile, evidence):
+def test_ev_session_drives_transaction_and_needs(version, ev, csms, dut, dc_link, bench_profile, dut_profile, evidence):
     connect_station(csms, dut, bench_profile, version)
     for k, v in EV_MODEL.items():
         setattr(ev.model, k, v)
@@ -297,8 +297,8 @@ def test_discharge_profile_limits_ev_grant(version, ev, csms, dut, dc_link, benc
 @pytest.mark.iso15118_20
 @pytest.mark.requires("DC_BPT", "dynamic")
 @pytest.mark.parametrize("version", versions(("TC_Q_100_CS", "V2GB-COUPLING-03"), ("V2GB-COUPLING-03",)))
-def test_transaction_energy_registers_match_analyzer(version, ev, csms, dut, analyzer, bench_profile, dut_profile,
-                                                     evidence):
+def test_transaction_energy_registers_match_analyzer(version, ev, csms, dut, dc_link, analyzer, bench_profile,
+                                                     dut_profile, evidence):
     connect_station(csms, dut, bench_profile, version)
     analyzer.integration_reset()          # before the session: the EV reads the analyzer while it runs
     analyzer.integration_start()
