@@ -79,7 +79,7 @@ class VirtualLabDut(RoleDriver):
     def safe_state(self) -> None:
         """Transaction ended, OCPP link closed, setpoint 0, contactor open — and read back."""
         if getattr(self, "_ocpp_connected", False):
-            for op in ("station.stop_transaction", "station.disconnect"):
+            for op in ("station.stop_transaction", "station.disconnect", "station.clear"):
                 try:
                     self.control.call(op)
                 except Exception:  # noqa: BLE001 - no transaction running is fine; power is checked below
