@@ -340,7 +340,7 @@ class SimulatedCharger:
             self._emit("ev_session_ended", kind=kind, reason=reason, evcc_id=s.evcc_id)
 
     def _emit(self, event: str, **info: Any) -> None:
-        self.events.append((time.monotonic(), event, {k: v for k, v in info.items() if k != "needs"}))
+        self.events.append((time.monotonic(), event, {k: _finite(v) for k, v in info.items() if k != "needs"}))
         del self.events[:-50]
         for fn in list(self._listeners):
             try:
@@ -360,6 +360,15 @@ class SimulatedCharger:
                            w.setpoint_w],
                 "sessions_done": self.sessions_done, "listeners": len(self._listeners),
                 "events": [[round(t, 3), e, i] for t, e, i in self.events[-10:]]}
+
+
+def _finite(v: Any) -> Any:
+    """JSON-safe copy for status/events: infinite bounds become None ("no limit")."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
 
 
 _chargers: "weakref.WeakKeyDictionary[Any, SimulatedCharger]" = weakref.WeakKeyDictionary()

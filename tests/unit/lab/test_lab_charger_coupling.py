@@ -170,6 +170,15 @@ def test_broken_listener_or_provider_does_not_break_the_session():
     assert any(e == "error" for _, e, _ in c.events)
 
 
+def test_status_is_strict_json():
+    import json
+    c, _ = started(make_plant())             # no ratings, no profile: unbounded window
+    c.ev_request(4000, 0, 4000)
+    st = c.status()
+    json.dumps(st, allow_nan=False)          # inf would not be valid JSON on the control port
+    assert st["session"]["granted_w"] == 4000 and st["window"] == [None, None, None]
+
+
 def test_schedule_entries_cover_the_horizon_with_ratings_applied():
     c = SimulatedCharger(make_plant())
     c.set_rating("secc", 11000, 10000)
