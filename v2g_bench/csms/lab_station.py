@@ -605,9 +605,16 @@ class StationService:
     async def stop_transaction(self, *, reason: str = "Local", trigger: str = "StopAuthorized") -> dict:
         if self.tx_id is None:
             return {"stopped": False}
-        await self._plant("set_power_setpoint", 0.0)
+        if self.charger.session_active:
+            # with an EV: the charger stops the power and the SECC tells the EV to terminate its
+            # session (EVSENotification Terminate); the EV's SessionStop then opens the contactor
+            if self.tx_id == self.ev_tx_id:
+                self.ev_tx_id = None
+            self.charger.request_stop(reason)
+        else:
+            await self._plant("set_power_setpoint", 0.0)
+            await self._plant("set_contactor", False)
         self.last_target_w = 0.0
-        await self._plant("set_contactor", False)
         ev = self.queue_tx_event("Ended", trigger, context="Transaction.End", stopped_reason=reason)
         tx = self.tx_id
         self.tx_id = None

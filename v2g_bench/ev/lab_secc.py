@@ -164,6 +164,14 @@ def _make_controller_class():
             self.evse_data_context.session_limits.dc_limits.update_from_dict(self._evse_limits())
             return await super().get_dc_charge_loop_params_v20(control_mode, selected_service)
 
+        async def get_evse_status(self):
+            # -20: when the charger ends the session (CSMS RequestStopTransaction ...), tell the EV
+            s = self.charger.session
+            if s is not None and s.stop_requested is not None:
+                from iso15118.shared.messages.iso15118_20.common_types import EVSENotification, EVSEStatus
+                return EVSEStatus(notification_max_delay=0, evse_notification=EVSENotification.TERMINATE)
+            return await super().get_evse_status()
+
         async def is_evse_power_limit_achieved(self) -> bool:
             s = self.charger.session
             return bool(s is not None and s.limited)

@@ -156,6 +156,7 @@ class EVSession:
     granted_w: float = 0.0
     limited: bool = False                    # the grant was cut by the window (EVSEPowerLimitAchieved)
     charging_state: str = "EVConnected"      # OCPP ChargingStateEnum as the station reports it
+    stop_requested: str | None = None        # the charger ends the session (e.g. CSMS RequestStop): why
     ended: tuple[str, str] | None = None     # (stop kind, reason)
 
 
@@ -274,6 +275,20 @@ class SimulatedCharger:
         self._update_charging_state(s)
         return g
 
+    def request_stop(self, reason: str = "Remote") -> bool:
+        """The charger side ends the EV's session (CSMS RequestStopTransaction, reset, ...): power
+        goes to 0 at once and the SECC tells the EV to terminate (EVSENotification Terminate).
+        False without a session."""
+        s = self.session
+        if s is None:
+            return False
+        if s.stop_requested is None:
+            s.stop_requested = reason
+            self._apply(s)
+            self._update_charging_state(s)
+            self._emit("stop_requested", reason=reason)
+        return True
+
     def limits_changed(self) -> float | None:
         """The profile stack changed (or a period boundary passed): re-apply at once."""
         s = self.session
@@ -302,11 +317,11 @@ class SimulatedCharger:
 
     def _apply(self, s: EVSession) -> float:
         w = self.window()
-        g = grant(s.request_w, s.ev_lo_w, s.ev_hi_w, w) if s.energized else 0.0
+        g = grant(s.request_w, s.ev_lo_w, s.ev_hi_w, w) if s.energized and s.stop_requested is None else 0.0
         # caps first (a falling cap acts at once in the plant), then the setpoint
         self.plant.set_power_limits(w.charge_cap_w, w.discharge_cap_w)
         self.plant.set_power_setpoint(g)
-        s.limited = abs(g) + 1e-6 < abs(s.request_w) if w.setpoint_w is None else False
+        s.limited = (abs(g) + 1e-6 < abs(s.request_w) if w.setpoint_w is None else False) and s.stop_requested is None
         if abs(g - s.granted_w) > 1e-6:
             s.granted_w = g
             self._emit("granted", granted_w=g, request_w=s.request_w, window=[w.lo_w, w.hi_w, w.setpoint_w])
@@ -354,7 +369,8 @@ class SimulatedCharger:
         return {"session": None if s is None else {
                     "evcc_id": s.evcc_id, "protocol": s.protocol, "authorized": s.authorized,
                     "energized": s.energized, "request_w": s.request_w, "ev_window": [s.ev_lo_w, s.ev_hi_w],
-                    "granted_w": s.granted_w, "limited": s.limited, "charging_state": s.charging_state},
+                    "granted_w": s.granted_w, "limited": s.limited, "charging_state": s.charging_state,
+                    "stop_requested": s.stop_requested},
                 "needs": None if self.last_needs is None else self.last_needs.as_dict(),
                 "window": [w.lo_w if math.isfinite(w.lo_w) else None, w.hi_w if math.isfinite(w.hi_w) else None,
                            w.setpoint_w],

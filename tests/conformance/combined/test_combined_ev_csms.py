@@ -369,3 +369,55 @@ def test_scheduled_offer_is_composite_schedule(ev, csms, dut, dc_link, bench_pro
           f"the stage exceeded the profile: {max(s['dc_w']):.0f} W > {limit_w:g} W", "K01.FR.07")
     check(abs(float(steady.mean()) - limit_w) <= band,
           f"steady DC power {float(steady.mean()):.0f} W, expected min(EV 8000, profile {limit_w:g}) W", "K01.FR.07")
+
+
+# ------------------------------------------- (e) CSMS remote stop during an EV session ends it on both sides
+@pytest.mark.iso15118_20
+@pytest.mark.requires("DC_BPT", "dynamic")
+@pytest.mark.parametrize("version", versions(("TC_F_08_CS", "V2GB-COUPLING-05"), ("TC_F_08_CS", "V2GB-COUPLING-05")))
+def test_remote_stop_ends_ev_session(version, ev, csms, dut, dc_link, bench_profile, dut_profile, evidence):
+    connect_station(csms, dut, bench_profile, version)
+    plan_s = 30.0
+    fut = start_session(ev, protocol="ISO15118-20", service="DC_BPT", control_mode="dynamic",
+                        plan=[Phase(6000, plan_s)], timeout=60)
+    started = csms.expect("TransactionEvent", where=lambda m: m["eventType"] == "Started", timeout=20)
+    csms.expect("TransactionEvent", where=lambda m: m["eventType"] == "Updated"
+                and m["transactionInfo"].get("chargingState") == "Charging", timeout=20)
+    deadline = time.monotonic() + 15
+    p = dc_link.read().power_w
+    while p < 3000 and time.monotonic() < deadline:    # poll: power must flow before the stop means anything
+        time.sleep(0.1)
+        p = dc_link.read().power_w
+    if p < 3000:
+        raise Inconclusive(f"no charging power before the remote stop ({p:.0f} W)")
+    t_stop = time.monotonic()
+    answer = csms.request_stop_transaction(started["transactionInfo"]["transactionId"])
+    check(answer.get("status") == "Accepted", f"RequestStopTransaction answered {answer}", "F03.FR.02")
+    ended = csms.expect("TransactionEvent", where=lambda m: m["eventType"] == "Ended", timeout=10)
+    res = fut.result(timeout=60)
+    evidence.attach_text("session-summary", res.summary())
+    entries = ev_trace(res)
+    terminate = [e for e in entries if e["dir"] == "rx" and e["name"] == "DC_ChargeLoopRes"
+                 and find(e["decoded"], "EVSENotification") == "Terminate"]
+    after = [e["name"] for e in entries if terminate and e["dir"] == "tx" and e["t"] >= terminate[0]["t"]]
+    available = csms.expect("StatusNotification", where=lambda m: m["connectorStatus"] == "Available"
+                            and m.seq > ended.seq, timeout=10)
+    power_after = dc_link.read().power_w
+    stop_req_t = next((e["t"] for e in entries if e["dir"] == "tx" and e["name"] == "SessionStopReq"), None)
+    evidence.attach_json("remote-stop", {"stop_to_ended_s": ended.t - t_stop,
+                                         "stop_to_terminate_s": terminate[0]["t"] - t_stop if terminate else None,
+                                         "stop_to_ev_session_stop_s": None if stop_req_t is None else stop_req_t - t_stop,
+                                         "ev_sent_after_terminate": after, "power_after_w": power_after,
+                                         "session_wall_s": res.wall_s})
+    check(ended["transactionInfo"].get("stoppedReason") == "Remote" and ended["triggerReason"] == "RemoteStop",
+          f"Ended: stoppedReason {ended['transactionInfo'].get('stoppedReason')}, triggerReason "
+          f"{ended['triggerReason']} (expected Remote / RemoteStop)", "F03.FR.04")
+    check(bool(terminate), "the charger never told the EV to terminate (no EVSENotification Terminate in "
+          "DC_ChargeLoopRes)", "V2GB-COUPLING-05")
+    check("SessionStopReq" in after and res.rx_names and res.rx_names[-1] == "SessionStopRes",
+          f"the EV's session did not end with SessionStop after Terminate: {after[-5:]}", "V2GB-COUPLING-05")
+    check(res.wall_s < plan_s, f"the EV session ran its whole plan ({res.wall_s:.1f} s): the stop did not reach it",
+          "V2GB-COUPLING-05")
+    check(abs(power_after) <= dut_profile.tolerance("power_abs_w", 500.0),
+          f"{power_after:.0f} W still flowing after the session ended", "F03.FR.04")
+    check(available.seq > ended.seq, "connector not Available after the stop", "F03")

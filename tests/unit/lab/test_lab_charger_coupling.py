@@ -170,6 +170,19 @@ def test_broken_listener_or_provider_does_not_break_the_session():
     assert any(e == "error" for _, e, _ in c.events)
 
 
+def test_charger_side_stop_cuts_power_and_is_reported():
+    plant = make_plant()
+    c, events = started(plant, Profile(-4000, 3000))
+    assert c.ev_request(3000, 0, 3000) == 3000
+    assert c.request_stop("Remote") is True
+    assert plant.state().setpoint_w == 0 and c.session.stop_requested == "Remote"
+    assert c.ev_request(3000, 0, 3000) == 0.0          # the EV keeps asking until it terminates: nothing
+    assert [i["reason"] for e, i in events if e == "stop_requested"] == ["Remote"]
+    assert [i["state"] for e, i in events if e == "charging_state"] == ["Charging", "SuspendedEVSE"]
+    c.ev_session_ended("SessionStop", "Communication session terminated.")
+    assert c.request_stop("Remote") is False           # no session: nothing to stop
+
+
 def test_status_is_strict_json():
     import json
     c, _ = started(make_plant())             # no ratings, no profile: unbounded window
