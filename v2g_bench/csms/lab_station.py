@@ -547,6 +547,7 @@ class StationService:
                     self.errors.append(f"{action} seqNo {payload.get('seq_no')}: {e!r}")
                 self.outbox.pop(0)
                 self.sent_tx_events.append(payload)
+                del self.sent_tx_events[:-500]        # a long lab life: the last ones are enough
 
     async def plug_in(self) -> dict:
         self.plugged = True

@@ -62,6 +62,7 @@ def _make_controller_class():
             self.charger = charger_for(plant)
             self.charger.set_rating("secc", max_charge_w, max_discharge_w)
             self.granted_w = 0.0
+            self.commands_count = 0
             self._needs_sent = False
             self.offered_schedule: list = []
 
@@ -99,8 +100,9 @@ def _make_controller_class():
 
         def _ev_needs(self, cs) -> EVNeeds:
             d = self.ev_data_context
-            lim = d.rated_limits.dc_limits
             service = getattr(getattr(getattr(cs, "selected_energy_service", None), "service", None), "name", None)
+            ac = (service or "").startswith("AC") or getattr(d, "current_type", None) == "AC"
+            lim = _Fields(d.rated_limits.ac_limits if ac else d.rated_limits.dc_limits)
             ctrl = getattr(cs, "control_mode", None)
             mode = None if ctrl is None else ("scheduled" if ctrl == ControlMode.SCHEDULED else "dynamic")
             pct = lambda x: None if x is None else float(x) / 100.0          # noqa: E731
@@ -246,6 +248,9 @@ def _make_controller_class():
                                         is_session_bpt=False):
             self.commands.append({"v": ev_target_voltage, "i": ev_target_current, "precharge": is_precharge,
                                   "bpt": is_session_bpt})
+            self.commands_count += 1
+            if len(self.commands) > 200:           # a long lab life: keep the last ones, count them all
+                del self.commands[:100]
             if is_precharge:
                 self.precharge_v = ev_target_voltage
                 self.mode = "precharge"
@@ -335,11 +340,22 @@ def _make_controller_class():
 
         def status(self) -> dict[str, Any]:
             return {"mode": self.mode, "setpoint_w": self.last_setpoint_w, "precharge_v": self.precharge_v,
-                    "sessions_ended": self.sessions_ended[-5:], "sessions_ended_count": len(self.sessions_ended), "commands": len(self.commands),
+                    "sessions_ended": self.sessions_ended[-5:], "sessions_ended_count": len(self.sessions_ended), "commands": self.commands_count,
                     "charger": self.charger.status()}
 
     _ = ControlMode
     return PlantEVSEController
+
+
+class _Fields:
+    """Attribute access that gives None for what a limits object of the stack does not have (the AC
+    and DC ChargeParameterDiscovery limits have different fields)."""
+
+    def __init__(self, obj):
+        self._obj = obj
+
+    def __getattr__(self, name):
+        return getattr(self._obj, name, None)
 
 
 def _proto_name(stack_name: str) -> str:
