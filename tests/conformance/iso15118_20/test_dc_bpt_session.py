@@ -71,8 +71,10 @@ def test_dc_bpt_charge_discharge_stop(dc_link, ev, analyzer, dut_profile, eviden
         if len(res.turnaround_s) == len(res.tx_names) else list(res.turnaround_s)
     if loops:
         worst = max(loops)
-        evidence.attach_json("charge-loop-response-times", {"n": len(loops), "max_s": worst,
-                                                             "p50_s": float(np.median(loops)), "limit_s": perf_s})
+        evidence.attach_json("charge-loop-response-times", {
+            "n": len(loops), "max_s": worst, "p50_s": float(np.median(loops)), "p99_s": float(np.percentile(loops, 99)),
+            "limit_s": perf_s, "standard_limit_s": 0.25,
+            "note": "" if perf_s == 0.25 else "limit relaxed by the DUT profile's PIXIT"})
         if worst > perf_s:
             raise Nonconformance(f"a DC_ChargeLoopRes took {worst * 1000:.0f} ms "
                                  f"(V2G_SECC_Msg_Performance_Time {perf_s * 1000:.0f} ms)", req="V2G20-1501")
