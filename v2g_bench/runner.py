@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -88,7 +89,7 @@ class ProgressPlugin:
             self.done.add(report.nodeid)
             v = self.tally.verdicts.get(report.nodeid, "?")
             colour = {"passed": "green", "failed": "red", "error": "magenta", "inconclusive": "yellow"}.get(v, "dim")
-            self.progress.console.print(f"[{colour}]{v.upper():<12}[/{colour}] {report.nodeid}")
+            self.progress.console.print(f"[{colour}]{v.upper():<12}[/{colour}] {escape(report.nodeid)}")
             self.progress.update(self.task, advance=1, description=report.nodeid.split("::")[-1][:40])
 
     def pytest_collectreport(self, report):
@@ -161,7 +162,7 @@ def run_suite(*, bench=None, dut=None, keyword=None, markexpr=None, suite=(), wo
     console.print(summary_table(tally))
     bad = [(n, v) for n, v in tally.verdicts.items() if v in ("failed", "error", "inconclusive")]
     for nodeid, v in bad:
-        console.print(f"  {v.upper():<12} {nodeid}  {tally.messages.get(nodeid, '')}")
+        console.print(f"  {v.upper():<12} {escape(nodeid)}  {escape(tally.messages.get(nodeid, ''))}")
     console.print(f"{len(tally.verdicts)} tests in {time.monotonic() - t0:.1f} s; results: {results}; "
                   f"JUnit: {reports / 'junit.xml'}")
     if html:
