@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from .drivers import get_driver
-from .errors import BenchError, RoleMissing, SafeStateError
+from .errors import RoleMissing, SafeStateError
 from .profiles import BenchProfile, DutProfile
 from .roles import BenchContext, RoleDriver
 

@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import atexit
-import json
-import os
 import signal
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from _pytest.reports import TestReport
 
 from . import reporting
 from .bench import Bench, hard_stop_all
-from .errors import BenchError, Inconclusive, ProfileError
+from .errors import Inconclusive, ProfileError
 from .evidence import Evidence
 from .profiles import DEFAULT_BENCH, DEFAULT_DUT, REPO_ROOT, load_bench, load_dut
 

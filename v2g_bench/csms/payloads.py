@@ -111,3 +111,20 @@ def dumps(obj: Any) -> str:
 def iter_periods(profile: dict) -> Iterable[dict]:
     for sched in profile.get("chargingSchedule", []):
         yield from sched.get("chargingSchedulePeriod", [])
+
+
+def energy_registers(frame) -> tuple[float, float]:
+    """(Energy.Active.Import.Register, Energy.Active.Export.Register) in Wh from a TransactionEvent.
+
+    A V2X station must report both directions; a missing register is the station's non-conformance
+    (TC_Q_100_CS), named as such."""
+    from v2g_bench.errors import Nonconformance
+    vals = {}
+    for mv in frame["meterValue"]:
+        for sv in mv["sampledValue"]:
+            vals[sv.get("measurand", "Energy.Active.Import.Register")] = float(sv["value"])
+    try:
+        return vals["Energy.Active.Import.Register"], vals["Energy.Active.Export.Register"]
+    except KeyError as e:
+        raise Nonconformance(f"TransactionEvent lacks {e.args[0]} (a V2X station reports both directions)",
+                             req="TC_Q_100_CS") from None

@@ -26,6 +26,7 @@ from v2g_bench.errors import Inconclusive, Nonconformance
 from v2g_bench.ev.model import Phase
 from v2g_bench.sampling import Recorder
 from v2g_bench.verification.compliance import CommandedProfile, Tolerance, judge_schedule
+from v2g_bench.csms.payloads import energy_registers
 
 def versions(ids_21: tuple, ids_201: tuple) -> list:
     """Both OCPP versions, each with the test-case IDs it covers (block Q exists in 2.1 only)."""
@@ -114,18 +115,6 @@ def ev_sent_needs(entries) -> dict:
         r[k] = rational(find(se, k))
     r["DepartureTime"] = find(se, "DepartureTime")
     return r
-
-
-def registers(frame) -> tuple[float, float]:
-    vals = {}
-    for mv in frame["meterValue"]:
-        for sv in mv["sampledValue"]:
-            vals[sv.get("measurand", "Energy.Active.Import.Register")] = float(sv["value"])
-    try:
-        return vals["Energy.Active.Import.Register"], vals["Energy.Active.Export.Register"]
-    except KeyError as e:
-        raise Nonconformance(f"TransactionEvent lacks {e.args[0]} (a V2X station reports both directions)",
-                             req="TC_Q_100_CS") from None
 
 
 def parse_utc(s: str) -> float:
@@ -308,8 +297,8 @@ def test_transaction_energy_registers_match_analyzer(version, ev, csms, dut, dc_
     started = csms.expect("TransactionEvent", where=lambda m: m["eventType"] == "Started", timeout=10)
     ended = csms.expect("TransactionEvent", where=lambda m: m["eventType"] == "Ended", timeout=10)
     a1 = {e: analyzer.energy_wh(e) for e in (1, 2)}
-    imp0, exp0 = registers(started)
-    imp1, exp1 = registers(ended)
+    imp0, exp0 = energy_registers(started)
+    imp1, exp1 = energy_registers(ended)
     # the station's billing meter is on the grid side (AC, element 2); report the DC side too
     energy = {"station_import_wh": imp1 - imp0, "station_export_wh": exp1 - exp0,
               "analyzer_ac_in_wh": a1[2][0] - a0[2][0], "analyzer_ac_out_wh": a1[2][1] - a0[2][1],

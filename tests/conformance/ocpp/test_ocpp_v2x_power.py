@@ -5,30 +5,18 @@ station reports in its TransactionEvents must agree with the analyzer's integrat
 What the OCTT cases only read back (the composite schedule), this checks in watts."""
 import time
 
-import numpy as np
 import pytest
 
 from v2g_bench.errors import Inconclusive, Nonconformance
 from v2g_bench.sampling import Recorder, dc_power_reader
 from v2g_bench.verification.compliance import CommandedProfile, Tolerance, judge_schedule
 from v2g_bench.verification.plots import plot_power_tracking
+from v2g_bench.csms.payloads import energy_registers
 
 VERSIONS = [pytest.param("2.0.1", marks=[pytest.mark.ocpp201, pytest.mark.covers("K01.FR.07", "V2GB-OCPP-PWR-01")],
                          id="ocpp2.0.1"),
             pytest.param("2.1", marks=[pytest.mark.ocpp21, pytest.mark.covers("TC_Q_104_CS", "Q03.FR.01", "V2GB-OCPP-PWR-01")],
                          id="ocpp2.1")]
-
-
-def _registers(frame) -> tuple[float, float]:
-    vals = {}
-    for mv in frame["meterValue"]:
-        for sv in mv["sampledValue"]:
-            vals[sv.get("measurand", "Energy.Active.Import.Register")] = float(sv["value"])
-    try:
-        return vals["Energy.Active.Import.Register"], vals["Energy.Active.Export.Register"]
-    except KeyError as e:
-        raise Nonconformance(f"TransactionEvent lacks {e.args[0]} (a V2X station must report both directions)",
-                             req="TC_Q_100_CS") from None
 
 
 @pytest.fixture
@@ -86,8 +74,8 @@ def test_discharge_profile_is_followed_and_metered(transaction, csms, dut, dc_li
     evidence.attach_png("power-tracking", plot_power_tracking(commanded, s.t_s, s["dc_w"], tol,
                                                               title=f"OCPP {version}: DC power vs charging profile"))
     # energy: the station's registers (its own meter) against the analyzer's integrators
-    imp0, exp0 = _registers(started)
-    imp1, exp1 = _registers(ended)
+    imp0, exp0 = energy_registers(started)
+    imp1, exp1 = energy_registers(ended)
     energy = {"station_import_wh": imp1 - imp0, "station_export_wh": exp1 - exp0,
               "analyzer_ac_in_wh": final["ac_in_wh"], "analyzer_ac_out_wh": final["ac_out_wh"],
               "analyzer_dc_in_wh": final["dc_in_wh"], "analyzer_dc_out_wh": final["dc_out_wh"]}
