@@ -6,26 +6,11 @@ from pymeasure.test import expected_protocol
 
 from v2g_bench.errors import InstrumentError, SafeStateError
 from v2g_bench.instruments import hard_stop_all
-from v2g_bench.instruments.dc_source import DCLimits
 from v2g_bench.instruments.safety import open_sources
 from v2g_bench.instruments.vendors.scpi_dc_source import KeysightRP7900
 
-OK = (b"SYST:ERR?", b'+0,"No error"')
-INIT = [(b"*CLS", None), OK]
-LIMITS = [
-    (b"VOLT:PROT 500", None), OK,
-    (b"CURR:PROT:STAT ON", None), OK,
-    (b"CURR:LIM:NEG -100", None), OK,      # charge limit = instrument sinking, a negative number
-    (b"CURR:LIM 80", None), OK,            # discharge limit = instrument sourcing
-    (b"POW:LIM 40000", None), OK,
-    (b"CURR:LIM:NEG?", b"-1.000000E+02"), (b"CURR:LIM?", b"+8.000000E+01"),
-    (b"VOLT:PROT?", b"+5.000000E+02"), (b"POW:LIM?", b"+4.000000E+04"),
-]
-ON = [(b"OUTP:PROT:WDOG:DEL 2", None), OK, (b"OUTP:PROT:WDOG ON", None), OK,
-      (b"OUTP:PROT:WDOG?", b"1"), (b"OUTP:PROT:WDOG:DEL?", b"+2.000000E+00"),
-      (b"OUTP ON", None), OK, (b"OUTP?", b"1")]
-
-LIM = DCLimits(voltage_max_v=500, current_charge_max_a=100, current_discharge_max_a=80, power_max_w=40000)
+# the RP7900 exchanges (init, limits with read-back, output on) are the ones its own tests pin down
+from test_instruments_rp7900 import INIT, LIM, LIMITS, OK, ON  # noqa: E402
 CLS = KeysightRP7900.instrument_class()
 RAMP_OFF = [(b"CURR:LIM:NEG 0", None), OK, (b"CURR:LIM 0", None), OK, (b"OUTP OFF", None), OK, (b"OUTP?", b"0")]
 
