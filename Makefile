@@ -1,5 +1,5 @@
 # The two commands of the README. Each does its own set-up (scripts/bootstrap.sh, idempotent).
-.PHONY: run test bootstrap bench clean
+.PHONY: run test bootstrap bench clean lint
 V := .venv/bin
 
 bootstrap:
@@ -8,7 +8,7 @@ bootstrap:
 run: bootstrap
 	$(V)/v2g-bench run
 
-test: bootstrap
+test: bootstrap lint
 	$(V)/python -m pytest -n 2 -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: bootstrap
@@ -16,3 +16,6 @@ bench: bootstrap
 
 clean:
 	rm -rf reports/* .pytest_cache
+
+lint: bootstrap
+	$(V)/ruff check .

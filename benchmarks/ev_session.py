@@ -42,7 +42,7 @@ def run_codec(lab, codec: str, soc: float) -> dict:
 
 def main() -> None:
     from v2g_bench.ev.labnet import lab_network
-    from v2g_bench.labproc import start_lab
+    from v2g_bench.harness.labproc import start_lab
 
     with lab_network({}) as net:
         if net.unavailable:

@@ -17,8 +17,9 @@ def pct(xs, q):
 
 
 def run(codec: str) -> None:
-    from v2g_bench.asyncrt import LoopThread
-    from v2g_bench.ev import lab_secc, netns
+    from v2g_bench.harness.asyncrt import LoopThread
+    from v2g_bench.ev import netns
+    from v2g_bench.lab.charger import secc as lab_secc
     from v2g_bench.ev.emulator import EVEmulator
     from v2g_bench.ev.model import EVModel, Phase
     from v2g_bench.lab.plant import Plant

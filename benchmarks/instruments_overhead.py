@@ -37,7 +37,7 @@ def main(argv=None) -> None:
     from v2g_bench.instruments.dc_source import DCLimits
     from v2g_bench.instruments.transport import open_visa
     from v2g_bench.instruments.vendors.scpi_dc_source import KeysightRP7900
-    from v2g_bench.labproc import running_lab
+    from v2g_bench.harness.labproc import running_lab
 
     with running_lab(timeout_s=60) as lab:
         port = lab.ports["battery_scpi"]

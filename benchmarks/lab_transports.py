@@ -9,7 +9,6 @@ server. Takes ~20 s (about 8 s with --quick).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import statistics

@@ -9,7 +9,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
-from .errors import BenchError
+from v2g_bench.errors import BenchError
 
 app = typer.Typer(help="v2g-bench: hardware-in-the-loop test bench and conformance suite for bidirectional EV chargers.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -31,7 +31,7 @@ def _mount_sub_apps() -> None:
     for name, (mod_name, help_text) in SUB_APPS.items():
         try:
             mod = importlib.import_module(mod_name)
-            sub = getattr(mod, "app")
+            sub = mod.app
         except (ImportError, AttributeError) as e:
             _missing_sub_apps[name] = f"{type(e).__name__}: {e}"
             continue
@@ -51,7 +51,7 @@ def run(
     pytest_args: List[str] = typer.Argument(None, help="Extra arguments passed to pytest after '--'."),
 ):
     """The main job: run the suite (default: against the built-in virtual lab), print a summary, write the report."""
-    from .runner import run_suite
+    from v2g_bench.harness.runner import run_suite
     code = run_suite(bench=bench, dut=dut, keyword=k, markexpr=m, suite=suite, workers=workers,
                      reports=reports, html=html, extra=list(pytest_args or []))
     raise typer.Exit(code)
@@ -63,7 +63,7 @@ def report(
     out: Path = typer.Option(Path("reports/html"), "--out", help="Where to write the HTML report."),
 ):
     """Build the Allure HTML report from results, offline (a single self-contained HTML file)."""
-    from .runner import build_html
+    from v2g_bench.harness.runner import build_html
     path = build_html(results, out)
     console.print(f"report: {path}")
 
@@ -75,7 +75,7 @@ app.add_typer(profile_app, name="profile")
 @profile_app.command("check")
 def profile_check(files: List[Path] = typer.Argument(..., help="Bench or DUT profile files (TOML).")):
     """Validate bench or DUT profiles; every problem is listed with its key and the fix."""
-    from .profiles import BenchProfile, check_profile
+    from v2g_bench.profiles import BenchProfile, check_profile
     bad = 0
     for f in files:
         try:
@@ -95,7 +95,7 @@ def profile_check(files: List[Path] = typer.Argument(..., help="Bench or DUT pro
 @app.command()
 def doctor(bench: Optional[Path] = typer.Option(None, "--bench", help="Also check each instrument of this bench profile is reachable.")):
     """What is missing (Java, the Allure CLI, veth/netns capability, instruments), each with the fix."""
-    from .doctor import run_doctor
+    from v2g_bench.harness.doctor import run_doctor
     raise typer.Exit(run_doctor(bench))
 
 

@@ -11,7 +11,7 @@ import importlib
 from functools import lru_cache
 from importlib.metadata import entry_points
 
-from .errors import DriverNotFound
+from v2g_bench.errors import DriverNotFound
 
 ENTRY_POINT_GROUP = "v2g_bench.drivers"
 # Packages whose DRIVERS table holds built-in drivers.

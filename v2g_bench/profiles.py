@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DriverNotFound, ProfileError
-from .roles import KNOWN_ROLES, RoleConfig
+from v2g_bench.errors import DriverNotFound, ProfileError
+from v2g_bench.roles import KNOWN_ROLES, RoleConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PROFILES_DIR = REPO_ROOT / "profiles"
@@ -122,7 +122,7 @@ def _check_resource(where: str, driver_cls: Any, resource: Any, errors: list[str
 
 def load_bench(path: str | Path) -> BenchProfile:
     """Load and validate a bench profile; raise ProfileError listing every problem."""
-    from .drivers import get_driver
+    from v2g_bench.drivers import get_driver
     path = Path(path)
     data = _read_toml(path)
     src = str(path)

@@ -5,9 +5,16 @@ exit, calls `safe_state()` then `close()` in reverse opening order.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:   # only for the types: the contract module imports nothing heavy
+    from v2g_bench.harness.bench import Bench
+    from v2g_bench.harness.evidence import Evidence
+    from v2g_bench.harness.labproc import LabHandle
+    from v2g_bench.profiles import BenchProfile, DutProfile
 
 # Roles a bench profile may define. A driver declares which of these it can play.
 KNOWN_ROLES: dict[str, str] = {
@@ -43,16 +50,16 @@ class RoleConfig:
 class BenchContext:
     """What a driver may need beyond its own config: the DUT profile, the lab, the evidence dir."""
 
-    bench: Any = None               # v2g_bench.profiles.BenchProfile
-    dut: Any = None                 # v2g_bench.profiles.DutProfile
-    lab: Any = None                 # v2g_bench.labproc.LabHandle or None on a real bench
-    evidence: Any = None            # v2g_bench.evidence.Evidence or None outside a test
-    roles: Any = None               # the Bench, to reach other roles (e.g. the EV reads the analyzer)
+    bench: BenchProfile | None = None
+    dut: DutProfile | None = None
+    lab: LabHandle | None = None          # None on a real bench
+    evidence: Evidence | None = None      # None outside a test
+    roles: Bench | None = None            # to reach other roles (e.g. the EV reads the analyzer)
     workdir: Path = Path("reports")
 
 
-class RoleDriver:
-    """Base class of every role driver."""
+class RoleDriver(ABC):
+    """Base class of every role driver (as python-can's BusABC: the Bench only ever uses this API)."""
 
     roles: ClassVar[tuple[str, ...]] = ()
     transport: ClassVar[str] = "none"
@@ -67,15 +74,19 @@ class RoleDriver:
         return []
 
     @classmethod
+    @abstractmethod
     def open(cls, cfg: RoleConfig, ctx: BenchContext) -> "RoleDriver":
-        raise NotImplementedError
+        """Open the transport, check identity and limits; the returned driver plays `cfg.role`."""
 
+    @abstractmethod
     def identify(self) -> str:
-        raise NotImplementedError
+        """The instrument's identity (*IDN? or the protocol's equivalent)."""
 
+    @abstractmethod
     def safe_state(self) -> None:
         """Bring the role to its safe state and verify it (raise SafeStateError if unverifiable)."""
 
+    @abstractmethod
     def close(self) -> None:
         """Release the transport. Idempotent."""
 

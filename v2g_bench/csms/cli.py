@@ -13,7 +13,7 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import BenchError
+from v2g_bench.errors import BenchError
 
 app = typer.Typer(help="Run the CSMS emulator (OCPP 2.0.1 / 2.1) by hand.", add_completion=False,
                   pretty_exceptions_enable=False)
@@ -49,8 +49,8 @@ def run(
     duration: float = typer.Option(0.0, help="Stop after this many seconds (0 = until Ctrl-C)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print frames (recording only)."),
 ) -> None:
-    from .pki import TestPKI, server_ssl_context
-    from .server import CsmsOptions, CsmsServer
+    from v2g_bench.csms.pki import TestPKI, server_ssl_context
+    from v2g_bench.csms.server import CsmsOptions, CsmsServer
 
     record = record or Path("reports/csms") / time.strftime("ocpp-frames-%Y%m%d-%H%M%S.jsonl")
     stations = {}

@@ -30,7 +30,7 @@ import ocpp.charge_point as _cp
 from ocpp.exceptions import NotImplementedError as OcppNotImplemented
 from ocpp.exceptions import NotSupportedError
 
-from .validation import schema_dir, schemas_for
+from v2g_bench.csms.validation import schema_dir, schemas_for
 
 _ORIGINAL_SNAKE_TO_CAMEL = _cp.snake_to_camel_case
 _ORIGINAL_RAISE_KEY_ERROR = _cp._raise_key_error

@@ -12,12 +12,12 @@ import json
 import time
 from typing import Any, Callable, Iterable
 
-from ..asyncrt import LoopThread
-from ..errors import BenchError, Nonconformance
-from ..roles import BenchContext, RoleConfig, RoleDriver
-from . import payloads as P
-from .recording import CALL, CALLERROR, CALLRESULT, Frame, FrameRecorder
-from .server import (NO_ANSWER, CallErrorReceived, CsmsOptions, CsmsServer, OcppCallError, Override,
+from v2g_bench.harness.asyncrt import LoopThread
+from v2g_bench.errors import BenchError, Nonconformance
+from v2g_bench.roles import BenchContext, RoleConfig, RoleDriver
+from v2g_bench.csms import payloads as P
+from v2g_bench.csms.recording import CALL, CALLERROR, CALLRESULT, Frame, FrameRecorder
+from v2g_bench.csms.server import (NO_ANSWER, CallErrorReceived, CsmsOptions, CsmsServer, OcppCallError, Override,
                      StationSession, Violation)
 
 __all__ = ["CSMSEmulator", "NO_ANSWER", "OcppCallError", "CallErrorReceived", "InvalidFrameOutcome"]
@@ -107,7 +107,7 @@ class CSMSEmulator(RoleDriver):
             ev = self.evidence
             if ev is None:
                 try:
-                    from ..evidence import Evidence
+                    from v2g_bench.harness.evidence import Evidence
                     ev = Evidence.current()
                 except ImportError:
                     ev = None
@@ -117,7 +117,7 @@ class CSMSEmulator(RoleDriver):
         self.record_path = record_path
         ssl_ctx = None
         if o.security_profile in (2, 3):
-            from .pki import TestPKI, server_ssl_context
+            from v2g_bench.csms.pki import TestPKI, server_ssl_context
             if o.tls_cert:
                 if o.security_profile == 3 and not o.tls_client_ca:
                     raise BenchError("security profile 3 needs tls_client_ca (the CA of the station certificates)",

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Sequence
 
-from .recording import utc_now_iso
-from .validation import schemas_for
+from v2g_bench.csms.recording import utc_now_iso
+from v2g_bench.csms.validation import schemas_for
 
 PURPOSES = {"TxProfile", "TxDefaultProfile", "ChargingStationMaxProfile", "ChargingStationExternalConstraints",
             "PriorityCharging", "LocalGeneration"}

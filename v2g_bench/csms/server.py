@@ -16,7 +16,6 @@ import binascii
 import dataclasses
 import json
 import logging
-import ssl
 import time
 import uuid
 from collections import OrderedDict
@@ -28,11 +27,11 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request
 
-from ..errors import BenchError, Nonconformance
-from . import compat
-from .payloads import dumps, minimal_payload
-from .recording import CALL, CALLERROR, CALLRESULT, Frame, FrameRecorder, utc_now_iso
-from .validation import SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, schemas_for
+from v2g_bench.errors import BenchError, Nonconformance
+from v2g_bench.csms import compat
+from v2g_bench.csms.payloads import dumps, minimal_payload
+from v2g_bench.csms.recording import CALL, CALLERROR, CALLRESULT, Frame, FrameRecorder, utc_now_iso
+from v2g_bench.csms.validation import SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, schemas_for
 
 log = logging.getLogger("v2g_bench.csms")
 compat.install()
@@ -152,7 +151,7 @@ class CsmsOptions:
     def check(self) -> None:
         errs = self.problems()
         if errs:
-            from ..errors import ProfileError
+            from v2g_bench.errors import ProfileError
             raise ProfileError(errs, where="roles.csms")
 
 

@@ -5,7 +5,6 @@ certificate storage) come from the stack's SimEVController base.
 from __future__ import annotations
 
 import time
-from typing import List, Optional, Tuple, Union
 
 from v2g_bench.ev import compat
 
@@ -14,7 +13,7 @@ compat.import_stack()
 from iso15118.evcc.controller.simulator import SimEVController  # noqa: E402
 from iso15118.evcc.evcc_config import EVCCConfig  # noqa: E402
 from iso15118.shared.messages.datatypes import (  # noqa: E402
-    DCEVChargeParams, PVEVEnergyCapacity, PVEVEnergyRequest, PVEVMaxCurrentLimit, PVEVMaxPowerLimit,
+    DCEVChargeParams, PVEVEnergyCapacity, PVEVMaxCurrentLimit, PVEVMaxPowerLimit,
     PVEVMaxVoltageLimit, PVEVTargetCurrent, PVEVTargetVoltage, PVRemainingTimeToFullSOC,
 )
 from iso15118.shared.messages.enums import DCEVErrorCode, ServiceV20, UnitSymbol  # noqa: E402

@@ -5,7 +5,7 @@
                          plan=[Phase(5000, 5), Phase(-5000, 5)], timeout=60)
     assert res.passed, res.summary()
 
-Threads: the EVCC runs on its own asyncio loop thread (v2g_bench.asyncrt.LoopThread). If `netns` is
+Threads: the EVCC runs on its own asyncio loop thread (v2g_bench.harness.asyncrt.LoopThread). If `netns` is
 given, that thread (and its executor threads) enter the EV's network namespace; the JVM stays in
 the root namespace (see codec.py). Every call has a timeout; a dead, late or garbage-answering
 charger gives a failed SessionResult naming the step and the last messages - never a hang.
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from v2g_bench.asyncrt import LoopThread
+from v2g_bench.harness.asyncrt import LoopThread
 from v2g_bench.errors import BenchError, SafeStateError
 from v2g_bench.ev import compat
 from v2g_bench.ev.codec import shared_codec
@@ -386,7 +386,7 @@ class EVEmulator(RoleDriver):
 
         if path is None:
             try:
-                from v2g_bench.evidence import Evidence
+                from v2g_bench.harness.evidence import Evidence
                 ev = Evidence.current()
                 path = ev.path("ev.pcap") if ev else Path("ev.pcap")
             except ImportError:

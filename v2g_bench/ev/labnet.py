@@ -20,7 +20,7 @@ from typing import Iterator
 
 from v2g_bench.ev import netns as _netns
 
-SECC_MODULE = "v2g_bench.ev.lab_secc"
+SECC_MODULE = "v2g_bench.lab.charger.secc"
 SECC_KEYS = {"protocols", "tls", "auth", "max_charge_w", "max_discharge_w", "codec", "tls13", "enforce_tls",
              "pki_path", "sequence_timeout_s"}
 

@@ -59,7 +59,7 @@ class Trace:
     @classmethod
     def for_current_test(cls, fallback: str | Path | None = None) -> "Trace":
         try:
-            from v2g_bench.evidence import Evidence
+            from v2g_bench.harness.evidence import Evidence
 
             ev = Evidence.current()
             if ev is not None:

@@ -324,7 +324,6 @@ def _glushkov(expr, nattr: int) -> tuple[list, int]:
             _, sub, mn, mx = e
             if mx is None:  # unbounded: min copies then a loop
                 copies = [sub] * max(mn, 1)
-                parts = []
                 n_all, first, last = True, [], set()
                 res = [walk(c) for c in copies]
                 # sequence of copies, the last one loops onto itself

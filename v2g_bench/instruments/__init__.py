@@ -27,5 +27,5 @@ DRIVERS = {
 
 def hard_stop_all() -> list[str]:
     """Every open DC source: output off now (no ramp), verified. Returns problems; never raises."""
-    from .safety import hard_stop_all as _hs
+    from v2g_bench.instruments.safety import hard_stop_all as _hs
     return _hs()

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 from v2g_bench.errors import InstrumentError, InstrumentTimeout
 from v2g_bench.roles import BenchContext, RoleConfig, RoleDriver
 
-from .profile import profile_path
-from .transport import open_can_bus
+from v2g_bench.instruments.profile import profile_path
+from v2g_bench.instruments.transport import open_can_bus
 
 
 class CanDbcNode(RoleDriver):

@@ -46,14 +46,14 @@ def identify(bench: Path = typer.Option(DEFAULT_BENCH, "--bench", help="bench pr
              role: list[str] = typer.Option(None, "--role", help="only these roles (repeatable)")) -> None:
     """Open each instrument role, print its identity and self-test; exit 1 if any failed.
     For the built-in virtual lab, the lab is started for the duration of the command."""
-    from v2g_bench.bench import Bench
+    from v2g_bench.harness.bench import Bench
     from v2g_bench.profiles import load_bench
     profile = load_bench(bench)
     failed = 0
     with contextlib.ExitStack() as stack:
         lab = None
         if profile.uses_builtin_lab:
-            from v2g_bench.labproc import running_lab
+            from v2g_bench.harness.labproc import running_lab
             opts = dict(profile.lab or {})
             lab = stack.enter_context(running_lab(config=opts.get("config"), seed=int(opts.get("seed", 1)),
                                                   time_scale=float(opts.get("time_scale", 1.0)),

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 from v2g_bench.errors import BenchError, InstrumentError, LimitViolation, ProfileError, SafeStateError
 from v2g_bench.roles import RoleConfig, RoleDriver
 
-from . import safety
+from v2g_bench.instruments import safety
 
 log = logging.getLogger(__name__)
 

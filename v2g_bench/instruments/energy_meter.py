@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from v2g_bench.errors import InstrumentError
 
-from .modbus import ModbusDevice
-from .profile import load_profile
+from v2g_bench.instruments.modbus import ModbusDevice
+from v2g_bench.instruments.profile import load_profile
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,9 @@ class ModbusEnergyMeter(ModbusDevice):
             raise InstrumentError("frequency register out of 40..70 Hz: wrong map or device?",
                                   instrument=self.instrument_name, command="frequency", answer=f"{f!r}")
         return f"{self.profile['model']['vendor']} {self.profile['model']['family']} (device {self.device_id})"
+
+    def safe_state(self) -> None:
+        """A meter only measures: it has no output to switch off, so its safe state is itself."""
 
     def self_test(self) -> str:
         r = self.read()

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from v2g_bench.errors import InstrumentError, InstrumentTimeout
 from v2g_bench.roles import BenchContext, RoleConfig, RoleDriver
 
-from .transport import open_modbus, parse_modbus_resource, initialized, role_label
+from v2g_bench.instruments.transport import open_modbus, parse_modbus_resource, initialized, role_label
 
 
 class ModbusDevice(RoleDriver):

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from v2g_bench.errors import InstrumentError, LimitViolation, SafeStateError
 
-from .modbus import ModbusDevice
-from .profile import load_profile
+from v2g_bench.instruments.modbus import ModbusDevice
+from v2g_bench.instruments.profile import load_profile
 
 
 class ModbusCharger(ModbusDevice):

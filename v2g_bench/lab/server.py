@@ -27,18 +27,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 from v2g_bench.errors import LabError, ProfileError
-from v2g_bench.lab.can import SocketcandServer
+from v2g_bench.lab.frontends.can import SocketcandServer
 from v2g_bench.lab.control import ControlServer
-from v2g_bench.lab.modbus import ModbusFrontEnd
+from v2g_bench.lab.frontends.modbus import ModbusFrontEnd
 from v2g_bench.lab.plant import LabClock, Plant, PlantConfig
-from v2g_bench.lab.scpi_server import ScpiServer
+from v2g_bench.lab.frontends.scpi_server import ScpiServer
 
 DEFAULT_CONFIG = Path(__file__).with_name("default_lab.toml")
 TOP_KEYS = {"lab", "plant", "frontends", "services"}
 FRONTENDS = {"battery_scpi", "analyzer_scpi", "modbus", "can"}
 DIALECTS = {
-    "keysight_rp7900": "v2g_bench.lab.dialects.keysight_rp7900",
-    "yokogawa_wt": "v2g_bench.lab.dialects.yokogawa_wt",
+    "keysight_rp7900": "v2g_bench.lab.frontends.dialects.keysight_rp7900",
+    "yokogawa_wt": "v2g_bench.lab.frontends.dialects.yokogawa_wt",
 }
 STOP_STEP_TIMEOUT = 1.5
 

@@ -4,12 +4,12 @@ Entry points: `Scheduler().plan(site, ev_or_evs)` (exact LP, MILP repair of simu
 discharge), `plan_fleet_independent`, `plan_fleet_shared`, `plan_fleet_decomposed` (Dantzig-Wolfe),
 `to_charging_schedule` (OCPP-style periods), `load_scenario` (TOML scenarios).
 """
-from .model import (CostBreakdown, EVPlan, EVRequest, InfeasibleSchedule, Plan, ScheduleInputError, Site,
+from v2g_bench.scheduler.model import (CostBreakdown, EVPlan, EVRequest, InfeasibleSchedule, Plan, ScheduleInputError, Site,
                     interval_window)
-from .lp import Scheduler
-from .fleet import FleetResult, plan_fleet_decomposed, plan_fleet_independent, plan_fleet_shared
-from .ocpp import plan_periods, to_charging_schedule
-from .scenario import Scenario, ScenarioError, load_scenario
+from v2g_bench.scheduler.lp import Scheduler
+from v2g_bench.scheduler.fleet import FleetResult, plan_fleet_decomposed, plan_fleet_independent, plan_fleet_shared
+from v2g_bench.scheduler.ocpp import plan_periods, to_charging_schedule
+from v2g_bench.scheduler.scenario import Scenario, ScenarioError, load_scenario
 
 __all__ = ["CostBreakdown", "EVPlan", "EVRequest", "InfeasibleSchedule", "Plan", "ScheduleInputError", "Site",
            "interval_window", "Scheduler", "FleetResult", "plan_fleet_decomposed", "plan_fleet_independent",

@@ -28,7 +28,7 @@ def schedule(
 ) -> None:
     console = Console()
     try:
-        from .scenario import list_scenarios, load_scenario
+        from v2g_bench.scheduler.scenario import list_scenarios, load_scenario
         if scenario is None:
             for p in list_scenarios():
                 sc = load_scenario(p)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import EVRequest, InfeasibleSchedule, Site, interval_window
+from v2g_bench.scheduler.model import EVRequest, InfeasibleSchedule, Site, interval_window
 
 
 def _hours(s: float) -> str:
@@ -42,7 +42,7 @@ def precheck(site: Site, evs: list[EVRequest]) -> None:
             continue
         a, b = interval_window(site, ev)
         plugged_h = max(0, b - a) * site.h
-        from .lp import battery_side_kw
+        from v2g_bench.scheduler.lp import battery_side_kw
         cell_kw = float(battery_side_kw(ev, np.array([ev.max_charge_kw]), np.zeros(1))[0][0])
         reach = min(ev.capacity_kwh, ev.soc_kwh + cell_kw * plugged_h)
         if reach < ev.target_kwh - 1e-9:
@@ -73,7 +73,7 @@ def precheck(site: Site, evs: list[EVRequest]) -> None:
 
 
 def explain_infeasible(scheduler, site: Site, evs: list[EVRequest], metering: str) -> InfeasibleSchedule:
-    from .lp import _layout
+    from v2g_bench.scheduler.lp import _layout
 
     L = _layout(site, len(evs), metering, elastic=True, evs=evs)
     x = scheduler._solve(L, site, evs)

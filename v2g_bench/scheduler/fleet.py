@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import highspy
 import numpy as np
 
-from .lp import INF, SIMULTANEOUS_TOL_KW, Scheduler, _build, _CachedModel, _layout, new_highs
-from .model import EVRequest, InfeasibleSchedule, ScheduleInputError, Site, interval_window
+from v2g_bench.scheduler.lp import INF, SIMULTANEOUS_TOL_KW, Scheduler, _build, _CachedModel, _layout, new_highs
+from v2g_bench.scheduler.model import EVRequest, InfeasibleSchedule, ScheduleInputError, Site, interval_window
 
 
 class FastEVSolver:
@@ -129,7 +129,7 @@ def _mp_context():
 
 
 def _soc(ev: EVRequest, c, d, h):
-    from .lp import battery_side_kw
+    from v2g_bench.scheduler.lp import battery_side_kw
     b_in, b_out = battery_side_kw(ev, c, d)
     return ev.soc_kwh + np.concatenate([[0.0], np.cumsum(h * (b_in - b_out))])
 
@@ -200,7 +200,7 @@ def plan_fleet_independent(site: Site, evs: list[EVRequest], *, workers: int | N
     milp = [o + j for o, p in zip(offsets, parts) for j in p[3]]
     bad = [o + j for o, p in zip(offsets, parts) for j in p[4]]
     if bad:
-        from .explain import precheck
+        from v2g_bench.scheduler.explain import precheck
         precheck(site, [evs[j] for j in bad])  # names the constraint and the kWh
         raise InfeasibleSchedule([f"EV {evs[j].name!r} has no feasible plan" for j in bad[:10]], where="fleet")
     notes = [f"{len(milp)} EV(s) re-planned with the MILP repair (simultaneous charge/discharge)"] if milp else []
@@ -334,7 +334,7 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
     if curved:
         raise ScheduleInputError(f"part-load curves are not supported by the decomposition ({curved[0]!r}...)",
                                  where="plan_fleet_decomposed", fix="use plan_fleet_shared for EVs with curves")
-    from .explain import precheck
+    from v2g_bench.scheduler.explain import precheck
     precheck(site, evs)
     T, N, h = site.n, len(evs), site.h
     base = site.base_kw()
@@ -351,7 +351,7 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
     hi_c = np.where(np.isfinite(imp - base), imp - base, INF)
     master.addRows(T, lo_c, hi_c, 0, np.zeros(1, np.int32), np.zeros(0, np.int32), np.zeros(0))
     master.addRows(N, np.ones(N), np.ones(N), 0, np.zeros(1, np.int32), np.zeros(0, np.int32), np.zeros(0))
-    rows_t = np.arange(T, dtype=np.int32)
+    np.arange(T, dtype=np.int32)
     for sign in (1.0, -1.0):  # artificial over/under-shoot of the limit
         for t in range(T):
             master.addCol(big, 0.0, INF, 1, np.array([t], np.int32), np.array([-sign]))
@@ -421,7 +421,7 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
         x = np.asarray(master.getSolution().col_value)
         art = x[:n_art]
         if art.max(initial=0.0) > 1e-6:
-            from .explain import explain_infeasible
+            from v2g_bench.scheduler.explain import explain_infeasible
             raise explain_infeasible(Scheduler(), site, evs, "ev")
         C = np.zeros((N, T))
         D = np.zeros((N, T))

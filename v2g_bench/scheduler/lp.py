@@ -26,7 +26,7 @@ import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from .model import (CostBreakdown, EVPlan, EVRequest, InfeasibleSchedule, Plan, ScheduleInputError, Site,
+from v2g_bench.scheduler.model import (CostBreakdown, EVPlan, EVRequest, InfeasibleSchedule, Plan, ScheduleInputError, Site,
                     interval_window)
 
 INF = highspy.kHighsInf
@@ -403,7 +403,7 @@ class Scheduler:
         if metering == "ev" and (site.pv_kw is not None or site.demand_charge_per_kw > 0):
             raise ScheduleInputError("per-EV metering cannot bill PV or a demand charge", where="metering",
                                      fix='use metering="site"')
-        from .explain import precheck
+        from v2g_bench.scheduler.explain import precheck
         precheck(site, evs)
         binaries: list = []
         order_bins: list = []
@@ -412,7 +412,7 @@ class Scheduler:
             L = _layout(site, len(evs), metering, elastic=False, binaries=binaries, evs=evs, order_bins=order_bins)
             x = self._solve(L, site, evs)
             if x is None:
-                from .explain import explain_infeasible
+                from v2g_bench.scheduler.explain import explain_infeasible
                 raise explain_infeasible(self, site, evs, metering)
             sim = self._simultaneous(L, x)
             disorder = self._out_of_order(L, evs, x)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .model import Plan, ScheduleInputError
+from v2g_bench.scheduler.model import Plan, ScheduleInputError
 
 
 def to_charging_schedule(plan: Plan, ev: str | None = None, *, schedule_id: int = 1,

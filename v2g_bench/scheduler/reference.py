@@ -17,7 +17,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from .model import EVRequest, Site, interval_window
+from v2g_bench.scheduler.model import EVRequest, Site, interval_window
 
 
 @dataclass
@@ -81,8 +81,6 @@ def _step(charge: list, discharge: list, mode: str | None) -> _PWL:
 def reference_cost(site: Site, ev: EVRequest, *, exclusive: bool = False) -> float | None:
     """Minimum cost (import - export + degradation) for one EV billed on its own; None if infeasible."""
     a_win, b_win = interval_window(site, ev)
-    h = site.h
-    T = site.n
     both = [t for t in range(a_win, b_win) if ev.max_charge_kw > 0 and ev.max_discharge_kw > 0]
     if not exclusive or not both:
         return _dp(site, ev, {})

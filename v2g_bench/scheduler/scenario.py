@@ -25,7 +25,7 @@ import numpy as np
 
 from v2g_bench.errors import BenchError
 
-from .model import EVRequest, Plan, ScheduleInputError, Site
+from v2g_bench.scheduler.model import EVRequest, Plan, ScheduleInputError, Site
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 KINDS = ("peak_shaving", "arbitrage", "frequency_response", "backup", "fleet")
@@ -68,7 +68,7 @@ class Scenario:
     source: str = "<scenario>"
 
     def plan(self, scheduler=None) -> Plan:
-        from .lp import Scheduler
+        from v2g_bench.scheduler.lp import Scheduler
         return (scheduler or Scheduler()).plan(self.site, self.evs)
 
     def clock(self, t_s: float) -> str:
@@ -278,7 +278,7 @@ def scenario_from_dict(data: dict, *, source: str = "<scenario>") -> Scenario:
             if not isinstance(lm, dict) or not set(lm) <= {"charge", "discharge", "segments"}:
                 errs.append(f"{where}.loss_model: expected {{charge = [a, b, c], discharge = [a, b, c], segments = n}}")
                 return
-            from .model import part_load_curve
+            from v2g_bench.scheduler.model import part_load_curve
             for key, pmax, direction in (("charge", pc, "charge"), ("discharge", pd, "discharge")):
                 if key in lm and pmax > 0:
                     curves[f"{key}_curve"] = part_load_curve(pmax, tuple(lm[key]), segments=int(lm.get("segments", 4)),

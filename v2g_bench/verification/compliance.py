@@ -15,11 +15,11 @@ Units: W, s, kWh for energies, kW*s for exceedance. Sign: + = into the EV.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from .result import Check, SampleError, VerificationResult, as_series, as_timestamps
+from v2g_bench.verification.result import Check, SampleError, VerificationResult, as_series, as_timestamps
 
 CITE_PROFILE = "DUT profile [power_tracking]"
 CITE_OCPP = "OCPP 2.0.1 K01/K08 (charging profile shall be followed)"

@@ -9,7 +9,7 @@ import numpy as np
 
 from v2g_bench.scheduler.model import EVRequest, Site, interval_window
 
-from .result import Check, SampleError, VerificationResult, as_series
+from v2g_bench.verification.result import Check, SampleError, VerificationResult, as_series
 
 
 class EconomicsResult(VerificationResult):

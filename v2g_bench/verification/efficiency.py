@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .result import Check, SampleError, VerificationResult, as_series, as_timestamps
+from v2g_bench.verification.result import Check, SampleError, VerificationResult, as_series, as_timestamps
 
 CITE_RTE = "ILAC-G8:09/2019 guarded acceptance; JCGM 100:2008 (GUM)"
 

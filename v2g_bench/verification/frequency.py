@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .result import Check, VerificationResult, as_series, as_timestamps
+from v2g_bench.verification.result import Check, VerificationResult, as_series, as_timestamps
 
 CITE_FULL = "SOGL 2017/1485 Annex V (FCR full activation 30 s)"
 CITE_DELAY = "RfG 2016/631 Art.15(2)(d) (initial delay 2 s)"

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .compliance import integrate
-from .result import Check, VerificationResult, as_series, as_timestamps
+from v2g_bench.verification.compliance import integrate
+from v2g_bench.verification.result import Check, VerificationResult, as_series, as_timestamps
 
 CITE_SOC = "ISO 15118-20 EVMinimumEnergyRequest / OCPP 2.1 V2X (SOC limits)"
 CITE_DEP = "ISO 15118-20 DepartureTime + EVTargetEnergyRequest"

@@ -120,7 +120,7 @@ def attach(name: str, png: bytes, path: str | Path | None = None) -> Path | None
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(png)
     try:
-        from v2g_bench.evidence import Evidence
+        from v2g_bench.harness.evidence import Evidence
     except ImportError:  # evidence layer not present (e.g. a stripped install)
         return out
     ev = Evidence.current()

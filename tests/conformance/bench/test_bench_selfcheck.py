@@ -23,7 +23,7 @@ def test_every_instrument_identifies(bench, evidence):
 def test_dc_channel_agrees_between_battery_emulator_and_analyzer(dc_link, analyzer, charger, evidence):
     battery = dc_link
     """Both instruments see the same DC link; their readings must agree within their stated accuracy."""
-    from v2g_bench.sampling import Recorder
+    from v2g_bench.harness.sampling import Recorder
     charger.set_current(10)
     charger.start()
     def read():

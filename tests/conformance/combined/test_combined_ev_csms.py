@@ -24,7 +24,7 @@ import pytest
 
 from v2g_bench.errors import Inconclusive, Nonconformance
 from v2g_bench.ev.model import Phase
-from v2g_bench.sampling import Recorder
+from v2g_bench.harness.sampling import Recorder
 from v2g_bench.verification.compliance import CommandedProfile, Tolerance, judge_schedule
 from v2g_bench.csms.payloads import energy_registers
 

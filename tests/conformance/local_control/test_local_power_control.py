@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from v2g_bench.errors import Inconclusive, Nonconformance
-from v2g_bench.sampling import Recorder, dc_power_reader
+from v2g_bench.harness.sampling import Recorder, dc_power_reader
 from v2g_bench.verification import efficiency
 from v2g_bench.verification.compliance import CommandedProfile
 from v2g_bench.verification.plots import plot_power_tracking

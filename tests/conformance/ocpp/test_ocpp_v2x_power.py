@@ -8,7 +8,7 @@ import time
 import pytest
 
 from v2g_bench.errors import Inconclusive, Nonconformance
-from v2g_bench.sampling import Recorder, dc_power_reader
+from v2g_bench.harness.sampling import Recorder, dc_power_reader
 from v2g_bench.verification.compliance import CommandedProfile, Tolerance, judge_schedule
 from v2g_bench.verification.plots import plot_power_tracking
 from v2g_bench.csms.payloads import energy_registers

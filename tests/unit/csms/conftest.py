@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from v2g_bench.asyncrt import LoopThread
+from v2g_bench.harness.asyncrt import LoopThread
 from v2g_bench.csms.emulator import CSMSEmulator
-from v2g_bench.csms.lab_station import start_service
+from v2g_bench.lab.charger.station import start_service
 from v2g_bench.lab.plant import Plant
 
 PASSWORD = "bench-password-0123"
@@ -44,7 +44,7 @@ def make_csms(tmp_path):
     made = []
 
     def make(**options):
-        from v2g_bench.evidence import Evidence
+        from v2g_bench.harness.evidence import Evidence
         if Evidence.current() is None:      # under the bench plugin the frames go to the test's evidence
             options.setdefault("record_path", str(tmp_path / f"frames-{len(made)}.jsonl"))
         c = CSMSEmulator(options, pki_dir=str(tmp_path / f"pki-{len(made)}")).start()

@@ -7,7 +7,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 
 from websockets.asyncio.client import connect
 

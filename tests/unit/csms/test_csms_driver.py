@@ -4,11 +4,10 @@ from __future__ import annotations
 import base64
 import json
 
-import pytest
 from websockets.sync.client import connect
 
 from v2g_bench.drivers import get_driver
-from v2g_bench.evidence import Evidence
+from v2g_bench.harness.evidence import Evidence
 from v2g_bench.roles import BenchContext, RoleConfig
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import PASSWORD
 from v2g_bench.lab.control import LabControl
-from v2g_bench.labproc import running_lab
+from v2g_bench.harness.labproc import running_lab
 
 POWER_TOL_W, POWER_TOL_REL = 150.0, 0.03
 ENERGY_TOL_WH, ENERGY_TOL_REL = 0.5, 0.03

@@ -5,7 +5,7 @@ import datetime as dt
 import math
 
 from v2g_bench.csms.payloads import charging_profile
-from v2g_bench.csms.smart_charging import ProfileStack, iso, period_window
+from v2g_bench.lab.charger.profile_stack import ProfileStack, iso, period_window
 
 T0 = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.timezone.utc)
 

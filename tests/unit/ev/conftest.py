@@ -14,7 +14,7 @@ import pytest
 @dataclass
 class LabWire:
     net: object            # v2g_bench.ev.labnet.LabNetwork
-    lab: object            # v2g_bench.labproc.LabHandle
+    lab: object            # v2g_bench.harness.labproc.LabHandle
     analyzer: object       # YokogawaWT5000 over the lab's analyzer_scpi port
 
     def state(self) -> dict:
@@ -49,7 +49,7 @@ class _Roles:
 def lab_wire(tmp_path_factory):
     from v2g_bench.ev.labnet import lab_network
     from v2g_bench.instruments.vendors.scpi_analyzer import YokogawaWT5000
-    from v2g_bench.labproc import start_lab
+    from v2g_bench.harness.labproc import start_lab
     from v2g_bench.roles import RoleConfig
 
     # TLS offered on request (plain TCP still accepted), PnC offered on TLS only: one lab serves all tests

@@ -29,7 +29,7 @@ def test_no_charger_fails_within_timeout():
 
 @pytest.fixture(scope="module")
 def charger():
-    from v2g_bench.ev.fake_charger import FakeCharger
+    from v2g_bench.lab.charger.bad_charger import FakeCharger
 
     with FakeCharger() as c:
         yield c

@@ -15,7 +15,7 @@ REL_TOL = 0.01
 
 
 def _evidence():
-    from v2g_bench.evidence import Evidence
+    from v2g_bench.harness.evidence import Evidence
     return Evidence.current()
 
 

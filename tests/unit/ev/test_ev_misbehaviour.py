@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 
 TIMEOUT = 20.0           # session bound given to the EV
 HARD_BOUND = TIMEOUT + 5  # the harness must return within this, whatever the SECC does

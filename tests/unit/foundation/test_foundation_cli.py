@@ -1,11 +1,9 @@
 """The `v2g-bench` CLI as a user runs it (subprocesses): --help everywhere, profile check,
 doctor, and `run` on a small generated suite -> verdict table, exit code, JUnit, Allure HTML."""
-import json
 import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -90,7 +88,7 @@ def test_run_prints_verdicts_and_exits_nonzero(small_suite):
 
 
 def test_report_builds_single_file_html_offline(small_suite):
-    from v2g_bench.runner import allure_cli
+    from v2g_bench.harness.runner import allure_cli
     assert allure_cli() is not None, "the Allure CLI is installed by scripts/bootstrap.sh (make test)"
     t = small_suite
     cli("run", "--bench", str(t / "b.toml"), "--dut", str(t / "d.toml"), "--suite", str(t / "suite"),

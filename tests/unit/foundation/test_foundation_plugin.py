@@ -2,8 +2,6 @@
 teardown order and safe state on exception, failing fixture and KeyboardInterrupt, the Allure
 results' content (environment, links, categories, attachments), and pytest-xdist."""
 import json
-import os
-import shutil
 import textwrap
 from pathlib import Path
 

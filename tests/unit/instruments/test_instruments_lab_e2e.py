@@ -22,7 +22,7 @@ BATTERY_LIMITS = {"voltage_max_v": 450.0, "current_charge_max_a": 35.0, "current
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    from v2g_bench.labproc import start_lab
+    from v2g_bench.harness.labproc import start_lab
     handle = start_lab(workdir=tmp_path_factory.mktemp("lab"), timeout_s=60)
     try:
         yield handle
@@ -75,7 +75,7 @@ def test_charge_and_discharge_points_signs_and_verified_shutdown(lab):
         for amps, sign in ((20, +1), (-20, -1)):
             charger.set_current(amps)
             charger.start()
-            r = wait_until(lambda: ((lambda x: (sign * x.current_a > 15, x))(battery.read())), 15,
+            r = wait_until(lambda sign=sign: ((lambda x: (sign * x.current_a > 15, x))(battery.read())), 15,
                            f"battery current {amps:+d} A")
             assert sign * r.power_w > 0 and 250 < r.voltage_v < 450
             a = analyzer.read()

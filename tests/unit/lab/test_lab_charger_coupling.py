@@ -1,4 +1,4 @@
-"""The simulated charger that couples the lab's SECC and OCPP station (v2g_bench.lab.charger), against
+"""The simulated charger that couples the lab's SECC and OCPP station (v2g_bench.lab.charger.coupling), against
 the real Plant on a manual clock: no network, no stacks. What the SECC grants is min(EV, profile);
 the stage never exceeds the profile; the station turns the EV's events into its transaction and
 NotifyEVChargingNeeds (payload checked against the OCPP schemas)."""
@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from v2g_bench.lab.charger import (EVNeeds, SimulatedCharger, Window, charger_for, grant,
+from v2g_bench.lab.charger.coupling import (EVNeeds, SimulatedCharger, Window, charger_for, grant,
                                    windows_to_entries)
 from v2g_bench.lab.plant import LabClock, Plant, PlantConfig
 
@@ -204,7 +204,7 @@ def test_schedule_entries_cover_the_horizon_with_ratings_applied():
 # -- the station side: the EV's needs as NotifyEVChargingNeeds (schema-valid, OCPP signs) --------------
 @pytest.mark.parametrize("version", ["2.1", "2.0.1"])
 def test_station_forwards_ev_needs_with_ocpp_signs(version):
-    from v2g_bench.csms.lab_station import StationConfig, StationService
+    from v2g_bench.lab.charger.station import StationConfig, StationService
     from v2g_bench.csms.payloads import check_request
 
     plant = make_plant()

@@ -103,7 +103,7 @@ def test_parse_set_and_load_config_errors(tmp_path):
     with pytest.raises(LabError, match="not found"):
         load_config(tmp_path / "missing.toml")
     cfg = load_config(None, ["services.secc.enabled=true", "services.secc.iface=vl-x"])
-    assert cfg["services"]["secc"] == {"enabled": True, "module": "v2g_bench.ev.lab_secc", "iface": "vl-x"}
+    assert cfg["services"]["secc"] == {"enabled": True, "module": "v2g_bench.lab.charger.secc", "iface": "vl-x"}
 
 
 def _run_manual(tmp, seed):

@@ -5,10 +5,10 @@ import struct
 
 import pytest
 
-from v2g_bench.lab.dialects.keysight_rp7900 import KeysightRP7900
-from v2g_bench.lab.dialects.yokogawa_wt import YokogawaWT, eng
+from v2g_bench.lab.frontends.dialects.keysight_rp7900 import KeysightRP7900
+from v2g_bench.lab.frontends.dialects.yokogawa_wt import YokogawaWT, eng
 from v2g_bench.lab.plant import LabClock, Plant, PlantConfig
-from v2g_bench.lab.scpi import ScpiInstrument, parse_pattern
+from v2g_bench.lab.frontends.scpi import ScpiInstrument, parse_pattern
 
 
 def plant() -> Plant:

@@ -11,7 +11,7 @@ import pytest
 import pyvisa
 from pymodbus.client import ModbusTcpClient
 
-from v2g_bench.lab.can import DBC_PATH
+from v2g_bench.lab.frontends.can import DBC_PATH
 from vl_labproc import wait_until
 
 

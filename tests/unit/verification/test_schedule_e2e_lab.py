@@ -26,7 +26,7 @@ from v2g_bench.verification import CommandedProfile, Tolerance, judge_schedule
 from v2g_bench.verification.plots import attach, plot_power_tracking
 
 csms_mod = pytest.importorskip("v2g_bench.csms.emulator", reason="CSMS emulator not present")
-labproc = pytest.importorskip("v2g_bench.labproc", reason="virtual lab launcher not present")
+labproc = pytest.importorskip("v2g_bench.harness.labproc", reason="virtual lab launcher not present")
 control = pytest.importorskip("v2g_bench.lab.control", reason="lab control client not present")
 
 PASSWORD = "scheduler-e2e-pass-01"
@@ -123,7 +123,7 @@ def lab_session(tmp_path_factory):
 def _evidence(name, cmd, t, p, res):
     attach(f"{name}.png", plot_power_tracking(cmd, t, p, TOL, title=f"{name}: {res.verdict}"))
     try:
-        from v2g_bench.evidence import Evidence
+        from v2g_bench.harness.evidence import Evidence
         ev = Evidence.current()
         if ev is not None:
             ev.attach_json(f"{name}-verdict.json", res.to_dict())

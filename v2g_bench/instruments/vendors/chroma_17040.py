@@ -12,9 +12,9 @@ from pymeasure.instruments import Instrument
 from v2g_bench.errors import InstrumentError
 from v2g_bench.roles import RoleConfig
 
-from ..dc_source import BatteryModel
-from ..scpi import ScpiInstrument
-from .coded_dc_source import CodedDCSource
+from v2g_bench.instruments.dc_source import BatteryModel
+from v2g_bench.instruments.scpi import ScpiInstrument
+from v2g_bench.instruments.vendors.coded_dc_source import CodedDCSource
 
 
 class Chroma17040Instrument(ScpiInstrument):

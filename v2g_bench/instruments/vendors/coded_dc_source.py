@@ -7,10 +7,10 @@ from typing import Any, ClassVar
 
 from v2g_bench.roles import BenchContext, RoleConfig
 
-from ..dc_source import BidirectionalDCSource, DCLimits
-from ..profile import load_profile
-from ..scpi import ScpiInstrument
-from ..transport import open_visa_for, initialized
+from v2g_bench.instruments.dc_source import BidirectionalDCSource, DCLimits
+from v2g_bench.instruments.profile import load_profile
+from v2g_bench.instruments.scpi import ScpiInstrument
+from v2g_bench.instruments.transport import open_visa_for, initialized
 
 
 class CodedDCSource(BidirectionalDCSource):

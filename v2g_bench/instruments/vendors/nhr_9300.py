@@ -10,8 +10,8 @@ from pymeasure.instruments import Instrument
 
 from v2g_bench.errors import InstrumentError
 
-from ..scpi import ScpiInstrument
-from .coded_dc_source import CodedDCSource
+from v2g_bench.instruments.scpi import ScpiInstrument
+from v2g_bench.instruments.vendors.coded_dc_source import CodedDCSource
 
 OFF, STANDBY, BATTERY = 0, 1, 4
 ENABLE_V_I_P = 1 | 2 | 4          # voltage, current and power setpoints active

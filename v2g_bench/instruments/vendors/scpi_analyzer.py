@@ -9,10 +9,10 @@ from typing import Any, ClassVar
 from v2g_bench.errors import InstrumentError
 from v2g_bench.roles import BenchContext, RoleConfig
 
-from ..analyzer import PowerAnalyzer, parse_analyzer_value
-from ..profile import load_profile
-from ..scpi import ScpiInstrument
-from ..transport import open_visa_for, initialized
+from v2g_bench.instruments.analyzer import PowerAnalyzer, parse_analyzer_value
+from v2g_bench.instruments.profile import load_profile
+from v2g_bench.instruments.scpi import ScpiInstrument
+from v2g_bench.instruments.transport import open_visa_for, initialized
 
 FIELDS = ("voltage", "current", "power", "power_factor", "frequency", "energy_in", "energy_out")
 

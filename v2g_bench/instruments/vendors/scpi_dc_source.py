@@ -12,10 +12,10 @@ from typing import Any, ClassVar
 from v2g_bench.errors import InstrumentError
 from v2g_bench.roles import BenchContext, RoleConfig
 
-from ..dc_source import BidirectionalDCSource, DCLimits
-from ..profile import load_profile
-from ..scpi import ScpiInstrument, build_instrument_class, do
-from ..transport import open_visa_for, initialized
+from v2g_bench.instruments.dc_source import BidirectionalDCSource, DCLimits
+from v2g_bench.instruments.profile import load_profile
+from v2g_bench.instruments.scpi import ScpiInstrument, build_instrument_class, do
+from v2g_bench.instruments.transport import open_visa_for, initialized
 
 REQUIRED = ("commands.voltage", "commands.current_limit_source", "commands.current_limit_sink",
             "commands.power_limit", "commands.voltage_protection", "commands.output",

@@ -43,7 +43,7 @@ WRITABLE = (REG_REMOTE, REG_STARTSTOP, REG_CURRENT)
 STATE_READY, STATE_CHARGING, STATE_CONNECTED, STATE_PAUSED, STATE_ERROR, STATE_DISCHARGING = 0, 1, 2, 4, 7, 11
 METER_WORDS = 0x4C
 
-log = logging.getLogger("v2g_bench.lab.modbus")
+log = logging.getLogger("v2g_bench.lab.frontends.modbus")
 
 
 def _i16(v: int) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .errors import BenchError
+from v2g_bench.errors import BenchError
 
 console = Console()
 
@@ -60,15 +60,15 @@ def run_doctor(bench_path: Path | None) -> int:
             rows.append((pkg, False, f"{type(e).__name__}: {e} (fix: make bootstrap, or pip install '{pkg}')"))
     java = shutil.which("java")
     rows.append(("java", java is not None, java or "missing (fix: apt-get install default-jre-headless); the iso15118 EXI codec and the Allure CLI need it"))
-    from .runner import allure_cli
+    from v2g_bench.harness.runner import allure_cli
     a = allure_cli()
     rows.append(("allure CLI", a is not None, a or "missing (fix: make bootstrap, or npm install --prefix .tools/allure allure-commandline)"))
     rows.append(("veth/netns", *_check_veth()))
-    from .cli import _missing_sub_apps
+    from v2g_bench.cli import _missing_sub_apps
     for name, err in _missing_sub_apps.items():
         rows.append((f"command '{name}'", False, err))
     if bench_path is not None:
-        from .profiles import load_bench
+        from v2g_bench.profiles import load_bench
         try:
             bench = load_bench(bench_path)
             rows.append((f"profile {bench_path}", True, f"valid ({len(bench.roles)} roles)"))

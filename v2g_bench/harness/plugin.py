@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from _pytest.reports import TestReport
 
-from . import reporting
-from .bench import Bench, hard_stop_all
-from .errors import Inconclusive, ProfileError
-from .evidence import Evidence
-from .profiles import DEFAULT_BENCH, DEFAULT_DUT, REPO_ROOT, load_bench, load_dut
+from v2g_bench.harness import reporting
+from v2g_bench.harness.bench import Bench, hard_stop_all
+from v2g_bench.errors import Inconclusive, ProfileError
+from v2g_bench.harness.evidence import Evidence
+from v2g_bench.profiles import DEFAULT_BENCH, DEFAULT_DUT, REPO_ROOT, load_bench, load_dut
 
 ROLE_NAMES = ("ev", "csms", "dut", "battery", "analyzer", "meter", "charger", "can", "grid")
 
@@ -130,8 +130,8 @@ def virtual_lab(pytestconfig, bench_profile):
     if not bench_profile.uses_builtin_lab:
         yield None
         return
-    from .labproc import start_lab
-    from .labsetup import lab_overrides
+    from v2g_bench.harness.labproc import start_lab
+    from v2g_bench.harness.labsetup import lab_overrides
     opts = dict(bench_profile.lab or {})
     workdir = Path(pytestconfig._v2g_reports) / "lab" / reporting.worker_id(pytestconfig)
     with lab_overrides(opts) as overrides:
@@ -281,7 +281,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def pytest_runtest_logreport(report) -> None:
-    from .runner import classify
+    from v2g_bench.harness.runner import classify
     covers = dict(report.user_properties).get("covers") if report.user_properties else None
     if not covers:
         return

@@ -11,7 +11,7 @@ stack (smart_charging.ProfileStack) to the power stage, discharge included; GetC
 NotifyEVChargingNeeds; and an outbox that keeps TransactionEvents while offline and delivers them
 in order (seqNo continuous) after reconnecting.
 
-Coupled to the lab's SECC through the plant's `SimulatedCharger` (v2g_bench.lab.charger), as the
+Coupled to the lab's SECC through the plant's `SimulatedCharger` (v2g_bench.lab.charger.coupling), as the
 controller of a real bidirectional charger couples its two sides:
 - EV session (ISO 15118): SessionSetup -> StatusNotification Occupied; Authorization -> TransactionEvent
   Started (triggerReason Authorized, chargingState EVConnected; TxStartPoint "Authorized"); energy
@@ -40,11 +40,11 @@ from ocpp.routing import on
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from ..errors import BenchError
-from ..lab.charger import EVNeeds, charger_for
-from . import compat
-from .smart_charging import ProfileStack, iso
-from .validation import SUBPROTOCOLS
+from v2g_bench.errors import BenchError
+from v2g_bench.lab.charger.coupling import EVNeeds, charger_for
+from v2g_bench.csms import compat
+from v2g_bench.lab.charger.profile_stack import ProfileStack, iso
+from v2g_bench.csms.validation import SUBPROTOCOLS
 
 compat.install()
 log = logging.getLogger("v2g_bench.csms.station")
@@ -261,7 +261,7 @@ class StationService:
         self._stopping = False
         self.ev_needs_sent: list[dict] = []
         self.ev_tx_id: str | None = None
-        # the coupling to the SECC: one charger per plant, shared with v2g_bench.ev.lab_secc
+        # the coupling to the SECC: one charger per plant, shared with v2g_bench.lab.charger.secc
         self.charger = charger_for(plant)
         self.charger.set_rating("station", cfg.max_charge_w, cfg.max_discharge_w)
         self.charger.set_limits_provider(self.current_window, self._composite_windows)

@@ -97,8 +97,9 @@ class FakeCharger:
     """The lab SECC on its own Plant and its own wire, in a loop thread of this process."""
 
     def __init__(self, secc_cfg: dict | None = None):
-        from v2g_bench.asyncrt import LoopThread
-        from v2g_bench.ev import lab_secc, netns
+        from v2g_bench.harness.asyncrt import LoopThread
+        from v2g_bench.ev import netns
+        from v2g_bench.lab.charger import secc as lab_secc
         from v2g_bench.lab.plant import Plant
 
         _patch_secc_send()

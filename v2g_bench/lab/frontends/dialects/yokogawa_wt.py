@@ -18,7 +18,7 @@ How the lab's analyzer is wired (say so in test reports):
 Integrated values: WP = WPP + WPM, with WPM reported as a NEGATIVE number (the sum of negative
 power, as displayed by the instrument). Ampere-hour functions (q, q+, q-) are not simulated (NAN).
 Over-range: |U| or |I| above 140 % of the element's range gives INF for U/I/P/S/Q/LAMBda.
-The error queue uses the standard SCPI codes of v2g_bench.lab.scpi (the real WT prints its own
+The error queue uses the standard SCPI codes of v2g_bench.lab.frontends.scpi (the real WT prints its own
 positive codes via :STATus:ERRor?; both queries are accepted here).
 Power-on defaults chosen here: HEADer OFF, VERBose ON, FORMat ASCii, NUMber 15, RATE 500 ms.
 """
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from v2g_bench.lab.plant import Plant
-from v2g_bench.lab.scpi import Any_, Bool, Choice, Command, Num, ScpiError, ScpiInstrument
+from v2g_bench.lab.frontends.scpi import Any_, Bool, Choice, Command, Num, ScpiError, ScpiInstrument
 
 NAN_F = 9.91e37
 INF_F = 9.9e37

@@ -10,10 +10,10 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from .drivers import get_driver
-from .errors import RoleMissing, SafeStateError
-from .profiles import BenchProfile, DutProfile
-from .roles import BenchContext, RoleDriver
+from v2g_bench.drivers import get_driver
+from v2g_bench.errors import RoleMissing, SafeStateError
+from v2g_bench.profiles import BenchProfile, DutProfile
+from v2g_bench.roles import BenchContext, RoleDriver
 
 log = logging.getLogger(__name__)
 

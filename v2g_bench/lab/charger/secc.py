@@ -1,6 +1,6 @@
 """The virtual lab's simulated DUT SECC: the iso15118 SECC coupled to the lab's Plant.
 
-Runs INSIDE the lab process (`[services.secc] module = "v2g_bench.ev.lab_secc"`, `iface = <veth end>`).
+Runs INSIDE the lab process (`[services.secc] module = "v2g_bench.lab.charger.secc"`, `iface = <veth end>`).
 The power stage follows the targets it is given:
   - scheduled control mode: EVTargetCurrent (signed: + into the EV) x present DC voltage;
   - dynamic control mode: the SECC decides: charge at min(EV max charge power, stage limit) when the
@@ -10,7 +10,7 @@ Present voltage/current in every response come from `plant.state()`, never from 
 precharge, before the contactor closes, the stage's output follows the EV's target voltage, as a real
 precharge converter does).
 
-Coupled to the station through the plant's `SimulatedCharger` (v2g_bench.lab.charger): SessionSetup,
+Coupled to the station through the plant's `SimulatedCharger` (v2g_bench.lab.charger.coupling): SessionSetup,
 Authorization, the EV's needs (ChargeParameterDiscovery + ScheduleExchange), PowerDelivery and the
 session end are reported to it (the station turns them into its transaction and NotifyEVChargingNeeds);
 what the stage runs at is `charger.ev_request(...)` = min(EV request, CSMS profile window, ratings);
@@ -32,7 +32,7 @@ from typing import Any
 
 from v2g_bench.errors import BenchError
 from v2g_bench.ev import compat
-from v2g_bench.lab.charger import EVNeeds, charger_for, windows_to_entries
+from v2g_bench.lab.charger.coupling import EVNeeds, charger_for, windows_to_entries
 
 log = logging.getLogger(__name__)
 

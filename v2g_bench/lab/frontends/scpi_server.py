@@ -16,9 +16,9 @@ import asyncio
 import logging
 
 from v2g_bench.lab.plant import Plant
-from v2g_bench.lab.scpi import ScpiInstrument
+from v2g_bench.lab.frontends.scpi import ScpiInstrument
 
-log = logging.getLogger("v2g_bench.lab.scpi")
+log = logging.getLogger("v2g_bench.lab.frontends.scpi")
 
 
 class _ScpiConn(asyncio.Protocol):

@@ -26,7 +26,7 @@ def lab_overrides(opts: dict) -> Iterator[dict]:
     ISO 15118 wire ([lab.iso15118]: a veth pair, the EV end in its own namespace, the lab's SECC
     enabled on the other end). Without the capability the lab runs without its SECC and the
     ISO 15118 tests skip with the reason (the EV role finds no wire in the lab's ready file)."""
-    from .ev.labnet import lab_network
+    from v2g_bench.ev.labnet import lab_network
     overrides: dict[str, object] = {k: _toml_value(v) for k, v in (opts.get("set") or {}).items()}
     with lab_network(opts.get("iso15118") or {}) as net:
         overrides.update(net.overrides)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from .errors import LabError
+from v2g_bench.errors import LabError
 
 
 @dataclass
@@ -36,7 +36,7 @@ class LabHandle:
 
     def control(self, timeout: float = 2.0):
         """A client for the lab's control port (fault injection, plant inspection)."""
-        from .lab.control import LabControl
+        from v2g_bench.lab.control import LabControl
         return LabControl(self.host, self.ports["control"], timeout=timeout)
 
     def alive(self) -> bool:

@@ -16,8 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import BenchError, InstrumentError
-from .evidence import Evidence
+from v2g_bench.errors import BenchError, InstrumentError
+from v2g_bench.harness.evidence import Evidence
 
 
 @dataclass

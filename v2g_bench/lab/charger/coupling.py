@@ -1,7 +1,7 @@
 """The simulated charger: what couples the lab's SECC (ISO 15118, towards the EV) and its OCPP
 station (towards the CSMS), as the controller of a real bidirectional charger does.
 
-    SECC (v2g_bench.ev.lab_secc) ──events──►  SimulatedCharger  ──events──►  station (v2g_bench.csms.lab_station)
+    SECC (v2g_bench.lab.charger.secc) ──events──►  SimulatedCharger  ──events──►  station (v2g_bench.lab.charger.station)
          ◄── grant(EV request) ──              (one per Plant)     ◄── limits provider (profile stack) ──
                                                      │
                                                      ▼  setpoint + caps
@@ -35,7 +35,7 @@ import weakref
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Iterable, Protocol
 
-log = logging.getLogger("v2g_bench.lab.charger")
+log = logging.getLogger("v2g_bench.lab.charger.coupling")
 
 INF = math.inf
 

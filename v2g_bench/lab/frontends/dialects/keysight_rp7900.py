@@ -25,11 +25,10 @@ EMULation PS4Q, status cleared.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 from v2g_bench.lab.plant import Plant
-from v2g_bench.lab.scpi import Bool, Choice, Command, Num, ScpiInstrument, nr3
+from v2g_bench.lab.frontends.scpi import Bool, Choice, Command, Num, ScpiInstrument, nr3
 
 QUES_OV, QUES_OC, QUES_PF, QUES_CPP, QUES_OT, QUES_CPM = 1, 2, 4, 8, 16, 32
 QUES_LIMP, QUES_LIMM, QUES_PROT = 128, 256, 2048

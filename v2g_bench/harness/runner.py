@@ -13,8 +13,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .errors import BenchError
-from .profiles import REPO_ROOT
+from v2g_bench.errors import BenchError
+from v2g_bench.profiles import REPO_ROOT
 
 console = Console(stderr=True)
 DEFAULT_SUITE = REPO_ROOT / "tests" / "conformance"

@@ -30,9 +30,9 @@ from pathlib import Path
 
 from v2g_bench.lab.plant import Plant
 
-log = logging.getLogger("v2g_bench.lab.can")
+log = logging.getLogger("v2g_bench.lab.frontends.can")
 
-DBC_PATH = Path(__file__).resolve().parents[2] / "instruments" / "can" / "bms_sma.dbc"
+DBC_PATH = Path(__file__).resolve().parents[3] / "instruments" / "can" / "bms_sma.dbc"
 MAX_ELEMENT = 256
 _SEND = re.compile(r"^send\s+([0-9A-Fa-f]{1,8})\s+([0-9A-Fa-f]{1,2})((?:\s+[0-9A-Fa-f]{1,2})*)\s*$")
 
