@@ -62,6 +62,8 @@ class BenchProfile:
     roles: dict[str, RoleConfig]
     lab: dict[str, Any] | None = None          # None on a real bench; options of the built-in lab
     description: str = ""
+    laboratory: str = ""                        # [bench] laboratory: the lab (name, address) named in the test report
+    operator: str = ""                          # [bench] operator: who runs it (overridable per run)
 
     @property
     def uses_builtin_lab(self) -> bool:
@@ -75,7 +77,7 @@ class BenchProfile:
             res = substitute_lab(rc.resource, lab_info) if rc.resource else rc.resource
             roles[name] = RoleConfig(role=rc.role, driver=rc.driver, resource=res, options=opts,
                                      limits=dict(rc.limits), timeout_s=rc.timeout_s, source=rc.source)
-        return BenchProfile(self.name, self.path, roles, self.lab, self.description)
+        return BenchProfile(self.name, self.path, roles, self.lab, self.description, self.laboratory, self.operator)
 
 
 def _check_limits(where: str, limits: Any, errors: list[str]) -> dict[str, float]:
@@ -118,6 +120,19 @@ def _check_resource(where: str, driver_cls: Any, resource: Any, errors: list[str
                           "\"TCPIP0::10.0.0.5::5025::SOCKET\")")
     elif transport in ("modbus", "can") and resource is not None and not isinstance(resource, str):
         errors.append(f"{where}.resource: must be a string")
+
+
+def _check_instrument_identity(where: str, entry: dict, errors: list[str]) -> None:
+    """Optional `serial` and `calibration_due` of a role's instrument (shown in the test report)."""
+    import datetime as _dt
+    if "serial" in entry and not isinstance(entry["serial"], (str, int)):
+        errors.append(f"{where}.serial: must be a string (fix: serial = \"MY12345678\")")
+    due = entry.get("calibration_due")
+    if due is not None and not isinstance(due, _dt.date):
+        try:
+            _dt.date.fromisoformat(str(due))
+        except ValueError:
+            errors.append(f"{where}.calibration_due: {due!r} is not a date (fix: calibration_due = 2027-03-31)")
 
 
 def load_bench(path: str | Path) -> BenchProfile:
@@ -183,6 +198,7 @@ def load_bench(path: str | Path) -> BenchProfile:
             if req not in limits:
                 errors.append(f"{where}.limits.{req}: missing; driver {drv_name!r} needs it before it may enable output "
                               f"(fix: add {req} = <value> under [{where}.limits])")
+        _check_instrument_identity(where, entry, errors)
         rc = RoleConfig(role=role, driver=drv_name, resource=entry.get("resource"),
                         options={k: v for k, v in entry.items() if k not in _ROLE_KEYS},
                         limits=limits, timeout_s=float(timeout), source=src)
@@ -194,7 +210,8 @@ def load_bench(path: str | Path) -> BenchProfile:
     if errors:
         raise ProfileError(errors, where=src)
     return BenchProfile(name=bench["name"], path=path, roles=roles, lab=lab_opts,
-                        description=str(bench.get("description", "")))
+                        description=str(bench.get("description", "")),
+                        laboratory=str(bench.get("laboratory", "")), operator=str(bench.get("operator", "")))
 
 
 # ------------------------------------------------------------------------------------ DUT ---

@@ -31,6 +31,7 @@ from v2g_bench.errors import BenchError, Nonconformance
 from v2g_bench.csms import compat
 from v2g_bench.csms.payloads import dumps, minimal_payload
 from v2g_bench.csms.recording import CALL, CALLERROR, CALLRESULT, Frame, FrameRecorder, utc_now_iso
+from v2g_bench.csms.directions import station_sends
 from v2g_bench.csms.validation import SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, schemas_for
 
 log = logging.getLogger("v2g_bench.csms")
@@ -254,6 +255,11 @@ class StationSession:
         if frame.action not in self.schemas.actions:
             frame.problems.append(f"unknown action {frame.action!r} for OCPP {self.version}")
             return [CALLERROR, uid, "NotImplemented", f"{frame.action} is not an OCPP {self.version} action", {}]
+        if frame.action not in station_sends(self.version):
+            # a CSMS-to-station action sent to the CSMS: known, but not something a CSMS executes
+            frame.problems.append(f"{frame.action} is sent by a CSMS, not by a charging station (OCPP {self.version})")
+            return [CALLERROR, uid, "NotSupported", f"{frame.action} is recognized but not supported by the "
+                    f"receiver (a CSMS-to-station action)", {}]
         problems = self.schemas.check(frame.action, "Request", frame.payload)
         if problems:
             frame.problems.extend(f"schema {frame.action}Request: {p}" for p in problems)
@@ -541,3 +547,5 @@ class CsmsServer:
         if action == "TransactionEvent":
             return {"idTokenInfo": {"status": "Accepted"}} if "idToken" in req else {}
         return minimal_payload(session.version, action)
+        if action == "DataTransfer":
+            return {"status": "UnknownVendorId"}     # this CSMS knows no vendor extensions (use case P01)
