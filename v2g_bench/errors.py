@@ -67,6 +67,12 @@ class LabError(BenchError):
     """The virtual lab could not be started, reached or stopped."""
 
 
+class CaseDefinitionError(BenchError):
+    """A conformance case or one of its steps is wrong (unknown step, field, feature or ID; a predicate that
+    raised; a bare assert). Refused at collection where it can be seen then; at run time a bench error, never
+    a verdict against the charger."""
+
+
 class Inconclusive(Exception):
     """The test could not reach a verdict (e.g. the DUT claimed nothing that could be checked).
 

@@ -21,7 +21,7 @@ from _pytest.reports import TestReport
 
 from v2g_bench.harness import reporting
 from v2g_bench.harness.bench import Bench, hard_stop_all
-from v2g_bench.errors import Inconclusive, ProfileError
+from v2g_bench.errors import BenchError, Inconclusive, ProfileError
 from v2g_bench.harness.evidence import Evidence
 from v2g_bench.profiles import DEFAULT_BENCH, DEFAULT_DUT, REPO_ROOT, load_bench, load_dut
 
@@ -42,7 +42,7 @@ PLAIN_MARKERS = {
     "security": "TLS, certificates, OCPP security profiles",
     "timing": "protocol timers and performance times",
     "lab_only": "needs the built-in virtual lab (fault injection); skipped on a real bench",
-    "slow": "takes more than ~30 s",
+    "slow": "waits out long normative timers; deselected unless --run-slow",
 }
 
 
@@ -50,6 +50,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("v2g-bench")
     g.addoption("--bench", default=None, help=f"bench profile (TOML); default {DEFAULT_BENCH.relative_to(REPO_ROOT)}")
     g.addoption("--dut", default=None, help=f"DUT profile (TOML); default {DEFAULT_DUT.relative_to(REPO_ROOT)}")
+    g.addoption("--run-slow", action="store_true", default=False,
+                help="also run the cases marked slow (they wait out long normative timers, e.g. 60 s sequence timeouts)")
     g.addoption("--v2g-reports", default=str(REPO_ROOT / "reports"), help="folder for evidence and Allure results")
     parser.addini("v2g_link_pattern", "URL pattern for test-case/requirement ID links ({} = the ID)",
                   default=reporting.DEFAULT_LINK_PATTERN)
@@ -63,6 +65,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{name}: {desc}")
     config.addinivalue_line("markers", "requires(*features): skip unless the DUT profile claims every feature")
     config.addinivalue_line("markers", "covers(*ids): OCTT test-case / ISO 15118 requirement IDs this test covers")
+    config.addinivalue_line("markers", "v2g_case(id): a row of the conformance engine (v2g_bench.conformance)")
+    config.addinivalue_line("markers", "dut_actions(*names): DUT actions (plug in, power cycle, ...) the case needs")
     reports = Path(config.getoption("--v2g-reports"))
     config._v2g_reports = reports
     # Allure results on by default: every run writes them (allure-pytest reads this option later).
@@ -100,6 +104,13 @@ def _claims_skip_reason(item: pytest.Item, dut) -> str | None:
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--run-slow"):
+        # slow cases are left out of the default run (deselected, counted), run on request with --run-slow
+        slow = [it for it in items if it.get_closest_marker("slow")]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [it for it in items if not it.get_closest_marker("slow")]
+            config._v2g_slow_deselected = len(slow)
     needs_dut = [it for it in items
                  if any(it.get_closest_marker(m) for m in (*STANDARD_MARKERS, "requires", "lab_only"))]
     if not needs_dut:
@@ -228,7 +239,8 @@ def _apply_links(item: pytest.Item) -> None:
     for name in STANDARD_MARKERS:
         if item.get_closest_marker(name):
             allure.dynamic.tag(name)
-            allure.dynamic.parent_suite(STANDARD_MARKERS[name][1])
+            if not item.get_closest_marker("v2g_case"):   # an engine case names its own suite (standard + version)
+                allure.dynamic.parent_suite(STANDARD_MARKERS[name][1])
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -269,7 +281,23 @@ def pytest_runtest_call(item: pytest.Item):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    """`Inconclusive` is neither pass nor fail: report it as a skip whose reason says INCONCLUSIVE."""
+    """`Inconclusive` is neither pass nor fail: report it as a skip whose reason says INCONCLUSIVE.
+
+    The verdict class is decided here from the exception's type (not from its text) and travels with the report
+    as the user property `v2g_verdict`: failed only for Nonconformance/AssertionError in the test's call."""
+    if call.excinfo is not None and call.when == "call":
+        if call.excinfo.errisinstance(Inconclusive):
+            verdict = "inconclusive"
+        elif call.excinfo.errisinstance((BenchError, KeyboardInterrupt)):
+            verdict = "error"
+        elif call.excinfo.errisinstance(AssertionError) or call.excinfo.errisinstance(pytest.fail.Exception):
+            verdict = "failed"
+        elif call.excinfo.errisinstance(pytest.skip.Exception):
+            verdict = None
+        else:
+            verdict = "error"
+        if verdict and not any(k == "v2g_verdict" for k, _ in item.user_properties):
+            item.user_properties.append(("v2g_verdict", verdict))
     if call.excinfo is not None and call.excinfo.errisinstance(Inconclusive):
         rep = TestReport.from_item_and_call(item, call)
         rep.outcome = "skipped"
