@@ -85,11 +85,17 @@ def snake_to_camel_case(data):
     return data
 
 
+# OCPP-J error-code texts (2.0.1 Part 4 Table 8, 2.1 Table 9); the library's default descriptions
+# of these two classes are each other's.
+NOT_IMPLEMENTED_TEXT = "Requested Action is not known by receiver"
+NOT_SUPPORTED_TEXT = "Requested Action is recognized but not supported by the receiver"
+
+
 def _raise_key_error(action, version):
     if version in ("2.0.1", "2.1"):
         if action not in schemas_for(version).actions:
-            raise OcppNotImplemented(details={"cause": f"{action} is not an OCPP {version} action"})
-        raise NotSupportedError(details={"cause": f"{action} is not supported by this station"})
+            raise OcppNotImplemented(NOT_IMPLEMENTED_TEXT, details={"cause": f"{action} is not an OCPP {version} action"})
+        raise NotSupportedError(NOT_SUPPORTED_TEXT, details={"cause": f"{action} is not supported by this station"})
     return _ORIGINAL_RAISE_KEY_ERROR(action, version)
 
 

@@ -87,6 +87,10 @@ def period_window(period: dict, unit: str, volts: float, *, cap: bool = False) -
     return PowerWindow(lo if dlim_w is not None else 0.0, hi)
 
 
+def _key(w: PowerWindow) -> tuple:
+    return (w.lo_w, w.hi_w, w.setpoint_w)
+
+
 class ProfileStack:
     """The profiles installed on one station (all EVSEs)."""
 
@@ -216,7 +220,11 @@ class ProfileStack:
             w, nxt = self.window(evse_id, t, tx_id=tx_id, tx_start=tx_start, volts=volts)
             w = w.combine(hw)
             off = int(round((t - start).total_seconds()))
-            if not out or (out[-1][1].lo_w, out[-1][1].hi_w, out[-1][1].setpoint_w) != (w.lo_w, w.hi_w, w.setpoint_w):
+            if out and out[-1][0] == off:
+                # a change less than 0.5 s after the previous one (e.g. a profile starting just after
+                # the floored scheduleStart): startPeriods must increase, the later window wins
+                out.pop()
+            if not out or _key(out[-1][1]) != _key(w):
                 out.append((off, w))
             if nxt is None or nxt >= end:
                 break

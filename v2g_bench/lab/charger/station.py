@@ -210,6 +210,11 @@ def _make_charge_point_class(version: str):
             asyncio.ensure_future(st.do_reset())
             return call_result.Reset(status="Accepted")
 
+        @on("DataTransfer")
+        async def on_data_transfer(self, vendor_id, **_):
+            # this station implements no vendor extension: every vendorId is unknown (use case P01)
+            return call_result.DataTransfer(status="UnknownVendorId")
+
         @on("ChangeAvailability")
         async def on_change_availability(self, operational_status, evse=None, **_):
             st = self.station
@@ -812,11 +817,12 @@ class StationService:
                          "energy_amount": ev["energy_request_wh"], "ev_max_power": ev["max_charge_w"],
                          "state_of_charge": int(round(s.soc * 100)), "ev_energy_capacity": ev["capacity_wh"]}}
         else:
+            # 2.0.1's DCChargingParametersType has integers only (Draft 4: 30.0 is not an integer)
             needs = {"requested_energy_transfer": "DC", "departure_time": departure,
-                     "dc_charging_parameters": {
+                     "dc_charging_parameters": {k: int(round(v)) for k, v in {
                          "ev_max_current": ev["max_current_a"], "ev_max_voltage": ev["max_voltage_v"],
                          "energy_amount": ev["energy_request_wh"], "ev_max_power": ev["max_charge_w"],
-                         "state_of_charge": int(round(s.soc * 100)), "ev_energy_capacity": ev["capacity_wh"]}}
+                         "state_of_charge": s.soc * 100, "ev_energy_capacity": ev["capacity_wh"]}.items()}}
         r = await self._call("NotifyEVChargingNeeds", evse_id=self.cfg.evse_id, charging_needs=needs)
         return {"status": r.status}
 
