@@ -1,8 +1,8 @@
 """Power-schedule compliance: measured power (timestamped samples) against the commanded step profile.
 
-Definitions (all times from the instant the new setpoint applies):
-  dead time       first time the power has moved 5 % of the step toward the new setpoint
-  t10 / t50 / t90 first time it reached 10 / 50 / 90 % of the step (linear interpolation between samples)
+Definitions (all times from the instant the new setpoint applies, movement from the MEASURED level before it):
+  dead time       first time the power has moved 5 % of the commanded step, in its direction
+  t10 / t50 / t90 first time it covered 10 / 50 / 90 % of the way to the new setpoint (interpolated)
   settling time   when the error last left the tolerance band before the next step (inf if never settled)
   ramp rate       0.8 * |step| / (t90 - t10)
   steady state    samples later than `settle_s` after a setpoint change: RMS / max error and the time outside
@@ -166,7 +166,21 @@ def _crossing(t, y, level):
     return float(t0 + (level - y0) / (y1 - y0) * (t1 - t0)) if y1 != y0 else float(t1)
 
 
+def pre_step_level(t: np.ndarray, p: np.ndarray, ts: float, window_s: float) -> float:
+    """The MEASURED level just before a step at ts: the mean of the samples in [ts - window_s, ts) (the
+    value interpolated at ts when none fall there). Judging from the commanded level instead would count a
+    steady offset inside the band as movement (dead time 0 for a DUT that has not reacted yet)."""
+    m = (t >= ts - window_s) & (t < ts)
+    return float(np.mean(p[m])) if m.any() else float(np.interp(ts, t, p))
+
+
 def step_responses(cmd: CommandedProfile, t: np.ndarray, p: np.ndarray, tol: Tolerance) -> list[dict]:
+    """Per commanded step: dead time / t10 / t50 / t90 measured from the measured level before the step.
+
+    Dead time: the power has moved 5 % of the commanded step from that level IN THE COMMANDED DIRECTION (a DUT
+    that moves the wrong way - a sign error - never gets a dead time). tXX: it has covered XX % of the way from
+    that level to the new setpoint; when the DUT already sat within 5 % of the step of the new setpoint, there is
+    no way to cover and tXX is not measured (nan)."""
     out = []
     ends = cmd.ends_s
     for k in range(1, cmd.starts_s.size):
@@ -177,14 +191,22 @@ def step_responses(cmd: CommandedProfile, t: np.ndarray, p: np.ndarray, tol: Tol
         m = (t >= ts) & (t < te)
         if m.sum() < 2 or t[0] > ts:
             continue
-        # previous level from the command (the DUT may not have settled; the response is judged vs the step)
+        # the level before the step: measured over the last settle_s (at most half the previous interval)
+        window = max(min(tol.settle_s, 0.5 * (ts - cmd.starts_s[k - 1])), 1e-9)
+        p0 = pre_step_level(t, p, ts, window)
         tt = np.concatenate([[ts], t[m]])
         pp = np.concatenate([[np.interp(ts, t, p)], p[m]])
-        y = (pp - cmd.power_w[k - 1]) / dp
         rel = tt - ts
+        toward = (pp - p0) * np.sign(dp) / abs(dp)       # fraction of the commanded step moved its way
+        way = cmd.power_w[k] - p0
         r = {"t_s": float(ts), "from_w": float(cmd.power_w[k - 1]), "to_w": float(cmd.power_w[k]),
-             "dead_time_s": _crossing(rel, y, 0.05), "t10_s": _crossing(rel, y, 0.10),
-             "t50_s": _crossing(rel, y, 0.50), "t90_s": _crossing(rel, y, 0.90)}
+             "measured_before_w": p0, "dead_time_s": _crossing(rel, toward, 0.05)}
+        if way * np.sign(dp) > 0.05 * abs(dp):
+            y = (pp - p0) / way
+            r.update(t10_s=_crossing(rel, y, 0.10), t50_s=_crossing(rel, y, 0.50), t90_s=_crossing(rel, y, 0.90))
+        else:
+            r.update(t10_s=float("nan"), t50_s=float("nan"), t90_s=float("nan"),
+                     note=f"measured {p0:.0f} W before the step, already at the new setpoint: no tXX")
         band = tol.band_at(np.array([cmd.power_w[k]]))[0]
         outside = np.flatnonzero(np.abs(pp - cmd.power_w[k]) > band)
         if outside.size == 0:
@@ -193,7 +215,7 @@ def step_responses(cmd: CommandedProfile, t: np.ndarray, p: np.ndarray, tol: Tol
             r["settling_s"] = float("inf")
         else:
             r["settling_s"] = float(rel[outside[-1] + 1])
-        r["ramp_w_per_s"] = (0.8 * abs(dp) / (r["t90_s"] - r["t10_s"])
+        r["ramp_w_per_s"] = (0.8 * abs(way) / (r["t90_s"] - r["t10_s"])
                              if np.isfinite(r["t90_s"]) and r["t90_s"] > r["t10_s"] else float("nan"))
         out.append(r)
     return out
@@ -289,10 +311,12 @@ def judge_schedule(commanded: CommandedProfile, samples, tolerance: Tolerance | 
                                      ("t90_s", tol.t90_max_s, "s", "<="),
                                      ("settling_s", tol.settling_max_s, "s", "<=")):
             v = s[key]
+            if key == "t90_s" and "note" in s:
+                continue   # the DUT sat at the new setpoint before the step: nothing to time (dead time still judged)
             chk = Check(f"{label}: {key[:-2]}", v if np.isfinite(v) else float("inf"), limit, unit, op, cite=cite)
             if limit is not None and not np.isfinite(v):
                 chk.passed = False
-                chk.detail = "never reached"
+                chk.detail = ("never moved toward the new setpoint" if key == "dead_time_s" else "never reached")
             c.append(chk)
         if tol.ramp_max_w_per_s is not None and np.isfinite(s["ramp_w_per_s"]):
             c.append(Check(f"{label}: ramp", s["ramp_w_per_s"], tol.ramp_max_w_per_s, "W/s", "<=", cite=cite))
