@@ -6,14 +6,17 @@ multicast SDP request. Moving the EV end into its own namespace makes every V2GT
 The EV emulator's event-loop thread enters that namespace with `os.setns` (a per-thread operation),
 so the rest of the test process (lab ports on 127.0.0.1, the JVM) stays in the root namespace.
 
-Names: `ev<worker><proc><n>a|b` (<= 15 chars): worker from PYTEST_XDIST_WORKER, proc from the pid,
-n a per-process counter -> parallel pytest workers and processes never collide.
-Never touches any interface but the ones it created.
+Names: `ev<worker><pid><n>a|b` and `evn<worker><pid><n>` (<= 15 chars): worker from
+PYTEST_XDIST_WORKER, the creating process's full pid (5 base-36 digits), n a per-process counter ->
+parallel pytest workers and processes never collide, and a later run can tell from the name alone
+whether the owner is still alive (`stale_links()` / `remove_stale()`: a killed run leaves its veth and
+namespace behind). Never touches any interface but ours whose owner is gone.
 """
 from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -47,12 +50,16 @@ def worker_tag() -> str:
     return _b36(int(digits), 2) if digits else "m"
 
 
+PID_DIGITS = 5            # 36**5 > 2**22 (Linux pid_max limit): the name holds the whole pid
+LEGACY_PID_DIGITS = 3     # names made before 2026-11 held pid % 36**3
+
+
 def process_tag() -> str:
-    return _b36(os.getpid(), 3)
+    return _b36(os.getpid(), PID_DIGITS)
 
 
 def unique_base() -> str:
-    """A name stem unique per worker, process and call (<= 13 chars, leaves room for a/b)."""
+    """A name stem unique per worker, process and call (<= 11 chars, leaves room for a/b)."""
     with _lock:
         n = next(_counter)
     return f"{PREFIX}{worker_tag()}{process_tag()}{_b36(n, 2)}"
@@ -152,6 +159,7 @@ class VethPair:
 
     @classmethod
     def create(cls, *, ev_netns: "EvNetns | None" = None, timeout: float = 5.0) -> "VethPair":
+        remove_stale_once()
         base = unique_base()
         a, b = base + "a", base + "b"
         _run(["ip", "link", "add", a, "type", "veth", "peer", "name", b])
@@ -188,6 +196,7 @@ class EvNetns:
     """A named network namespace for the EV end (one per process is enough; `lo` is brought up)."""
 
     def __init__(self, name: str | None = None):
+        remove_stale_once()
         self.name = name or f"{PREFIX}n{worker_tag()}{process_tag()}{_b36(next(_counter), 2)}"
         _run(["ip", "netns", "add", self.name])
         _run(["ip", "-n", self.name, "link", "set", "lo", "up"], check=False)
@@ -222,3 +231,100 @@ def leftover_interfaces() -> list[str]:
     stem = f"{PREFIX}{worker_tag()}{process_tag()}"
     out = _run(["ip", "-o", "link", "show"], check=False).stdout
     return [p.split(":")[1].strip().split("@")[0] for p in out.splitlines() if f": {stem}" in p]
+
+
+# ------------------------------------------------------------------ leftovers of killed runs ---
+# ev|evn, worker ("m" or 2 base-36 digits), pid (5 digits, or 3 in legacy names), counter (2), a|b
+_NAME = re.compile(r"^(?P<kind>evn|ev)(?P<worker>m|[0-9a-z]{2})(?P<pid>[0-9a-z]{5}|[0-9a-z]{3})"
+                   r"(?P<n>[0-9a-z]{2})(?P<end>[ab]?)$")
+_DOCTOR_NAME = re.compile(r"^v2gdoc(?P<pid>\d+)b?$")    # the doctor's own probe pair
+
+
+@dataclass
+class Leftover:
+    kind: str           # "veth" | "netns"
+    name: str
+    owner: str          # what the name says about the process that made it
+
+
+def _owner_alive(name: str) -> tuple[bool, str] | None:
+    """None if the name is not ours; else (could its owner be alive?, owner description).
+
+    A full pid is alive or not. A legacy 3-digit tag only knows pid % 36**3: the owner counts as
+    alive if ANY live pid has that remainder (never remove what might be in use)."""
+    m = _DOCTOR_NAME.match(name)
+    if m:
+        pid = int(m.group("pid"))
+        return _pid_alive(pid), f"v2g-bench doctor pid {pid}"
+    m = _NAME.match(name)
+    if m is None or (m.group("kind") == "evn") == bool(m.group("end")):
+        return None                      # a namespace has no a/b end, a veth always has one
+    tag = m.group("pid")
+    pid = int(tag, 36)
+    if len(tag) == PID_DIGITS:
+        return _pid_alive(pid), f"pid {pid}"
+    mod = 36 ** LEGACY_PID_DIGITS
+    alive = any(int(p) % mod == pid for p in os.listdir("/proc") if p.isdigit())
+    return alive, f"pid = {pid} mod {mod} (legacy name)"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _links(netns: str | None = None) -> list[str]:
+    pre = ["ip", "-n", netns] if netns else ["ip"]
+    out = _run(pre + ["-o", "link", "show"], check=False).stdout
+    return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if line.count(":") >= 2]
+
+
+def _namespaces() -> list[str]:
+    out = _run(["ip", "netns", "list"], check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def stale_links() -> list[Leftover]:
+    """Our veths (root namespace) and EV namespaces whose creating process is gone."""
+    if shutil.which("ip") is None:
+        return []
+    found = []
+    for kind, names in (("netns", _namespaces()), ("veth", _links())):
+        for name in names:
+            owner = _owner_alive(name)
+            if owner is not None and not owner[0]:
+                found.append(Leftover(kind, name, owner[1]))
+    return found
+
+
+def remove_stale(leftovers: list[Leftover] | None = None) -> list[str]:
+    """Delete stale namespaces (their veth end goes with them) and veths; returns the problems."""
+    problems = []
+    for lo in sorted(leftovers if leftovers is not None else stale_links(), key=lambda x: x.kind != "netns"):
+        args = ["ip", "netns", "del", lo.name] if lo.kind == "netns" else ["ip", "link", "del", lo.name]
+        cp = _run(args, check=False)
+        gone = lo.name not in (_namespaces() if lo.kind == "netns" else _links())
+        if cp.returncode != 0 and not gone:
+            problems.append(f"{lo.kind} {lo.name}: {cp.stderr.strip()}")
+    return problems
+
+
+_cleaned_once = False
+
+
+def remove_stale_once() -> None:
+    """Called before this process makes its first veth/netns: a killed earlier run's are removed."""
+    global _cleaned_once
+    with _lock:
+        if _cleaned_once:
+            return
+        _cleaned_once = True
+    try:
+        remove_stale()
+    except NetworkSetupError:
+        pass             # cleaning up after others must never stop this run

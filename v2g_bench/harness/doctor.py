@@ -40,6 +40,18 @@ def _check_veth() -> tuple[bool, str]:
     return True, "veth pairs can be created (ISO 15118 over a veth pair works)"
 
 
+def _clean_leftovers() -> tuple[bool, str]:
+    """Stale labs, veths and namespaces of earlier (killed) runs: found and removed."""
+    from v2g_bench.harness import leftovers
+    found, problems = leftovers.remove_all()
+    if problems:
+        return False, ("could not remove: " + "; ".join(problems)
+                       + " (fix: run as root, or remove them with kill / ip link del / ip netns del)")
+    if not found:
+        return True, "none (no stale virtual lab, veth or namespace)"
+    return True, "removed " + ", ".join(f"{kind} {name} ({why})" for kind, name, why in found)
+
+
 def _tcp_reachable(host: str, port: int, timeout: float = 2.0) -> tuple[bool, str]:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -64,6 +76,7 @@ def run_doctor(bench_path: Path | None) -> int:
     a = allure_cli()
     rows.append(("allure CLI", a is not None, a or "missing (fix: make bootstrap, or npm install --prefix .tools/allure allure-commandline)"))
     rows.append(("veth/netns", *_check_veth()))
+    rows.append(("leftovers of killed runs", *_clean_leftovers()))
     from v2g_bench.cli import _missing_sub_apps
     for name, err in _missing_sub_apps.items():
         rows.append((f"command '{name}'", False, err))

@@ -3,6 +3,11 @@
 The lab binds its front-ends on ports the OS picks and writes a ready file (JSON) once all are
 listening; we wait for that file and then check every port accepts a TCP connection. The lab's
 log is kept as test evidence. Stopping is by PID: SIGTERM, then SIGKILL after a grace period.
+
+The lab is told who it lives for (`V2G_BENCH_LAB_OWNERS`: this process and, under xdist, the
+controller): if the harness is killed outright the lab falls to its safe state and exits on its own
+(see lab.server.OwnerWatch). Labs of runs killed before that existed are removed by
+`harness.leftovers` at the next start and by `v2g-bench doctor`.
 """
 from __future__ import annotations
 
@@ -74,6 +79,26 @@ def _port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+def owner_processes() -> list[int]:
+    """The processes a lab we start must not outlive: this one, and the xdist controller if any."""
+    pids = [os.getpid()]
+    if os.environ.get("PYTEST_XDIST_WORKER") and os.getppid() > 1:
+        pids.append(os.getppid())
+    return pids
+
+
+def owners_env() -> str:
+    """`pid:start_time,...` -- the start time tells a live owner from a reused pid."""
+    import psutil
+    items = []
+    for pid in owner_processes():
+        try:
+            items.append(f"{pid}:{psutil.Process(pid).create_time():.3f}")
+        except psutil.Error:
+            continue
+    return ",".join(items)
+
+
 def start_lab(*, workdir: str | Path | None = None, config: str | Path | None = None, seed: int = 1,
               time_scale: float = 1.0, overrides: dict[str, object] | None = None, host: str = "127.0.0.1",
               timeout_s: float = 30.0, python: str | None = None) -> LabHandle:
@@ -89,10 +114,13 @@ def start_lab(*, workdir: str | Path | None = None, config: str | Path | None = 
         cmd += ["--config", str(config)]
     for k, v in (overrides or {}).items():
         cmd += ["--set", f"{k}={v}"]
+    from v2g_bench.harness import leftovers
+    leftovers.remove_stale_labs()          # a killed earlier run's lab still holds the plant: stop it first
+    env = {**os.environ, "V2G_BENCH_LAB_OWNERS": owners_env()}
     logf = open(log_path, "ab")
     try:
         proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)   # Ctrl-C in the terminal must not kill it before we stop it
+                                start_new_session=True, env=env)   # Ctrl-C in the terminal must not kill it before we stop it
     finally:
         logf.close()
     handle = LabHandle(pid=proc.pid, info={}, log_path=log_path, proc=proc, host=host)

@@ -10,6 +10,12 @@ the services, and only then writes the ready file atomically (tmp + rename):
 
 SIGTERM/SIGINT: outputs off (plant safe state), services stopped, sockets closed, ready file
 removed, exit 0, all within 5 s (every stop step has its own timeout).
+
+Owners: the harness names the processes the lab lives for in the environment variable
+`V2G_BENCH_LAB_OWNERS` ("pid:start_time,..."; see labproc). When any of them dies -- even by
+`kill -9`, which runs no clean-up in the harness -- the lab opens the contactor, zeroes every
+setpoint and switches the emulator off at once, then stops. A pidfd makes this immediate; where
+pidfds are missing a 0.2 s poll does it.
 """
 from __future__ import annotations
 
@@ -41,6 +47,8 @@ DIALECTS = {
     "yokogawa_wt": "v2g_bench.lab.frontends.dialects.yokogawa_wt",
 }
 STOP_STEP_TIMEOUT = 1.5
+OWNERS_ENV = "V2G_BENCH_LAB_OWNERS"
+OWNER_POLL_S = 0.2
 
 log = logging.getLogger("v2g_bench.lab")
 
@@ -224,6 +232,75 @@ class Lab:
         self.frontends.clear()
 
 
+def parse_owners(text: str | None) -> list[tuple[int, float | None]]:
+    """`"123:1700000000.5,456"` -> [(123, 1700000000.5), (456, None)]; junk entries are ignored."""
+    owners = []
+    for item in (text or "").split(","):
+        pid_s, _, start_s = item.strip().partition(":")
+        try:
+            owners.append((int(pid_s), float(start_s) if start_s else None))
+        except ValueError:
+            continue
+    return owners
+
+
+def owner_alive(pid: int, start_time: float | None) -> bool:
+    """Is the process alive and the same one (not a reused pid)?"""
+    import psutil
+    try:
+        proc = psutil.Process(pid)
+        return start_time is None or abs(proc.create_time() - start_time) < 1.0
+    except psutil.Error:
+        return False
+
+
+class OwnerWatch:
+    """Calls `on_gone(pid)` once when any owner process ends (pidfd readable, or a poll)."""
+
+    def __init__(self, owners: list[tuple[int, float | None]], on_gone: Callable[[int], None]):
+        self.owners, self.on_gone = owners, on_gone
+        self._fds: list[int] = []
+        self._poll: asyncio.Task | None = None
+        self._fired = False
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        polled = []
+        for pid, start in self.owners:
+            if not owner_alive(pid, start):
+                loop.call_soon(self._gone, pid)
+                continue
+            try:
+                fd = os.pidfd_open(pid)
+            except (AttributeError, OSError):
+                polled.append((pid, start))
+                continue
+            self._fds.append(fd)
+            loop.add_reader(fd, self._gone, pid)
+        if polled:
+            self._poll = loop.create_task(self._poll_loop(polled))
+
+    async def _poll_loop(self, owners) -> None:
+        while True:
+            await asyncio.sleep(OWNER_POLL_S)
+            for pid, start in owners:
+                if not owner_alive(pid, start):
+                    self._gone(pid)
+                    return
+
+    def _gone(self, pid: int) -> None:
+        if not self._fired:
+            self._fired = True
+            self.on_gone(pid)
+
+    def stop(self, loop: asyncio.AbstractEventLoop) -> None:
+        for fd in self._fds:
+            loop.remove_reader(fd)
+            os.close(fd)
+        self._fds.clear()
+        if self._poll is not None:
+            self._poll.cancel()
+
+
 def write_ready_file(path: str | Path, info: dict) -> None:
     p = Path(path)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
@@ -243,6 +320,21 @@ async def serve(cfg: dict, *, seed: int | None = None, time_scale: float | None 
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError, ValueError):   # not the main thread
             pass
+
+    def owner_gone(pid: int) -> None:
+        # Safe state first, synchronously: nobody is left to judge or to unwind the roles.
+        try:
+            lab.plant.outputs_off()
+            st = lab.plant.state()
+            log.warning("owner process %d is gone: outputs off (contactor closed=%s, setpoint %g W, "
+                        "emulator output on=%s); lab stopping", pid, st.contactor_closed,
+                        st.setpoint_w, st.battery_output_on)
+        except Exception:
+            log.exception("owner process %d is gone; outputs_off failed", pid)
+        stop.set()
+
+    watch = OwnerWatch(parse_owners(os.environ.get(OWNERS_ENV)), owner_gone)
+    watch.start(loop)
     try:
         info = await lab.start()
         if ready_file:
@@ -253,6 +345,7 @@ async def serve(cfg: dict, *, seed: int | None = None, time_scale: float | None 
         await stop.wait()
         log.info("lab stopping")
     finally:
+        watch.stop(loop)
         await lab.stop()
         if ready_file:
             try:
