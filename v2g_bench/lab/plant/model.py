@@ -66,6 +66,9 @@ class Plant:
         self.seed = int(seed)
         self._lock = threading.RLock()
         self._listeners: list[Callable[[str, dict], None]] = []
+        # the charger's local functions (frequency droop, islanding: v2g_bench.lab.site), evaluated on plant
+        # time at every integration sub-step: fn(plant, t, setpoint_w) -> setpoint_w
+        self.local_functions: list[Callable[["Plant", float, float], float]] = []
         self._init_state()
 
     # -- construction / reset ----------------------------------------------------------------
@@ -240,6 +243,8 @@ class Plant:
                 raw = self._setpoint
                 self._lagged = raw
                 h = None
+            for fn in self.local_functions:
+                raw = fn(self, self._t, raw)
             target = min(max(raw, -lo_d), lo_c)
             p0 = min(max(self._p, -lo_d), lo_c)          # hard limits act at once
             if h is None:
