@@ -14,8 +14,11 @@ import asyncio
 import base64
 import binascii
 import dataclasses
+import ipaddress
 import json
 import logging
+import re
+import ssl
 import time
 import uuid
 from collections import OrderedDict
@@ -38,6 +41,8 @@ log = logging.getLogger("v2g_bench.csms")
 compat.install()
 
 MAX_MESSAGE_ID_LEN = 36          # OCPP-J: messageId is a string of at most 36 characters
+MIN_PASSWORD_LEN = 16            # OCPP 2.x A00.FR.205: BasicAuthPassword has 16..40(..64) characters
+PASSWORD_STRING = re.compile(r"[a-zA-Z0-9*\-_=:+|@.]*")   # Part 2 §2.1.4 passwordString characters
 NO_ANSWER = object()             # override value: swallow the CALL (tests the station's timeout)
 
 
@@ -147,13 +152,62 @@ class CsmsOptions:
             errs.append("security profiles 1/2 need `password` (or `stations = {id = password}`) for Basic auth")
         if (self.tls_cert is None) != (self.tls_key is None):
             errs.append("give both tls_cert and tls_key, or neither (then a test PKI is generated)")
+        if self.security_profile == 0 and not is_loopback(self.host):
+            errs.append(f"security_profile = 0 (no authentication) on {self.host!r}: any host on the network could "
+                        "connect as any station; bind to 127.0.0.1/::1 or use security profile 1, 2 or 3")
         return errs
+
+    def security_warnings(self) -> list[str]:
+        """Legal but unsafe settings: logged when the server starts and printed by the CLI."""
+        warns = []
+        if self.security_profile == 1 and not is_loopback(self.host):
+            warns.append(f"security profile 1 on {self.host!r}: Basic-auth passwords cross the network in clear "
+                         "text (OCPP: profile 1 only on a trusted network); prefer profile 2 or 3")
+        if self.security_profile in (1, 2):
+            named = [(f"station {sid!r}", pw) for sid, pw in self.stations.items() if pw]
+            if self.password:
+                named.append(("password", self.password))
+            for who, pw in named:
+                if len(pw) < MIN_PASSWORD_LEN:
+                    warns.append(f"{who}: the password has {len(pw)} characters; OCPP requires at least "
+                                 f"{MIN_PASSWORD_LEN} (A00.FR.205)")
+                elif not PASSWORD_STRING.fullmatch(pw):
+                    warns.append(f"{who}: the password has characters outside OCPP's passwordString set "
+                                 "(a-z A-Z 0-9 * - _ = : + | @ .)")
+        return warns
 
     def check(self) -> None:
         errs = self.problems()
         if errs:
             from v2g_bench.errors import ProfileError
             raise ProfileError(errs, where="roles.csms")
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False          # a host name other than localhost: assume it reaches the network
+
+
+def _handshake_logging_sslobject(server: "CsmsServer") -> type:
+    """An `SSLObject` class that reports failed TLS handshakes: asyncio drops them silently
+    (it logs them only in debug mode), so a refused station would leave no trace."""
+
+    class LoggedSSLObject(ssl.SSLObject):
+        def do_handshake(self) -> None:
+            try:
+                super().do_handshake()
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                raise
+            except (ssl.SSLError, OSError) as e:
+                reason = getattr(e, "reason", None) or getattr(e, "verify_message", None) or str(e)
+                server._event("rejected", None, f"TLS handshake failed: {reason} ({e})")
+                raise
+
+    return LoggedSSLObject
 
 
 class StationSession:
@@ -367,8 +421,10 @@ class CsmsServer:
         self.ssl_context = ssl_context
         self.pki = pki
         self.port: int | None = None
+        self.warnings: list[str] = []
         self._server = None
         self._changed = asyncio.Event()
+        self._closing: set[asyncio.Future] = set()     # closes of replaced sessions in flight
         self.handlers_failed: list[str] = []
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -377,6 +433,11 @@ class CsmsServer:
         if o.security_profile in (2, 3) and self.ssl_context is None:
             raise BenchError(f"security profile {o.security_profile} needs TLS but no SSL context was given",
                              where="CsmsServer.start", fix="open the CSMS via CSMSEmulator, which builds one")
+        self.warnings = o.security_warnings()
+        for w in self.warnings:
+            log.warning("CSMS: %s", w)
+        if self.ssl_context is not None:
+            self.ssl_context.sslobject_class = _handshake_logging_sslobject(self)
         subprotocols = [SUBPROTOCOLS[v] for v in o.ocpp_versions]
         self._server = await serve(self._handle, o.host, o.port, ssl=self.ssl_context,
                                    subprotocols=subprotocols, process_request=self._process_request,
@@ -429,7 +490,8 @@ class CsmsServer:
 
     def _event(self, kind: str, station: str | None, detail: str, status: int | None = None, sub=None) -> None:
         self.events.append(ConnectionEvent(time.monotonic(), kind, station, detail, status, sub))
-        log.info("connection %s: %s %s", kind, station, detail)
+        # refusals (bad credentials, TLS) are what an operator must see: warning, with the reason
+        log.log(logging.WARNING if kind == "rejected" else logging.INFO, "connection %s: %s %s", kind, station, detail)
         self.notify()
 
     # -- handshake: path, subprotocol, credentials ------------------------------------------
@@ -488,11 +550,16 @@ class CsmsServer:
     async def _handle(self, ws: ServerConnection) -> None:
         station_id = getattr(ws, "v2g_station_id", None) or ws.request.path.rstrip("/").rsplit("/", 1)[-1]
         version = VERSION_OF_SUBPROTOCOL[ws.subprotocol]
-        old = self.sessions.get(station_id)
-        if old is not None and old.ws.state.name == "OPEN":
-            await old.ws.close(1000, "replaced by a new connection of the same station")
         session = StationSession(self, ws, station_id, version)
+        # Swap before any await: awaiting the old session's close first let concurrent connects of
+        # one id each close the same old session and then overwrite each other (500 connects left
+        # 250 open). With the swap atomic, every connection but the newest is closed.
+        old = self.sessions.get(station_id)
         self.sessions[station_id] = session
+        if old is not None:
+            task = asyncio.ensure_future(old.ws.close(1000, "replaced by a new connection of the same station"))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
         self._event("accepted", station_id, f"OCPP {version} (SP{self.options.security_profile})",
                     101, ws.subprotocol)
         try:
@@ -546,6 +613,6 @@ class CsmsServer:
             return {"idTokenInfo": {"status": "Accepted"}}
         if action == "TransactionEvent":
             return {"idTokenInfo": {"status": "Accepted"}} if "idToken" in req else {}
-        return minimal_payload(session.version, action)
         if action == "DataTransfer":
             return {"status": "UnknownVendorId"}     # this CSMS knows no vendor extensions (use case P01)
+        return minimal_payload(session.version, action)
