@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -17,6 +18,45 @@ from v2g_bench.errors import BenchError
 
 app = typer.Typer(help="Run the CSMS emulator (OCPP 2.0.1 / 2.1) by hand.", add_completion=False,
                   pretty_exceptions_enable=False)
+
+
+PASSWORD_ENV = "V2G_BENCH_CSMS_PASSWORD"
+
+
+def read_credentials(password_file: Path | None, stations_file: Path | None,
+                     station_ids: List[str]) -> tuple[str | None, dict[str, str]]:
+    """Passwords come from a file or the environment, never from argv (visible in `ps`)."""
+    password = os.environ.get(PASSWORD_ENV) or None
+    if password_file is not None:
+        try:
+            lines = password_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise BenchError(f"cannot read the password file ({e})", where=str(password_file)) from None
+        password = lines[0].strip() if lines else ""
+        if not password:
+            raise BenchError("the password file is empty", where=str(password_file),
+                             fix="write the password on its first line")
+    stations: dict[str, str] = {}
+    for item in station_ids:
+        if "=" in item:
+            raise BenchError(f"--station {item.split('=', 1)[0]}=...: a password on the command line is visible "
+                             "to every user of this machine", where="--station",
+                             fix=f"give only the id, and the password in --stations-file, --password-file or ${PASSWORD_ENV}")
+        stations[item] = password or ""
+    if stations_file is not None:
+        try:
+            text = stations_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise BenchError(f"cannot read the stations file ({e})", where=str(stations_file)) from None
+        for n, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            sid, sep, pw = line.partition("=")
+            if not sid.strip() or not sep:
+                raise BenchError(f"line {n}: expected ID=PASSWORD", where=str(stations_file))
+            stations[sid.strip()] = pw.strip()
+    return password, stations
 
 
 def _print_frame(f) -> None:
@@ -37,8 +77,12 @@ def run(
     port: int = typer.Option(8180, help="TCP port (0 = any free port)."),
     security_profile: int = typer.Option(1, "--security-profile", "-s", help="0 (no auth, bench only), 1, 2 or 3."),
     ocpp_version: List[str] = typer.Option(["2.1", "2.0.1"], "--ocpp-version", help="Accepted versions, preferred first."),
-    password: Optional[str] = typer.Option(None, help="Basic-auth password for any station id (profiles 1 and 2)."),
-    station: List[str] = typer.Option([], "--station", help="ID=PASSWORD; repeat; only these ids are accepted."),
+    password_file: Optional[Path] = typer.Option(
+        None, help="File whose first line is the Basic-auth password for any station id (profiles 1 and 2). "
+                   f"Or set ${PASSWORD_ENV}. Never on the command line: argv is visible to every user (ps)."),
+    station: List[str] = typer.Option([], "--station", help="Station id to accept; repeat; only these ids are accepted."),
+    stations_file: Optional[Path] = typer.Option(
+        None, help="File of ID=PASSWORD lines (# comments): only these ids are accepted, each with its password."),
     tls_cert: Optional[Path] = typer.Option(None, help="Server certificate (PEM); generated if absent (profiles 2/3)."),
     tls_key: Optional[Path] = typer.Option(None, help="Server key (PEM)."),
     tls_client_ca: Optional[Path] = typer.Option(None, help="CA of the station certificates (profile 3)."),
@@ -53,13 +97,8 @@ def run(
     from v2g_bench.csms.server import CsmsOptions, CsmsServer
 
     record = record or Path("reports/csms") / time.strftime("ocpp-frames-%Y%m%d-%H%M%S.jsonl")
-    stations = {}
-    for item in station:
-        sid, sep, pw = item.partition("=")
-        if not sid or not sep:
-            raise typer.BadParameter(f"--station {item!r}: expected ID=PASSWORD")
-        stations[sid] = pw
     try:
+        password, stations = read_credentials(password_file, stations_file, station)
         opts = CsmsOptions.from_dict({
             "host": host, "port": port, "security_profile": security_profile, "ocpp_versions": list(ocpp_version),
             "password": password, "stations": stations, "tls_cert": str(tls_cert) if tls_cert else None,
@@ -76,6 +115,8 @@ def run(
     except BenchError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2)
+    for w in opts.security_warnings():
+        typer.echo(f"warning: {w}", err=True)
 
     async def main() -> None:
         srv = CsmsServer(opts, ssl_context=ssl_ctx, pki=pki)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,8 +15,9 @@ from websockets.asyncio.client import connect
 def test_cli_prints_and_records_frames(tmp_path):
     record = tmp_path / "frames.jsonl"
     proc = subprocess.Popen([sys.executable, "-c", "from v2g_bench.csms.cli import app; app()", "--port", "0",
-                             "--security-profile", "1", "--password", "cli-password-42", "--record", str(record),
-                             "--duration", "6"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--security-profile", "1", "--record", str(record), "--duration", "6"],
+                            env={**os.environ, "V2G_BENCH_CSMS_PASSWORD": "cli-password-0042"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         line = proc.stdout.readline()
         m = re.search(r"ws://127\.0\.0\.1:(\d+)/ocpp/", line)
@@ -23,7 +25,7 @@ def test_cli_prints_and_records_frames(tmp_path):
         port = int(m.group(1))
 
         async def station():
-            hdr = {"Authorization": "Basic " + base64.b64encode(b"CLI-CS:cli-password-42").decode()}
+            hdr = {"Authorization": "Basic " + base64.b64encode(b"CLI-CS:cli-password-0042").decode()}
             async with connect(f"ws://127.0.0.1:{port}/ocpp/CLI-CS", subprotocols=["ocpp2.0.1"],
                                additional_headers=hdr) as ws:
                 await ws.send(json.dumps([2, "c1", "BootNotification", {"reason": "PowerUp", "chargingStation": {
@@ -42,3 +44,22 @@ def test_cli_prints_and_records_frames(tmp_path):
     assert [(r["dir"], r["type"], r["action"]) for r in recs] == [("in", "CALL", "BootNotification"),
                                                                   ("out", "CALLRESULT", "BootNotification")]
     assert recs[0]["raw"].startswith('[2, "c1"')
+
+
+def test_cli_refuses_a_password_on_the_command_line_and_reads_a_stations_file(tmp_path):
+    from v2g_bench.csms.cli import read_credentials
+    from v2g_bench.errors import BenchError
+    import pytest
+    with pytest.raises(BenchError, match="visible"):
+        read_credentials(None, None, ["CS1=secret-password-0001"])
+    f = tmp_path / "stations"
+    f.write_text("# id=password\nCS1 = secret-password-0001\n\nCS2=other-password-00002\n")
+    pw, stations = read_credentials(None, f, [])
+    assert pw is None and stations == {"CS1": "secret-password-0001", "CS2": "other-password-00002"}
+    bad = tmp_path / "bad"
+    bad.write_text("CS1 secret\n")
+    with pytest.raises(BenchError, match="line 1: expected ID=PASSWORD"):
+        read_credentials(None, bad, [])
+    unknown = subprocess.run([sys.executable, "-c", "from v2g_bench.csms.cli import app; app()", "--password", "x"],
+                             capture_output=True, text=True, timeout=60)
+    assert unknown.returncode != 0 and "password" in (unknown.stderr + unknown.stdout)
