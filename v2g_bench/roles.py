@@ -27,6 +27,7 @@ KNOWN_ROLES: dict[str, str] = {
     "charger": "charger local control over Modbus",
     "can": "CAN bus node(s) (battery emulator / BMS / CHAdeMO)",
     "grid": "grid simulator (AC source)",
+    "ev_io": "EV-side interface board (IEC 61851 control pilot/proximity, plug relay, E-stop)",
 }
 
 

@@ -25,7 +25,7 @@ from v2g_bench.errors import BenchError, Inconclusive, ProfileError
 from v2g_bench.harness.evidence import Evidence
 from v2g_bench.profiles import DEFAULT_BENCH, DEFAULT_DUT, REPO_ROOT, load_bench, load_dut
 
-ROLE_NAMES = ("ev", "csms", "dut", "battery", "analyzer", "meter", "charger", "can", "grid")
+ROLE_NAMES = ("ev", "csms", "dut", "battery", "analyzer", "meter", "charger", "can", "grid", "ev_io")
 
 # Standard/block markers and the DUT claim each implies.
 STANDARD_MARKERS = {
@@ -52,7 +52,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--dut", default=None, help=f"DUT profile (TOML); default {DEFAULT_DUT.relative_to(REPO_ROOT)}")
     g.addoption("--run-slow", action="store_true", default=False,
                 help="also run the cases marked slow (they wait out long normative timers, e.g. 60 s sequence timeouts)")
-    g.addoption("--v2g-reports", default=str(REPO_ROOT / "reports"), help="folder for evidence and Allure results")
+    g.addoption("--v2g-reports", default=None,
+                help="folder for evidence and Allure results (v2g-bench run: its run folder); without it, evidence "
+                     "goes to reports/self-test and no Allure results are written unless --alluredir is given")
     parser.addini("v2g_link_pattern", "URL pattern for test-case/requirement ID links ({} = the ID)",
                   default=reporting.DEFAULT_LINK_PATTERN)
 
@@ -67,10 +69,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "covers(*ids): OCTT test-case / ISO 15118 requirement IDs this test covers")
     config.addinivalue_line("markers", "v2g_case(id): a row of the conformance engine (v2g_bench.conformance)")
     config.addinivalue_line("markers", "dut_actions(*names): DUT actions (plug in, power cycle, ...) the case needs")
-    reports = Path(config.getoption("--v2g-reports"))
+    explicit = config.getoption("--v2g-reports")
+    reports = Path(explicit) if explicit else REPO_ROOT / "reports" / "self-test"
     config._v2g_reports = reports
-    # Allure results on by default: every run writes them (allure-pytest reads this option later).
-    if getattr(config.option, "allure_report_dir", None) is None and hasattr(config.option, "allure_report_dir"):
+    # Allure results only for a chosen reports folder (v2g-bench run's run folder): the harness' own
+    # tests must never write into a DUT's results (allure-pytest reads this option later).
+    if explicit and getattr(config.option, "allure_report_dir", None) is None and hasattr(config.option, "allure_report_dir"):
         config.option.allure_report_dir = str(reports / "allure-results")
     # Profiles are loaded lazily (pure unit tests need none) but a broken one is a usage error up front.
     config._v2g_profiles = None
@@ -239,13 +243,46 @@ def _apply_links(item: pytest.Item) -> None:
     for name in STANDARD_MARKERS:
         if item.get_closest_marker(name):
             allure.dynamic.tag(name)
-            if not item.get_closest_marker("v2g_case"):   # an engine case names its own suite (standard + version)
-                allure.dynamic.parent_suite(STANDARD_MARKERS[name][1])
+    # suites: _apply_suite_labels at teardown, once the engine has named its own (standard + version, block)
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem):
+    _apply_suite_labels(item)      # before allure-pytest adds its module-based defaults
     yield
+    _attach_evidence(item)
+
+
+def _allure_result(item: pytest.Item):
+    """The running test's Allure result (allure-pytest's listener), or None without Allure."""
+    listener = item.config.pluginmanager.get_plugin("allure_listener")
+    if listener is None:
+        return None
+    try:
+        return listener.allure_logger.get_test(listener._cache.get(item.nodeid))
+    except Exception:  # noqa: BLE001 - allure-pytest internals; labels are cosmetic, never fatal
+        return None
+
+
+def _apply_suite_labels(item: pytest.Item) -> None:
+    """One parentSuite (standard + version) and one suite (block) per case; the engine's labels win."""
+    result = _allure_result(item)
+    if result is None:
+        return
+    from allure_commons.model2 import Label
+    existing: dict[str, list[str]] = {}
+    for lab in result.labels:
+        existing.setdefault(lab.name, []).append(lab.value)
+    standards = [reporting.STANDARD_TITLES[m.name] for m in item.iter_markers() if m.name in reporting.STANDARD_TITLES]
+    module = getattr(getattr(item, "module", None), "__file__", None) or item.nodeid.split("::")[0]
+    for name, value in reporting.suite_labels(existing, standards, module):
+        result.labels.append(Label(name=name, value=value))
+    profiles = item.config._v2g_profiles
+    if profiles is not None and not existing.get("dut"):
+        result.labels.append(Label(name="dut", value=reporting.dut_key(profiles[1])))
+
+
+def _attach_evidence(item: pytest.Item) -> None:
     ev: Evidence | None = getattr(item, "_v2g_evidence", None)
     if ev is None:
         return
@@ -261,7 +298,7 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem):
         except OSError:
             pass
     try:
-        ev.attach_all_to_allure()
+        reporting.attach_evidence(ev, Path(item.config._v2g_reports))
     finally:
         Evidence._set_current(None)
 

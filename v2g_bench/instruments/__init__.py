@@ -22,6 +22,8 @@ DRIVERS = {
     "wallbox_quasar": "v2g_bench.instruments.modbus_charger:WallboxQuasar",
     "can_dbc_node": "v2g_bench.instruments.can_node:CanDbcNode",
     "can_bms_sma": "v2g_bench.instruments.can_node:SmaBmsNode",
+    # EV-side interface board: control pilot, proximity, plug relay, E-stop (role "ev_io")
+    "evio_serial": "v2g_bench.instruments.ev_io:EvIoSerialBoard",
 }
 
 

@@ -396,6 +396,9 @@ def charger_for(plant) -> SimulatedCharger:
     if c is None:
         c = SimulatedCharger(plant)
         _chargers[plant] = c
+        if hasattr(plant, "pilot"):       # the charger follows the control pilot (IEC 61851-1)
+            from v2g_bench.lab.charger.pilot_reaction import attach
+            attach(plant, c)
     return c
 
 

@@ -48,6 +48,7 @@ from v2g_bench.lab.plant.measurement import (
     _quantise,
     seeded_gauss,
 )
+from v2g_bench.lab.plant.pilot import Pilot
 from v2g_bench.lab.plant.state import PlantState
 
 # ------------------------------------------------------------------------------------ plant
@@ -66,6 +67,9 @@ class Plant:
         self.seed = int(seed)
         self._lock = threading.RLock()
         self._listeners: list[Callable[[str, dict], None]] = []
+        self.pilot = Pilot(self.clock)          # IEC 61851-1 CP/PP of the vehicle connector
+        # the charger's controller holds the contactor open while any interlock names a reason
+        self.contactor_interlocks: list[Callable[[], str | None]] = []
         # the charger's local functions (frequency droop, islanding: v2g_bench.lab.site), evaluated on plant
         # time at every integration sub-step: fn(plant, t, setpoint_w) -> setpoint_w
         self.local_functions: list[Callable[["Plant", float, float], float]] = []
@@ -338,6 +342,12 @@ class Plant:
     def set_contactor(self, closed: bool) -> None:
         with self._lock:
             self._sync()
+            blocked = [r for r in (f() for f in self.contactor_interlocks) if r] if closed else []
+            if blocked:
+                self._emit("interlock", reason="; ".join(blocked), t=self._t)
+                closed = False
+            if bool(closed) != self._contactor_cmd:
+                self._emit("contactor", closed=bool(closed), t=self._t)
             self._contactor_cmd = bool(closed)
             if not self._contactor_effective():
                 self._p = 0.0          # current stops when the contactor opens
