@@ -1,0 +1,280 @@
+"""Switchable defects of the simulated charger's SECC: a charger that is wrong on purpose, so every
+conformance case can be shown able to fail (docs/iso15118-suite.md has the case x defect table).
+
+    defects.enable("accept_any_session_id")                 # in the lab process
+    defects.enable("late_response", message="AuthorizationRes", seconds=1.7)
+    lab.control().call("secc.defect", name="stale_present_values")       # from the harness
+    lab.control().call("secc.defect", name="stale_present_values", on=False)
+    lab.control().call("secc.defects")                                    # what is on; clear=True clears
+
+Each defect is a hook on the iso15118 SECC (patched once per process; a no-op while no defect is on)
+or on our PlantEVSEController (which asks `active(name)`). Hand-written because the stack has no
+fault hooks; every hook only touches SECC classes (the EV emulator in the same process is unaffected,
+`_is_secc` checks the module of the state or session).
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from v2g_bench.errors import BenchError
+
+
+@dataclass(frozen=True)
+class Defect:
+    name: str
+    what: str                       # what the charger does wrong
+    breaks: str                     # the requirement it breaks (ID as cited by the cases)
+    params: tuple[tuple[str, Any], ...] = ()   # (name, default)
+
+
+DEFECTS: dict[str, Defect] = {d.name: d for d in (
+    Defect("accept_any_session_id", "requests with another SessionID are processed as if it matched",
+           "V2G20-460"),
+    Defect("ignore_sequence", "a request out of sequence gets ResponseCode OK instead of FAILED_SequenceError",
+           "V2G20-459"),
+    Defect("keep_tcp_open", "after its final (FAILED or SessionStop) response the SECC never closes TCP",
+           "V2G20-1633"),
+    Defect("never_timeout", "the sequence timer never fires: a silent EV keeps the session open",
+           "V2G20-443"),
+    Defect("late_response", "the response `message` leaves `seconds` late",
+           "V2G20-1502", (("message", "AuthorizationRes"), ("seconds", 1.7))),
+    Defect("wrong_response_code", "the response `message` carries ResponseCode `code`",
+           "V2G20-736", (("message", "ServiceDiscoveryRes"), ("code", "FAILED"))),
+    Defect("stale_present_values", "EVSEPresentVoltage/Current frozen at their first reported value",
+           "V2G20-2183"),
+    Defect("exceed_discharge_limit", "the stage discharges at `factor` x the EV's maximum discharge power",
+           "V2G20-2188", (("factor", 1.5),)),
+    Defect("loop_limits_beyond_cpd", "DC_ChargeLoopRes states limits `factor` x those of DC_ChargeParameterDiscoveryRes",
+           "V2G20-2654", (("factor", 1.5),)),
+    Defect("answer_invalid_v2gtp", "frames with a wrong V2GTP version / inverse version are processed",
+           "TC_SECC_CMN_VTB_V2GTPSessionSetup_004"),
+    Defect("zero_session_id", "SessionSetupRes carries SessionID 0", "V2G20-2106"),
+    Defect("reuse_session_id", "every new session gets the same SessionID", "V2G20-2621"),
+    Defect("sap_lowest_priority", "SupportedAppProtocolRes picks the EV's lowest-priority protocol",
+           "V2G20-169"),
+    Defect("sap_accept_unknown", "an EV offering no supported protocol still gets OK_SuccessfulNegotiation",
+           "TC_SECC_CMN_VTB_SupportedAppProtocol_002"),
+    Defect("no_terminate_notification", "a charger-side stop is not signalled (no EVSENotification Terminate)",
+           "V2G20-1477"),
+)}
+
+_lock = threading.Lock()
+_active: dict[str, dict[str, Any]] = {}
+REUSED_SESSION_ID = "0123456789ABCDEF"
+
+
+def enable(name: str, **params) -> dict:
+    d = DEFECTS.get(name)
+    if d is None:
+        raise BenchError(f"unknown SECC defect {name!r}", where="secc.defect",
+                         fix=f"one of: {', '.join(sorted(DEFECTS))}")
+    allowed = dict(d.params)
+    unknown = set(params) - set(allowed)
+    if unknown:
+        raise BenchError(f"defect {name!r} has no parameter(s) {sorted(unknown)}", where="secc.defect",
+                         fix=f"its parameters: {sorted(allowed) or 'none'}")
+    values = {**allowed, **params}
+    for k in ("seconds", "factor"):
+        if k in values:
+            try:
+                values[k] = float(values[k])
+            except (TypeError, ValueError):
+                raise BenchError(f"defect {name!r}: {k} must be a number, got {values[k]!r}",
+                                 where="secc.defect") from None
+            if not 0 <= values[k] <= 120:
+                raise BenchError(f"defect {name!r}: {k} {values[k]:g} out of 0..120", where="secc.defect")
+    install()
+    with _lock:
+        _active[name] = values
+    return values
+
+
+def disable(name: str | None = None) -> None:
+    with _lock:
+        if name is None:
+            _active.clear()
+        else:
+            _active.pop(name, None)
+
+
+def active(name: str) -> dict | None:
+    """The parameters of defect `name` if it is on, else None."""
+    if not _active:
+        return None
+    with _lock:
+        v = _active.get(name)
+        return dict(v) if v is not None else None
+
+
+def snapshot() -> dict[str, dict]:
+    with _lock:
+        return {k: dict(v) for k, v in _active.items()}
+
+
+def _norm(name: str) -> str:
+    return name.replace("_", "").lower()
+
+
+def _is_secc(obj: Any) -> bool:
+    return type(obj).__module__.startswith("iso15118.secc")
+
+
+def _matches(wanted: str, msg: Any) -> bool:
+    return _norm(wanted) == _norm(type(msg).__name__)
+
+
+# --- hooks on the stack -----------------------------------------------------------------------------
+_installed = False
+
+
+def install() -> None:
+    """Patch the SECC once; each hook does nothing unless its defect is on."""
+    global _installed
+    if _installed:
+        return
+    from v2g_bench.ev import compat
+
+    compat.import_stack()
+    _hook_check_msg()
+    _hook_stop_state_machine()
+    _hook_create_next_message()
+    _hook_send()
+    _hook_stop()
+    _hook_v2gtp_header()
+    _installed = True
+
+
+def _hook_check_msg() -> None:
+    from iso15118.secc.states.secc_state import StateSECC
+
+    original = StateSECC.check_msg
+
+    def check_msg(self, message, *args, **kwargs):
+        if active("accept_any_session_id"):
+            header = getattr(message, "header", None)
+            sid = getattr(self.comm_session, "session_id", None)
+            if header is not None and sid and getattr(header, "session_id", sid) != sid:
+                header.session_id = sid
+        return original(self, message, *args, **kwargs)
+
+    StateSECC.check_msg = check_msg
+
+
+def _hook_stop_state_machine() -> None:
+    from iso15118.secc.states.secc_state import StateSECC
+
+    original = StateSECC.stop_state_machine
+
+    def stop_state_machine(self, reason, faulty_request, response_code, *args, **kwargs):
+        if active("ignore_sequence") and "SEQUENCE" in str(getattr(response_code, "name", response_code)).upper():
+            # answer the out-of-sequence request as if it were fine (the session still ends)
+            response_code = type(response_code)("OK")
+        if active("sap_accept_unknown") and "NO_NEGOTIATION" in str(getattr(response_code, "name", "")).upper():
+            response_code = type(response_code)("OK_SuccessfulNegotiation")
+        return original(self, reason, faulty_request, response_code, *args, **kwargs)
+
+    StateSECC.stop_state_machine = stop_state_machine
+
+
+def _set_code(msg: Any, code: str) -> None:
+    rc = getattr(msg, "response_code", None)
+    if rc is None:
+        return
+    try:
+        msg.response_code = type(rc)(code)
+    except ValueError:       # a code that namespace does not know: the first FAILED* one it has
+        msg.response_code = next(c for c in type(rc) if c.value.startswith("FAILED"))
+
+
+def _hook_create_next_message() -> None:
+    from iso15118.shared.states import State
+
+    original = State.create_next_message
+
+    def create_next_message(self, next_state, next_msg, next_msg_timeout, *args, **kwargs):
+        if _active and _is_secc(self) and next_msg is not None:
+            name = _norm(type(next_msg).__name__)
+            if active("never_timeout"):
+                next_msg_timeout = 3600.0
+            w = active("wrong_response_code")
+            if w and _matches(w["message"], next_msg):
+                _set_code(next_msg, str(w["code"]))
+            if name == "sessionsetupres":
+                sid = ("00" * 8 if active("zero_session_id") else
+                       REUSED_SESSION_ID if active("reuse_session_id") else None)
+                if sid is not None:
+                    self.comm_session.session_id = sid
+                    header = getattr(next_msg, "header", None)
+                    if header is not None:
+                        header.session_id = sid
+            if name == "supportedappprotocolres" and active("sap_lowest_priority"):
+                offered = getattr(self.comm_session, "_v2g_bench_sap_offer", None) or []
+                if offered and getattr(next_msg, "schema_id", None) is not None:
+                    next_msg.schema_id = max(offered, key=lambda p: p.priority).schema_id
+        return original(self, next_state, next_msg, next_msg_timeout, *args, **kwargs)
+
+    State.create_next_message = create_next_message
+    # the SAP state decides from the request; keep what the EV offered for `sap_lowest_priority`
+    from iso15118.secc.states import sap_states
+
+    sap = sap_states.SupportedAppProtocol
+    original_process = sap.process_message
+
+    async def process_message(self, message, message_exi=None):
+        offered = getattr(message, "app_protocol", None)
+        if offered:
+            self.comm_session._v2g_bench_sap_offer = list(offered)
+        return await original_process(self, message, message_exi)
+
+    sap.process_message = process_message
+
+
+def _hook_send() -> None:
+    from iso15118.secc.comm_session_handler import SECCCommunicationSession
+
+    original = SECCCommunicationSession.send
+
+    async def send(self, message):
+        late = active("late_response")
+        if late:
+            msg = getattr(self.current_state, "message", None)
+            if msg is not None and _matches(late["message"], msg):
+                await asyncio.sleep(late["seconds"])
+        return await original(self, message)
+
+    SECCCommunicationSession.send = send
+
+
+def _hook_stop() -> None:
+    from iso15118.secc.comm_session_handler import SECCCommunicationSession
+
+    original = SECCCommunicationSession.stop
+
+    async def stop(self, reason: str):
+        if active("keep_tcp_open"):
+            # the final response went out; stay connected until the EV gives up (bounded)
+            for _ in range(1200):
+                if self.reader.at_eof():
+                    break
+                await asyncio.sleep(0.05)
+        return await original(self, reason)
+
+    SECCCommunicationSession.stop = stop
+
+
+def _hook_v2gtp_header() -> None:
+    from iso15118.shared.messages.v2gtp import V2GTPMessage
+
+    original = V2GTPMessage.is_header_valid.__func__
+
+    @classmethod
+    def is_header_valid(cls, protocol, header):
+        if active("answer_invalid_v2gtp") and len(header) >= 8:
+            # version bytes not checked; payload type and length still are
+            header = bytes([0x01, 0xFE]) + bytes(header[2:])
+        return original(cls, protocol, header)
+
+    V2GTPMessage.is_header_valid = is_header_valid
