@@ -11,12 +11,21 @@ Layout (see docs/scheduler.md):
     [fleet]     count, seed, prefix, arrival = [earliest, latest], departure = [..], soc_pct = [lo, hi],
                 template = {same keys as [[ev]] without name/arrival/departure/soc}
     [frequency_response]  nominal_hz, step_hz, step_at_s, droop_kw_per_hz, reserved_kw, endurance_min,
-                full_activation_s, deadband_hz, hold_s
+                full_activation_s, deadband_hz, hold_s, ev, activation_delay_max_s, droop_tolerance_pct
+    [[tariff_update]]  at (clock time), import_price_by_hour | import_price, export_price_by_hour | ..:
+                a dynamic tariff re-published mid-run (whole-horizon series; the runner re-plans at `at`)
+    [grid_loss] at (clock time), duration_min, transfer_time_max_s, ev: the grid is lost (V2H backup test)
+    [cycling]   fade_pct_per_full_cycle, source: the degradation figure reported for the energy throughput
     [expect]    free-form numbers a test may compare against (e.g. hand-computed costs)
+
+Strict: every problem is listed with its line in the file (unknown keys, values in the wrong unit - a
+percentage given as a fraction, W given as kW, a string with a unit - floor above target, a departure the
+EV's charger cannot reach), before anything is planned or energized.
 """
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +37,7 @@ from v2g_bench.errors import BenchError
 from v2g_bench.scheduler.model import EVRequest, Plan, ScheduleInputError, Site
 
 SCENARIO_DIR = Path(__file__).resolve().parents[2] / "scenarios"
-KINDS = ("peak_shaving", "arbitrage", "frequency_response", "backup", "fleet")
+KINDS = ("peak_shaving", "arbitrage", "frequency_response", "backup", "fleet", "cycling")
 
 
 class ScenarioError(BenchError):
@@ -47,10 +56,14 @@ _KEYS = {
     "ev": {"name", "capacity_kwh", "soc_pct", "soc_kwh", "target_pct", "target_kwh", "floor_pct", "floor_kwh",
            "arrival", "arrival_s", "departure", "departure_s", "max_charge_kw", "max_discharge_kw", "eta_charge",
            "eta_discharge", "degradation_per_kwh", "reserve_kwh", "backup", "charge_curve", "discharge_curve",
-           "loss_model"},
+           "loss_model", "ceiling_pct", "ceiling_kwh"},
     "fleet": {"count", "seed", "prefix", "arrival", "departure", "soc_pct", "template"},
     "frequency_response": {"nominal_hz", "step_hz", "step_at_s", "droop_kw_per_hz", "reserved_kw", "endurance_min",
-                           "full_activation_s", "deadband_hz", "hold_s", "ev"},
+                           "full_activation_s", "deadband_hz", "hold_s", "ev", "activation_delay_max_s",
+                           "droop_tolerance_pct"},
+    "tariff_update": {"at", "import_price", "import_price_by_hour", "export_price", "export_price_by_hour"},
+    "grid_loss": {"at", "duration_min", "transfer_time_max_s", "ev"},
+    "cycling": {"fade_pct_per_full_cycle", "source"},
     "expect": None,  # free-form
 }
 
@@ -66,6 +79,12 @@ class Scenario:
     frequency_response: dict = field(default_factory=dict)
     expect: dict = field(default_factory=dict)
     source: str = "<scenario>"
+    battery_kwh: dict = field(default_factory=dict)        # EV name -> its real capacity (the plan's may be lower:
+    #                                                        a ceiling or the frequency reserve's absorb headroom)
+    tariff_updates: list = field(default_factory=list)     # [(at_s, import_price array, export_price array)]
+    grid_loss: dict = field(default_factory=dict)          # {"at_s", "duration_s", "transfer_time_max_s", "ev"}
+    cycling: dict = field(default_factory=dict)
+    hours: float = 24.0
 
     def plan(self, scheduler=None) -> Plan:
         from v2g_bench.scheduler.lp import Scheduler
@@ -134,6 +153,79 @@ def _unknown(tbl: dict, section: str, where: str, errs: list[str]):
             errs.append(f"{where}.{k}: unknown key (allowed: {', '.join(sorted(allowed))})")
 
 
+_PATH = re.compile(r"^\[?([a-z_]+)(?:\[(\d+)\])?\]?(?:\.([a-z_]+))?")
+_ARRAYS = {"ev", "tariff_update"}
+
+
+def locate(text: str, path: str) -> int | None:
+    """The 1-based line in the TOML text that an error path ("ev[1].floor_pct", "scenario.kind", "[foo]",
+    "fleet[3].x" -> the fleet's template) points at: the key's line, else its table's header line."""
+    m = _PATH.match(path)
+    if not m:
+        return None
+    sec, idx, key = m.group(1), m.group(2), m.group(3)
+    if sec == "fleet" and idx is not None:
+        idx, key = None, "template"
+    lines = text.splitlines()
+    header = re.compile(r"^\s*\[\[\s*%s\s*\]\]" % sec if sec in _ARRAYS else r"^\s*\[\s*%s\s*\]" % sec)
+    hits = [i for i, ln in enumerate(lines) if header.match(ln)]
+    want = int(idx) if (idx is not None and sec in _ARRAYS) else 0
+    if len(hits) <= want:
+        return None
+    start = hits[want]
+    if key is None:
+        return start + 1
+    keyre = re.compile(r"^\s*%s\s*=" % re.escape(key))
+    for i in range(start + 1, len(lines)):
+        if re.match(r"^\s*\[", lines[i]):
+            break
+        if keyre.match(lines[i]):
+            return i + 1
+    return start + 1
+
+
+def _with_lines(errs: list[str], text: str | None) -> list[str]:
+    if not text:
+        return errs
+    out = []
+    for e in errs:
+        n = locate(text, e)
+        out.append(f"line {n}: {e}" if n else e)
+    return out
+
+
+# numeric [[ev]] keys: (unit, plausible range); a value outside it is most likely in another unit
+_EV_UNITS = {
+    "capacity_kwh": ("kWh", 1.0, 2000.0, "Wh given as kWh?"),
+    "max_charge_kw": ("kW", 0.0, 1000.0, "W given as kW?"),
+    "max_discharge_kw": ("kW", 0.0, 1000.0, "W given as kW?"),
+    "eta_charge": ("fraction", 0.5, 1.0, "a percentage given as a fraction? write 0.95, not 95"),
+    "eta_discharge": ("fraction", 0.5, 1.0, "a percentage given as a fraction? write 0.95, not 95"),
+    "soc_kwh": ("kWh", 0.0, 2000.0, "Wh given as kWh?"),
+    "target_kwh": ("kWh", 0.0, 2000.0, "Wh given as kWh?"),
+    "floor_kwh": ("kWh", 0.0, 2000.0, "Wh given as kWh?"),
+    "ceiling_kwh": ("kWh", 0.0, 2000.0, "Wh given as kWh?"),
+    "reserve_kwh": ("kWh", 0.0, 2000.0, "Wh given as kWh?"),
+    "degradation_per_kwh": ("currency/kWh", 0.0, 5.0, "a price per MWh given per kWh?"),
+}
+
+
+def _unit_problems(e: dict, where: str) -> list[str]:
+    errs = []
+    for k, v in e.items():
+        if isinstance(v, str) and k not in ("name", "arrival", "departure"):
+            errs.append(f"{where}.{k} = {v!r}: a string; give a bare number in the key's unit "
+                        f"({_EV_UNITS.get(k, ('see the key suffix',))[0]})")
+            continue
+        if k in _EV_UNITS and isinstance(v, (int, float)) and not isinstance(v, bool):
+            unit, lo, hi, hint = _EV_UNITS[k]
+            if v > hi:         # too small / negative values get their own message further on
+                errs.append(f"{where}.{k} = {v!r} {unit} is above the plausible {lo:g}..{hi:g} {unit}: {hint}")
+        if k.endswith("_pct") and isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1:
+            errs.append(f"{where}.{k} = {v!r}: percent, not a fraction (write {v * 100:g} for {v * 100:g} %)")
+    return errs
+
+
 def load_scenario(path: str | Path) -> Scenario:
     """Load and validate a scenario file; a bare name is looked up in the project's scenarios/ folder."""
     p = Path(path)
@@ -142,14 +234,25 @@ def load_scenario(path: str | Path) -> Scenario:
     if not p.exists():
         known = ", ".join(sorted(x.stem for x in SCENARIO_DIR.glob("*.toml")))
         raise ScenarioError([f"no such scenario file (known: {known})"], where=str(path))
+    text = p.read_text()
     try:
-        data = tomllib.loads(p.read_text())
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError([f"not valid TOML: {e}"], where=str(p)) from None
-    return scenario_from_dict(data, source=str(p))
+    return scenario_from_dict(data, source=str(p), text=text)
 
 
-def scenario_from_dict(data: dict, *, source: str = "<scenario>") -> Scenario:
+def scenario_from_dict(data: dict, *, source: str = "<scenario>", text: str | None = None) -> Scenario:
+    """Validate and build; with the file's `text`, every problem names its line."""
+    try:
+        return _scenario_from_dict(data, source)
+    except ScenarioError as e:
+        if text is None:
+            raise
+        raise ScenarioError(_with_lines(e.errors, text), where=source) from None
+
+
+def _scenario_from_dict(data: dict, source: str) -> Scenario:
     errs: list[str] = []
     for k in data:
         if k not in _KEYS:
@@ -214,8 +317,14 @@ def scenario_from_dict(data: dict, *, source: str = "<scenario>") -> Scenario:
     reserved_kw = float(fr.get("reserved_kw", 0.0)) if fr else 0.0
     endurance_h = float(fr.get("endurance_min", 0.0)) / 60 if fr else 0.0
 
+    battery_kwh: dict[str, float] = {}
+
     def make_ev(e: dict, where: str):
         _unknown(e, "ev", where, errs)
+        unit_errs = _unit_problems(e, where)
+        if unit_errs:
+            errs.extend(unit_errs)
+            return
         cap = e.get("capacity_kwh")
         if isinstance(cap, bool) or not isinstance(cap, (int, float)):
             errs.append(f"{where}.capacity_kwh: missing or not a number")
@@ -240,6 +349,7 @@ def scenario_from_dict(data: dict, *, source: str = "<scenario>") -> Scenario:
             return default
 
         soc, target, floor = energy("soc"), energy("target"), energy("floor", 0.0)
+        ceiling = energy("ceiling", float(cap))
         arr = rel_s(e["arrival"], f"{where}.arrival") if "arrival" in e else e.get("arrival_s", 0.0)
         if "departure" in e:
             dep = rel_s(e["departure"], f"{where}.departure")
@@ -260,14 +370,47 @@ def scenario_from_dict(data: dict, *, source: str = "<scenario>") -> Scenario:
                 # energy in the cells to island the household load for N hours through the inverter
                 reserve = max(float(reserve), float(b["load_kw"]) * float(b["hours"]) / float(eta_d))
         pc, pd = e.get("max_charge_kw"), e.get("max_discharge_kw", 0.0)
-        if None in (soc, target, arr, dep, pc):
+        if None in (soc, target, arr, dep, pc, floor, ceiling):
             if pc is None:
                 errs.append(f"{where}.max_charge_kw: missing")
             return
+        eta_c = float(e.get("eta_charge", 0.95))
+        n_before = len(errs)
+        if floor > target + 1e-9:
+            errs.append(f"{where}.floor_{'pct' if 'floor_pct' in e else 'kwh'}: the floor ({floor:g} kWh) is above "
+                        f"the departure target ({target:g} kWh)")
+        if max(floor, float(reserve)) > soc + 1e-9:
+            errs.append(f"{where}.soc_{'pct' if 'soc_pct' in e else 'kwh'}: the EV arrives with {soc:g} kWh, below "
+                        f"its floor/reserve of {max(floor, float(reserve)):g} kWh")
+        if target > ceiling + 1e-9:
+            errs.append(f"{where}.target_{'pct' if 'target_pct' in e else 'kwh'}: the target ({target:g} kWh) is above "
+                        f"the ceiling ({ceiling:g} kWh)")
+        if dep > hours * 3600 + 1e-6:
+            errs.append(f"{where}.departure: {dep / 3600:g} h after the start, beyond the scenario's {hours:g} h")
+        elif isinstance(pc, (int, float)) and target > soc and dep > max(arr, 0.0):
+            window_h = (dep - arr) / 3600.0
+            reach = pc * eta_c * window_h
+            if target - soc > reach + 1e-9:
+                errs.append(f"{where}.departure: unreachable - {target - soc:g} kWh to add in {window_h:g} h at "
+                            f"<= {pc:g} kW x eta {eta_c:g} = {reach:g} kWh at most")
+        if len(errs) > n_before:
+            return
+        battery_kwh[str(e.get("name", where))] = float(cap)
+        plan_cap = float(ceiling)
         if reserved_kw:
             # frequency response: keep +-reserved_kw of power headroom and endurance_min of energy both ways
             pc, pd = pc - reserved_kw, pd - reserved_kw
             floor = floor + reserved_kw * endurance_h / float(eta_d)
+            # ... and room to ABSORB it: endurance_min of full up-regulation into the battery
+            plan_cap = plan_cap - reserved_kw * endurance_h * eta_c
+            if target > plan_cap + 1e-9:
+                errs.append(f"{where}: target {target:g} kWh leaves no room to absorb the frequency reserve "
+                            f"({reserved_kw:g} kW for {endurance_h * 60:g} min) below {plan_cap:g} kWh")
+                return
+            if soc > plan_cap + 1e-9:
+                errs.append(f"{where}: arrives with {soc:g} kWh, above {plan_cap:g} kWh: no room to absorb the "
+                            f"frequency reserve ({reserved_kw:g} kW for {endurance_h * 60:g} min)")
+                return
             if pc < 0 or pd < 0:
                 errs.append(f"{where}: frequency_response.reserved_kw = {reserved_kw} exceeds the EV's power limits")
                 return
@@ -285,7 +428,7 @@ def scenario_from_dict(data: dict, *, source: str = "<scenario>") -> Scenario:
                                                              direction=direction)
         try:
             evs.append(EVRequest(**curves,
-                name=str(e.get("name", where)), capacity_kwh=cap, soc_kwh=soc, target_kwh=target,
+                name=str(e.get("name", where)), capacity_kwh=plan_cap, soc_kwh=soc, target_kwh=target,
                 departure_s=dep, max_charge_kw=pc, max_discharge_kw=pd, floor_kwh=floor, reserve_kwh=reserve,
                 arrival_s=arr, eta_charge=e.get("eta_charge", 0.95), eta_discharge=eta_d,
                 degradation_per_kwh=e.get("degradation_per_kwh", 0.0)))
@@ -325,6 +468,53 @@ def scenario_from_dict(data: dict, *, source: str = "<scenario>") -> Scenario:
                     make_ev(e, f"fleet[{i}]")
     if not evs and not errs:
         errs.append("no EV: give [[ev]] tables or a [fleet] table")
+    names = {e.name for e in evs}
+    updates = []
+    raw_up = data.get("tariff_update", [])
+    if not isinstance(raw_up, list):
+        errs.append("tariff_update: must be an array of tables [[tariff_update]]")
+        raw_up = []
+    for i, u in enumerate(raw_up):
+        w = f"tariff_update[{i}]"
+        _unknown(u, "tariff_update", w, errs)
+        at = rel_s(u.get("at"), f"{w}.at") if "at" in u else None
+        if "at" not in u:
+            errs.append(f"{w}.at: missing (the clock time the new prices are published)")
+        ui = _series(u, "import_price", n, sph, w, errs)
+        if ui is None and not any(x.startswith(f"{w}.import_price") for x in errs):
+            errs.append(f"{w}.import_price: missing")
+        ue = _series(u, "export_price", n, sph, w, errs)
+        if at is not None and not 0 < at < hours * 3600:
+            errs.append(f"{w}.at: {at / 3600:g} h after the start is outside the scenario's {hours:g} h")
+        if at is not None and ui is not None:
+            updates.append((float(at), ui, ui.copy() if ue is None else ue))
+    loss = data.get("grid_loss", {})
+    grid_loss = {}
+    if loss:
+        _unknown(loss, "grid_loss", "grid_loss", errs)
+        at = rel_s(loss.get("at", "00:00"), "grid_loss.at") if "at" in loss else None
+        dur = loss.get("duration_min")
+        tt = loss.get("transfer_time_max_s")
+        if at is None:
+            errs.append("grid_loss.at: missing (clock time of the grid loss)")
+        for key, v in (("duration_min", dur), ("transfer_time_max_s", tt)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+                errs.append(f"grid_loss.{key} = {v!r}: must be a number > 0")
+        if loss.get("ev") not in names:
+            errs.append(f"grid_loss.ev = {loss.get('ev')!r}: not one of the scenario's EVs ({', '.join(sorted(names))})")
+        if not errs:
+            grid_loss = {"at_s": float(at), "duration_s": 60.0 * float(dur), "transfer_time_max_s": float(tt),
+                         "ev": loss["ev"]}
+    cyc = data.get("cycling", {})
+    if cyc:
+        _unknown(cyc, "cycling", "cycling", errs)
+        v = cyc.get("fade_pct_per_full_cycle")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+            errs.append(f"cycling.fade_pct_per_full_cycle = {v!r}: a percentage per full cycle, 0 <= x < 1")
+        if not isinstance(cyc.get("source"), str):
+            errs.append("cycling.source: missing (where the fade rate comes from)")
+    if fr and fr.get("ev") is not None and fr.get("ev") not in names and evs:
+        errs.append(f"frequency_response.ev = {fr.get('ev')!r}: not one of the scenario's EVs")
     expect = data.get("expect", {})
     if errs:
         raise ScenarioError(errs, where=source)
@@ -335,7 +525,9 @@ def scenario_from_dict(data: dict, *, source: str = "<scenario>") -> Scenario:
     except ScheduleInputError as x:
         raise ScenarioError([str(x)], where=source) from None
     return Scenario(name=name, kind=kind, description=str(sc.get("description", "")), site=site, evs=evs,
-                    start_clock_h=start_h, frequency_response=dict(fr), expect=dict(expect), source=source)
+                    start_clock_h=start_h, frequency_response=dict(fr), expect=dict(expect), source=source,
+                    battery_kwh=battery_kwh, tariff_updates=updates, grid_loss=grid_loss, cycling=dict(cyc),
+                    hours=float(hours))
 
 
 def list_scenarios() -> list[Path]:
