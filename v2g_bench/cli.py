@@ -23,6 +23,7 @@ SUB_APPS = {
     "csms": ("v2g_bench.csms.cli", "Run the CSMS emulator (OCPP 2.0.1 / 2.1) by hand."),
     "schedule": ("v2g_bench.scheduler.cli", "Compute the reference charge/discharge plan of a scenario."),
     "exi": ("v2g_bench.exi.cli", "Encode/decode ISO 15118 EXI messages."),
+    "analyze": ("v2g_bench.oracle.cli", "Judge an ISO 15118 / DIN capture (pcap) with the independent oracle."),
 }
 _missing_sub_apps: dict[str, str] = {}
 
@@ -48,24 +49,34 @@ def run(
     workers: int = typer.Option(0, "-n", help="Parallel workers (pytest-xdist); 0 = in this process."),
     reports: Path = typer.Option(Path("reports"), "--reports", help="Output folder for results, evidence and HTML."),
     html: bool = typer.Option(True, "--html/--no-html", help="Build the Allure HTML report at the end."),
+    test_report: bool = typer.Option(True, "--test-report/--no-test-report", help="Write the signable test report (HTML + PDF)."),
+    operator: Optional[str] = typer.Option(None, "--operator", help="Who runs it (default: [bench] operator, $V2G_OPERATOR, the user)."),
     pytest_args: List[str] = typer.Argument(None, help="Extra arguments passed to pytest after '--'."),
 ):
     """The main job: run the suite (default: against the built-in virtual lab), print a summary, write the report."""
     from v2g_bench.harness.runner import run_suite
     code = run_suite(bench=bench, dut=dut, keyword=k, markexpr=m, suite=suite, workers=workers,
-                     reports=reports, html=html, extra=list(pytest_args or []))
+                     reports=reports, html=html, extra=list(pytest_args or []), operator=operator,
+                     test_report=test_report)
     raise typer.Exit(code)
 
 
 @app.command()
 def report(
-    results: Path = typer.Option(Path("reports/allure-results"), "--results", help="Allure results folder."),
-    out: Path = typer.Option(Path("reports/html"), "--out", help="Where to write the HTML report."),
+    run: Optional[str] = typer.Argument(None, help="Run folder, run id (prefix) or 'latest' (default)."),
+    reports: Path = typer.Option(Path("reports"), "--reports", help="Reports folder holding runs/."),
+    results: Optional[Path] = typer.Option(None, "--results", help="A bare Allure results folder instead of a run."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write (default: the run folder)."),
+    allure: bool = typer.Option(True, "--allure/--no-allure", help="Build the Allure HTML (html/index.html)."),
+    pdf: bool = typer.Option(True, "--pdf/--no-pdf", help="Also render the test report as PDF."),
+    compare: Optional[List[str]] = typer.Option(None, "--compare", help="Compare two runs: --compare RUN_A --compare RUN_B "
+                                                "(or --compare RUN_A alone: against the given/latest run)."),
+    list_runs: bool = typer.Option(False, "--list", help="List the runs in the reports folder."),
 ):
-    """Build the Allure HTML report from results, offline (a single self-contained HTML file)."""
-    from v2g_bench.harness.runner import build_html
-    path = build_html(results, out)
-    console.print(f"report: {path}")
+    """Reports of a run: the Allure HTML, the signable test report (HTML + PDF); or compare two runs."""
+    from v2g_bench.report.command import report_command
+    raise typer.Exit(report_command(run=run, reports=reports, results=results, out=out, allure=allure, pdf=pdf,
+                                    compare=list(compare or []), list_runs=list_runs, console=console))
 
 
 profile_app = typer.Typer(help="Bench and DUT profiles.", no_args_is_help=True)
