@@ -175,12 +175,24 @@ class SlacEvseService:
             pass
 
 
-async def start_service(plant, cfg: dict, ctx) -> SlacEvseService:
+class _NoWire:
+    """No ISO 15118 wire in this lab (no veth): SLAC has nothing to run on; status says why."""
+
+    def status(self) -> dict:
+        return {"state": "off", "why": "no ISO 15118 wire (services.secc without a veth interface)"}
+
+    async def stop(self) -> None:
+        return None
+
+
+async def start_service(plant, cfg: dict, ctx) -> SlacEvseService | _NoWire:
     iface = cfg.get("iface") or ((ctx.ready.get("iso15118") or {}).get("secc_iface") if ctx else None)
     if not iface:
-        from v2g_bench.errors import LabError
-        raise LabError("services.slac: no interface (set iface, or enable services.secc on a veth)",
-                       where="services.slac.iface")
+        log.info("SLAC off: no ISO 15118 wire")
+        off = _NoWire()
+        if ctx is not None:
+            ctx.register_op("slac.status", off.status)
+        return off
     svc = SlacEvseService(plant, iface, cfg)
     await svc.start()
     if ctx is not None:
