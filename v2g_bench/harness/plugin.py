@@ -367,7 +367,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     if reporting.worker_id(config) == "main":
         reporting.write_traceability(Path(config._v2g_reports),
                                      [(i, n, t["verdict"]) for n, t in _TRACE.items() for i in t["ids"]])
-    results = Path(getattr(config.option, "allure_report_dir", None) or Path(config._v2g_reports) / "allure-results")
+        if _INTERRUPT:
+            _junit_property(config, "run.status", f"interrupted by the operator ({_INTERRUPT['by']}) "
+                                                  f"during {_INTERRUPT['nodeid']}")
+    if not getattr(config.option, "allure_report_dir", None):
+        return                                  # no Allure results asked for (the harness' own tests)
+    results = Path(config.option.allure_report_dir)
     reporting.write_identities(results, reporting.worker_id(config), config.__dict__.get("_v2g_identities", {}))
     if reporting.worker_id(config) == "main":   # the xdist controller (or a plain run) writes the environment
         profiles = config._v2g_profiles
@@ -376,7 +381,55 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
                 profiles = _profiles(config)
             except pytest.UsageError:
                 profiles = (None, None)
-        reporting.write_environment(results, *profiles)
+        from v2g_bench.report.runs import read_manifest
+        reporting.write_environment(results, *profiles, manifest=read_manifest(Path(config._v2g_reports)))
+
+
+def _junit_property(config: pytest.Config, name: str, value: str) -> None:
+    from _pytest.junitxml import xml_key
+    xml = config.stash.get(xml_key, None)
+    if xml is not None:
+        xml.add_global_property(name, value)
+
+
+# ---------------------------------------------------------------------- interrupted runs ---
+_INTERRUPT: dict[str, str] = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem):
+    """Ctrl-C / SIGTERM mid-test: the test is recorded as an error "interrupted by the operator" with its
+    evidence (pytest itself would drop it), then the interrupt goes on and stops the run."""
+    try:
+        return (yield)
+    except KeyboardInterrupt as e:
+        _record_interrupt(item, e)
+        raise
+
+
+def _record_interrupt(item: pytest.Item, exc: KeyboardInterrupt) -> None:
+    by = "SIGTERM" if "signal 15" in str(exc) else "SIGINT, Ctrl-C"
+    _INTERRUPT.update(by=by, nodeid=item.nodeid)
+    msg = (f"INTERRUPTED by the operator ({by}) while this test ran: no verdict on the DUT; "
+           "every opened role is unwound to its safe state")
+    result = _allure_result(item)
+    if result is not None:
+        from allure_commons.model2 import Status, StatusDetails
+        result.status = Status.BROKEN
+        result.statusDetails = StatusDetails(message=msg)
+    try:
+        _apply_suite_labels(item)
+        _attach_evidence(item)
+    except Exception:  # noqa: BLE001 - recording must not mask the interrupt
+        pass
+    start = getattr(getattr(item, "_v2g_evidence", None), "started", None)
+    import time as _time
+    duration = _time.monotonic() - start if start else 0.0
+    for when, outcome, longrepr in (("setup", "failed", msg), ("teardown", "passed", None)):
+        rep = TestReport(item.nodeid, item.location, {}, outcome, longrepr, when,
+                         user_properties=list(item.user_properties), duration=duration if when == "setup" else 0.0)
+        rep.v2g_interrupted = True
+        item.ihook.pytest_runtest_logreport(report=rep)
 
 
 # ------------------------------------------------------------------------- Ctrl-C / SIGTERM ---

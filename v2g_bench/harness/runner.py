@@ -1,23 +1,36 @@
-"""`v2g-bench run`: the suite with a live progress display, a verdict table, and the report."""
+"""`v2g-bench run`: the suite into its own run folder, with live progress, a verdict table, and the reports.
+
+Each run writes reports/runs/<UTC time>-<DUT>/ (see v2g_bench.report.runs); `reports/latest` points at it.
+Progress: on a terminal a bar with ETA and one line per finished case; elsewhere (CI logs, pipes)
+one plain line per case that never wraps.
+"""
 from __future__ import annotations
 
+import getpass
+import os
 import shutil
 import subprocess
+import sys
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from rich.table import Table
 
 from v2g_bench.errors import BenchError
-from v2g_bench.profiles import REPO_ROOT
+from v2g_bench.profiles import DEFAULT_BENCH, DEFAULT_DUT, REPO_ROOT
 
 console = Console(stderr=True)
 DEFAULT_SUITE = REPO_ROOT / "tests" / "conformance"
+RANK = {"passed": 0, "skipped": 1, "inconclusive": 2, "failed": 3, "error": 4}
+COLOURS = {"passed": "green", "failed": "red", "error": "magenta", "inconclusive": "yellow"}
 
 
 def classify(report) -> str | None:
@@ -32,9 +45,6 @@ def classify(report) -> str | None:
         msg = str(lr[2])
     elif lr is not None and hasattr(lr, "reprcrash") and lr.reprcrash is not None:
         msg = lr.reprcrash.message or ""
-    props = dict(getattr(report, "user_properties", None) or ())
-    if report.when == "call" and props.get("v2g_verdict") and (report.failed or report.skipped):
-        return props["v2g_verdict"]        # decided from the exception's type by the plugin
     if report.skipped:
         return "inconclusive" if "INCONCLUSIVE" in msg else "skipped"
     if report.failed:
@@ -50,55 +60,78 @@ def classify(report) -> str | None:
 class Tally:
     verdicts: dict[str, str] = field(default_factory=dict)     # nodeid -> verdict
     messages: dict[str, str] = field(default_factory=dict)
+    durations: dict[str, float] = field(default_factory=dict)
     total: int = 0
+    interrupted: str | None = None                             # the test the operator interrupted
 
     def record(self, report) -> None:
+        self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + float(getattr(report, "duration", 0) or 0)
+        if getattr(report, "v2g_interrupted", False):
+            self.interrupted = report.nodeid
         v = classify(report)
         if v is None:
             return
         prev = self.verdicts.get(report.nodeid)
         # the worst verdict of setup/call/teardown wins (a teardown error after a pass is an error)
-        rank = {"passed": 0, "skipped": 1, "inconclusive": 2, "failed": 3, "error": 4}
-        if prev is None or rank[v] > rank[prev]:
+        if prev is None or RANK[v] > RANK[prev]:
             self.verdicts[report.nodeid] = v
             if v in ("failed", "error", "inconclusive"):
                 lr = report.longrepr
                 msg = lr[2] if isinstance(lr, tuple) else getattr(getattr(lr, "reprcrash", None), "message", str(lr))
-                self.messages[report.nodeid] = str(msg).splitlines()[0][:160] if msg else ""
+                self.messages[report.nodeid] = str(msg).splitlines()[0][:200] if msg else ""
 
     def count(self, v: str) -> int:
         return sum(1 for x in self.verdicts.values() if x == v)
 
+    def counts(self) -> dict[str, int]:
+        return {v: self.count(v) for v in RANK}
+
+
+def case_line(i: int, total: int, verdict: str, nodeid: str, duration_s: float) -> str:
+    """One line per finished case: never wrapped, whatever the terminal width."""
+    width = len(str(total or i))
+    return f"[{i:>{width}}/{total or '?'}] {verdict.upper():<12} {nodeid} ({duration_s:.1f} s)"
+
 
 class ProgressPlugin:
-    def __init__(self, progress: Progress):
+    """Live progress: a rich bar with ETA on a terminal, plain lines elsewhere."""
+
+    def __init__(self, progress: Progress | None, stream=None):
         self.progress = progress
-        self.task = progress.add_task("collecting", total=None)
+        self.stream = stream or sys.stderr
+        self.task = progress.add_task("collecting", total=None) if progress else None
         self.tally = Tally()
         self.done: set[str] = set()
 
+    def _set_total(self, n: int) -> None:
+        self.tally.total = max(self.tally.total, n)
+        if self.progress:
+            self.progress.update(self.task, total=self.tally.total, description="running")
+
     def pytest_collection_finish(self, session):
-        self.tally.total = len(session.items)
-        self.progress.update(self.task, total=self.tally.total, description="running")
+        self._set_total(len(session.items))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids):
-        self.tally.total = max(self.tally.total, len(ids))
-        self.progress.update(self.task, total=self.tally.total, description="running")
+        self._set_total(len(ids))
 
     def pytest_runtest_logreport(self, report):
         self.tally.record(report)
         if report.when == "teardown" and report.nodeid not in self.done:
             self.done.add(report.nodeid)
             v = self.tally.verdicts.get(report.nodeid, "?")
-            colour = {"passed": "green", "failed": "red", "error": "magenta", "inconclusive": "yellow"}.get(v, "dim")
-            self.progress.console.print(f"[{colour}]{v.upper():<12}[/{colour}] {escape(report.nodeid)}")
-            self.progress.update(self.task, advance=1, description=report.nodeid.split("::")[-1][:40])
+            line = case_line(len(self.done), self.tally.total, v, report.nodeid, self.tally.durations.get(report.nodeid, 0.0))
+            if self.progress:
+                c = COLOURS.get(v, "dim")
+                self.progress.console.print(f"[{c}]{escape(line)}[/{c}]", overflow="ellipsis", no_wrap=True, crop=True)
+                self.progress.update(self.task, advance=1, description=report.nodeid.split("::")[-1][:40])
+            else:
+                print(line, file=self.stream, flush=True)
 
     def pytest_collectreport(self, report):
         if report.failed:
             self.tally.verdicts[report.nodeid or "<collection>"] = "error"
-            self.tally.messages[report.nodeid or "<collection>"] = str(report.longrepr).splitlines()[-1][:160]
+            self.tally.messages[report.nodeid or "<collection>"] = str(report.longrepr).splitlines()[-1][:200]
 
 
 def summary_table(tally: Tally) -> Table:
@@ -119,7 +152,7 @@ def allure_cli() -> str | None:
 def build_html(results: Path, out: Path, timeout_s: float = 300) -> Path:
     results, out = Path(results), Path(out)
     if not results.is_dir() or not any(results.glob("*-result.json")):
-        raise BenchError(f"no Allure results in {results}", fix="run 'v2g-bench run' first (it writes reports/allure-results)")
+        raise BenchError(f"no Allure results in {results}", fix="run 'v2g-bench run' first (it writes reports/runs/<run>)")
     cli = allure_cli()
     if cli is None:
         raise BenchError("the Allure CLI is not installed",
@@ -138,17 +171,77 @@ def build_html(results: Path, out: Path, timeout_s: float = 300) -> Path:
     return out / "index.html"
 
 
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def start_manifest(bench_p, dut_p, *, operator: str | None, argv: list[str], build_order: int) -> dict:
+    from v2g_bench.report.runs import dut_key
+    return {
+        "run_id": None, "status": "running", "started": _now_iso(), "ended": None, "build_order": build_order,
+        "operator": operator or bench_p.operator or os.environ.get("V2G_OPERATOR") or _user(),
+        "dut": {"key": dut_key(dut_p.vendor, dut_p.model, dut_p.serial), "vendor": dut_p.vendor, "model": dut_p.model,
+                "serial": dut_p.serial, "firmware": dut_p.firmware, "profile": str(dut_p.path)},
+        "bench": {"name": bench_p.name, "profile": str(bench_p.path), "laboratory": bench_p.laboratory,
+                  "kind": "built-in virtual lab" if bench_p.uses_builtin_lab else "real bench"},
+        "argv": argv, "pid": os.getpid(),
+    }
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def mark_junit_interrupted(junit: Path, by: str, nodeid: str | None) -> None:
+    """JUnit says the run was interrupted: a testsuite property and the error's own message."""
+    try:
+        tree = ET.parse(junit)
+    except (OSError, ET.ParseError):
+        return
+    root = tree.getroot()
+    for suite in ([root] if root.tag == "testsuite" else root.iter("testsuite")):
+        props = suite.find("properties")
+        if props is None:
+            props = ET.Element("properties")
+            suite.insert(0, props)
+        if not any(p.get("name") == "run.status" for p in props):
+            ET.SubElement(props, "property", name="run.status", value=f"interrupted by the operator ({by})")
+    for err in root.iter("error"):       # pytest words it 'failed on setup with "INTERRUPTED …"'
+        m = err.get("message") or ""
+        if "INTERRUPTED" in m:
+            err.set("message", m[m.index("INTERRUPTED"):].rstrip('"'))
+    tree.write(junit, encoding="utf-8", xml_declaration=True)
+
+
 def run_suite(*, bench=None, dut=None, keyword=None, markexpr=None, suite=(), workers=0,
-              reports: Path = Path("reports"), html=True, extra=()) -> int:
+              reports: Path = Path("reports"), html=True, extra=(), operator: str | None = None,
+              test_report: bool = True) -> int:
+    from v2g_bench.harness import reporting
+    from v2g_bench.profiles import load_bench, load_dut
+    from v2g_bench.report import runs
     reports = Path(reports).resolve()
-    results = reports / "allure-results"
+    bench_p = load_bench(bench or DEFAULT_BENCH)
+    dut_p = load_dut(dut or DEFAULT_DUT)
+    manifest = start_manifest(bench_p, dut_p, operator=operator, argv=sys.argv[1:], build_order=1)
+    key = manifest["dut"]["key"]
+    previous = runs.previous_runs(reports, key)
+    run_dir = runs.new_run_dir(reports, key)
+    manifest["run_id"] = run_dir.name
+    manifest["build_order"] = int((runs.read_manifest(previous[0]) or {}).get("build_order") or 0) + 1 if previous else 1
+    manifest["previous_run"] = previous[0].name if previous else None
+    manifest["selection"] = {"k": keyword, "m": markexpr, "suite": [str(s) for s in suite] or [str(DEFAULT_SUITE)]}
+    runs.write_manifest(run_dir, manifest)
+    runs.set_latest(reports, run_dir)
+    results = run_dir / "allure-results"
+    runs.carry_history(previous[0] if previous else None, results)
+    junit = run_dir / "junit.xml"
     args = [str(p) for p in (suite or [DEFAULT_SUITE])]
-    args += ["-p", "no:terminal", "-p", "no:cacheprovider", "--alluredir", str(results), "--clean-alluredir",
-             "--junitxml", str(reports / "junit.xml"), "--v2g-reports", str(reports), "-o", "console_output_style=classic"]
-    if bench:
-        args += ["--bench", str(bench)]
-    if dut:
-        args += ["--dut", str(dut)]
+    args += ["-p", "no:terminal", "-p", "no:cacheprovider", "--alluredir", str(results),
+             "--junitxml", str(junit), "--v2g-reports", str(run_dir), "-o", "console_output_style=classic",
+             "--bench", str(bench_p.path), "--dut", str(dut_p.path)]
     if keyword:
         args += ["-k", keyword]
     if markexpr:
@@ -156,23 +249,58 @@ def run_suite(*, bench=None, dut=None, keyword=None, markexpr=None, suite=(), wo
     if workers:
         args += ["-n", str(workers)]
     args += list(extra)
+    console.print(f"run {run_dir.name}: DUT {dut_p.vendor} {dut_p.model} s/n {dut_p.serial} fw {dut_p.firmware} "
+                  f"on bench {bench_p.name!r}, operator {manifest['operator']}", soft_wrap=True)
     t0 = time.monotonic()
-    with Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
-        plugin = ProgressPlugin(progress)
-        code = pytest.main(args, plugins=[plugin])
-    tally = plugin.tally
+    code = None
+    try:
+        if console.is_terminal:
+            with Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=True) as progress:
+                plugin = ProgressPlugin(progress)
+                code = pytest.main(args, plugins=[plugin])
+        else:
+            plugin = ProgressPlugin(None)
+            code = pytest.main(args, plugins=[plugin])
+    finally:
+        tally = plugin.tally
+        interrupted = code is None or int(code) == 2
+        by = None
+        if interrupted:
+            from v2g_bench.harness import plugin as v2g_plugin
+            by = v2g_plugin._INTERRUPT.get("by") or "SIGINT, Ctrl-C"
+        manifest.update(status="interrupted" if interrupted else "complete", ended=_now_iso(),
+                        exit_code=None if code is None else int(code), collected=tally.total,
+                        counts=tally.counts(), interrupted_by=by, interrupted_case=tally.interrupted,
+                        duration_s=round(time.monotonic() - t0, 1))
+        runs.write_manifest(run_dir, manifest)
+        if interrupted and junit.exists():
+            mark_junit_interrupted(junit, by, tally.interrupted)
+        try:
+            reporting.write_environment(results, bench_p, dut_p, manifest=manifest)
+        except OSError as e:
+            console.print(f"[yellow]could not write the Allure environment:[/yellow] {e}")
     console.print(summary_table(tally))
     bad = [(n, v) for n, v in tally.verdicts.items() if v in ("failed", "error", "inconclusive")]
     for nodeid, v in bad:
-        console.print(f"  {v.upper():<12} {escape(nodeid)}  {escape(tally.messages.get(nodeid, ''))}")
-    console.print(f"{len(tally.verdicts)} tests in {time.monotonic() - t0:.1f} s; results: {results}; "
-                  f"JUnit: {reports / 'junit.xml'}")
+        console.print(f"  {v.upper():<12} {escape(nodeid)}  {escape(tally.messages.get(nodeid, ''))}", soft_wrap=True)
+    if interrupted:
+        console.print(f"[yellow]INTERRUPTED by the operator ({by})[/yellow] after {len(tally.verdicts)} of "
+                      f"{tally.total} cases; {max(0, tally.total - len(tally.verdicts))} never ran. "
+                      "Every opened role was unwound to its safe state.", soft_wrap=True)
+    console.print(f"{len(tally.verdicts)} tests in {time.monotonic() - t0:.1f} s; run folder: {run_dir}", soft_wrap=True)
     if html:
         try:
-            console.print(f"report: {build_html(results, reports / 'html')}")
+            console.print(f"Allure report: {build_html(results, run_dir / 'html')}", soft_wrap=True)
         except BenchError as e:
-            console.print(f"[yellow]no HTML report:[/yellow] {e}")
+            console.print(f"[yellow]no Allure HTML report:[/yellow] {e}", soft_wrap=True)
+    if test_report:
+        try:
+            from v2g_bench.report.testreport import build_test_report
+            paths = build_test_report(run_dir)
+            console.print("test report: " + ", ".join(str(p) for p in paths), soft_wrap=True)
+        except BenchError as e:
+            console.print(f"[yellow]no test report:[/yellow] {e}", soft_wrap=True)
     if int(code) in (2, 3, 4):          # interrupted, internal error, usage error
         return int(code)
     if tally.count("failed") or tally.count("error"):

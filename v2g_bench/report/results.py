@@ -66,6 +66,14 @@ class Case:
     steps: list[tuple[str, str]] = field(default_factory=list)
     parameters: dict[str, str] = field(default_factory=dict)
     figures: list[Figure] = field(default_factory=list)
+    pixit_used: dict[str, Any] = field(default_factory=dict)   # from the engine's case-steps.json
+    deviations: list[str] = field(default_factory=list)
+
+    @property
+    def title_ids(self) -> list[str]:
+        """The case's own ID (engine label as_id) first, then the requirement IDs it links."""
+        own = self.labels.get("as_id") or []
+        return list(dict.fromkeys([*own, *self.ids]))
 
     @property
     def verdict(self) -> str:
@@ -222,15 +230,45 @@ def figures_from(results_dir: Path, case: Case) -> list[Figure]:
             if not (isinstance(d, dict) and isinstance(d.get("checks"), list) and "kind" in d):
                 continue
             metrics = d.get("metrics") if isinstance(d.get("metrics"), dict) else {}
+            u_by_name = _uncertainties(metrics)
             for c in d["checks"]:
                 if not isinstance(c, dict) or "name" not in c:
                     continue
                 name = str(c["name"])
-                u = metrics.get(f"{name} uncertainty", metrics.get("uncertainty") if len(d["checks"]) == 1 else None)
+                u = u_by_name.get(name)
+                if u is None and c.get("limit") is None:
+                    continue            # a bare statistic without limit or uncertainty: in the evidence, not the report
                 out.append(Figure(name=f"{d['kind']}: {name}", value=_num(c.get("value")), unit=str(c.get("unit", "")),
                                   uncertainty=_num(u), limit=_num(c.get("limit")), op=str(c.get("op", "")),
                                   passed=c.get("passed"), source=att.name))
     return out
+
+
+def _uncertainties(metrics: dict) -> dict[str, float]:
+    """Expanded uncertainties a verification result states, by check name: `<name> uncertainty` keys, and
+    the round-trip efficiency's per-level `U_rte` (its checks are named "RTE at <P/1000> kW")."""
+    out = {k.removesuffix(" uncertainty"): v for k, v in metrics.items()
+           if k.endswith(" uncertainty") and _num(v) is not None}
+    for lv in metrics.get("levels") or []:
+        if isinstance(lv, dict) and _num(lv.get("U_rte")) is not None and _num(lv.get("power_level_w")) is not None:
+            out[f"RTE at {float(lv['power_level_w']) / 1000:g} kW"] = float(lv["U_rte"])
+    return out
+
+
+def _case_steps(results_dir: Path, case: Case) -> None:
+    """PIXITs used and deviations the conformance engine recorded for a case (its case-steps.json)."""
+    for att in case.attachments:
+        if att.name.endswith("case-steps.json") and 0 <= att.size < 2_000_000:
+            try:
+                d = json.loads((results_dir / att.source).read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                return
+            if isinstance(d, dict):
+                if isinstance(d.get("pixit"), dict):
+                    case.pixit_used = d["pixit"]
+                if isinstance(d.get("deviations"), list):
+                    case.deviations = [str(x) for x in d["deviations"]]
+            return
 
 
 def _num(v: Any) -> float | None:
@@ -309,6 +347,7 @@ def load_run(path: str | Path, *, expected_dut: str | None = None, with_figures:
     if with_figures:
         for c in data.cases:
             c.figures = figures_from(results_dir, c)
+            _case_steps(results_dir, c)
     for name in PICS_PIXIT_NAMES:
         for folder in (path, results_dir):
             if data.pics_pixit is None and (folder / name).is_file():

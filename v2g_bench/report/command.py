@@ -1,0 +1,76 @@
+"""`v2g-bench report`: build a run's reports, list runs, or compare two runs. Bad input never tracebacks:
+a missing, partial or foreign folder is said so, and what there is still gets reported."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from v2g_bench.errors import BenchError
+from v2g_bench.report import runs
+
+
+def _resolve(reports: Path, spec: str | None) -> Path:
+    p = runs.resolve_run(reports, spec)
+    if p is None:
+        known = ", ".join(r.name for r in runs.list_runs(reports)[-3:]) or "none"
+        raise BenchError(f"no run {spec or 'latest'!r} in {Path(reports) / runs.RUNS} (latest runs: {known})",
+                         fix="run 'v2g-bench run' first, or give a run folder's path ('v2g-bench report --list')")
+    return p
+
+
+def report_command(*, run: str | None, reports: Path, results: Path | None, out: Path | None, allure: bool,
+                   pdf: bool, compare: list[str], list_runs: bool, console: Console) -> int:
+    from v2g_bench.report.results import load_run
+    reports = Path(reports)
+    if list_runs:
+        t = Table(title=f"runs in {reports / runs.RUNS}")
+        for col in ("run", "status", "DUT", "firmware", "passed", "failed", "error", "inconclusive", "skipped"):
+            t.add_column(col)
+        for r in runs.list_runs(reports):
+            m = runs.read_manifest(r) or {}
+            c = m.get("counts") or {}
+            d = m.get("dut") or {}
+            t.add_row(r.name, str(m.get("status", "?")), str(d.get("key", "?")), str(d.get("firmware", "?")),
+                      *(str(c.get(v, "")) for v in ("passed", "failed", "error", "inconclusive", "skipped")))
+        console.print(t)
+        return 0
+    if compare:
+        from v2g_bench.report.compare import compare_runs, render_markdown
+        if len(compare) > 2:
+            raise BenchError(f"--compare takes two runs, got {len(compare)}", fix="--compare RUN_A --compare RUN_B")
+        a_spec, b_spec = (compare[0], compare[1]) if len(compare) == 2 else (compare[0], run)
+        a_dir, b_dir = _resolve(reports, a_spec), _resolve(reports, b_spec)
+        a, b = load_run(a_dir), load_run(b_dir)
+        cmp = compare_runs(a, b)
+        md = render_markdown(cmp)
+        target = (Path(out) if out else (b_dir if b_dir.is_dir() else Path("."))) / f"compare-{a.run_id}.md"
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(md)
+        except OSError as e:
+            console.print(f"[yellow]could not write {target}: {e}[/yellow]")
+        console.print(escape(md), soft_wrap=True)
+        console.print(f"written: {target}")
+        return 1 if cmp.new_failures else 0
+    run_dir = Path(results) if results else _resolve(reports, run)
+    if not run_dir.exists():
+        raise BenchError(f"{run_dir} does not exist", fix="give a run folder (reports/runs/<id>) or an Allure results folder")
+    data = load_run(run_dir, with_figures=False)
+    for w in data.warnings:
+        console.print(f"[yellow]note:[/yellow] {escape(w)}", soft_wrap=True)
+    target = Path(out) if out else (run_dir if results is None else run_dir.parent)
+    code = 0
+    if allure:
+        from v2g_bench.harness.runner import build_html
+        try:
+            console.print(f"Allure report: {build_html(data.results_dir, target / 'html')}", soft_wrap=True)
+        except BenchError as e:
+            console.print(f"[yellow]no Allure HTML:[/yellow] {escape(str(e))}", soft_wrap=True)
+            code = 2
+    from v2g_bench.report.testreport import build_test_report
+    paths = build_test_report(run_dir, pdf=pdf, out_dir=target)
+    console.print("test report: " + ", ".join(str(p) for p in paths), soft_wrap=True)
+    return code
