@@ -155,7 +155,7 @@ def test_response_overrides_and_boot_rejection(make_csms, make_station):
 def test_station_callerror_and_timeout_are_reported(make_csms, make_station):
     csms, st = connected(make_csms, make_station, "2.1")
     with pytest.raises(CallErrorReceived) as ei:
-        csms.call("UnlockConnector", {"evseId": 1, "connectorId": 1})
+        csms.call("CancelReservation", {"reservationId": 1})     # no reservations in the simulated station
     assert ei.value.code == "NotSupported"             # compat: the 2.1 station answers an unhandled action
     with pytest.raises(Nonconformance, match="did not answer"):
         csms.call_frame("Reset", {"type": "Immediate"}, timeout=0.0001)

@@ -13,7 +13,7 @@ from v2g_bench.csms.compat import NOT_IMPLEMENTED_TEXT, NOT_SUPPORTED_TEXT
 from v2g_bench.csms.recording import CALLERROR
 from v2g_bench.lab.charger.profile_stack import ProfileStack, iso
 
-from conftest import PASSWORD
+PASSWORD = "bench-password-0123"      # the station conftest's CSMS password
 
 
 @pytest.mark.parametrize("version", ["2.0.1", "2.1"])

@@ -1,0 +1,96 @@
+"""Switchable defects of the simulated station, so every conformance case can be shown to fail.
+
+A defect is a named, documented deviation from OCPP that the station's code checks at one place
+(`station.defects.on("name")`). Switch them with the lab's control op `station.defects`
+(`{"op": "station.defects", "set": ["seq_no_skip"]}`) or the lab config
+`services.station.defects = [...]`; `station.clear` restores the configured set.
+
+`caught_by` names the case that fails with the defect and passes without it: the CI subset
+(tests/unit/station/test_station_defects.py) runs exactly these pairs; `make mutation-ocpp` runs
+every case under every defect and prints the matrix (docs/ocpp-suite.md keeps the table).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from v2g_bench.errors import BenchError
+
+
+@dataclass(frozen=True)
+class Defect:
+    name: str
+    what: str           # what the station does wrong
+    caught_by: str      # a case row id (case[ocppX]) that fails with it
+
+
+DEFECTS: dict[str, Defect] = {d.name: d for d in (
+    Defect("no_status_after_boot", "sends no StatusNotification after an accepted boot", "TC_B_01_CS[ocpp2.0.1]"),
+    Defect("set_variable_not_stored", "answers SetVariables Accepted but keeps the old value", "TC_B_09_CS[ocpp2.0.1]"),
+    Defect("accept_bad_value", "accepts a badly formatted value (non-integer interval)", "TC_B_11_CS[ocpp2.1]"),
+    Defect("write_read_only", "lets SetVariables overwrite a ReadOnly variable", "TC_B_39_CS[ocpp2.0.1]"),
+    Defect("unknown_component_as_variable", "answers UnknownVariable where the component is unknown",
+           "TC_B_32_CS[ocpp2.0.1]"),
+    Defect("report_missing_request_id", "NotifyReport carries another requestId than asked", "TC_B_12_CS[ocpp2.0.1]"),
+    Defect("reset_no_reboot", "answers Reset Accepted and does not reboot", "TC_B_20_CS[ocpp2.0.1]"),
+    Defect("missing_security_event", "sends no SecurityEventNotification for a reset / security change",
+           "TC_A_09_CS[ocpp2.0.1]"),
+    Defect("seq_no_skip", "skips a seqNo after the transaction's Started event", "TC_E_40_CS[ocpp2.0.1]"),
+    Defect("drop_offline_queue", "drops the TransactionEvents it queued while offline", "TC_E_43_CS[ocpp2.1]"),
+    Defect("no_offline_flag", "sends queued events without offline=true", "TC_E_44_CS[ocpp2.0.1]"),
+    Defect("ended_without_stopped_reason", "Ended event without transactionInfo.stoppedReason",
+           "TC_F_08_CS[ocpp2.0.1]"),
+    Defect("no_remote_start_id", "Started after RequestStartTransaction without remoteStartId",
+           "TC_F_01_CS[ocpp2.0.1]"),
+    Defect("trigger_not_sent", "answers TriggerMessage Accepted but never sends the message", "TC_F_20_CS[ocpp2.1]"),
+    Defect("unlock_during_transaction", "unlocks the connector during an authorized transaction",
+           "TC_F_05_CS[ocpp2.0.1]"),
+    Defect("transaction_status_wrong", "GetTransactionStatus says ongoing=false for the running transaction",
+           "TC_E_30_CS[ocpp2.0.1]"),
+    Defect("accept_invalid_profile", "accepts a TxProfile without a running transaction / on evseId 0",
+           "TC_K_02_CS[ocpp2.0.1]"),
+    Defect("clear_always_accepted", "ClearChargingProfile answers Accepted when nothing matched", "TC_K_08_CS[ocpp2.1]"),
+    Defect("composite_ignores_station_max", "composite schedule leaves out the ChargingStationMaxProfile",
+           "TC_K_41_CS[ocpp2.0.1]"),
+    Defect("ignore_discharge_limit", "discharges beyond the profile's discharge limit / setpoint",
+           "TC_K_60_CS[ocpp2.0.1]"),
+    Defect("ignore_setpoint", "2.1: ignores a CentralSetpoint period's setpoint (charges at the EV's wish)",
+           "TC_Q_109_CS[ocpp2.1]"),
+    Defect("accept_invalid_der_control", "2.1: accepts a DER control it must reject (unsupported type)",
+           "TC_R_103_CS[ocpp2.1]"),
+    Defect("network_profile_any_slot", "accepts SetNetworkProfile for a slot outside NetworkConfigurationPriority",
+           "TC_B_43_CS[ocpp2.0.1]"),
+    Defect("security_downgrade", "accepts a lower SecurityCtrlr.SecurityProfile", "TC_A_22_CS[ocpp2.0.1]"),
+)}
+
+
+class Defects:
+    """The defects switched on in one station."""
+
+    def __init__(self, names=()):
+        self.configured = self._checked(names)
+        self.active: set[str] = set(self.configured)
+
+    @staticmethod
+    def _checked(names) -> frozenset[str]:
+        if isinstance(names, str):
+            names = [names]
+        unknown = sorted(set(names) - set(DEFECTS))
+        if unknown:
+            raise BenchError(f"unknown station defect(s) {unknown}", where="station defects",
+                             fix=f"one of {', '.join(sorted(DEFECTS))}")
+        return frozenset(names)
+
+    def on(self, name: str) -> bool:
+        if name not in DEFECTS:           # a typo in the station's own code must not read as "off"
+            raise KeyError(f"no station defect named {name!r}")
+        return name in self.active
+
+    def set(self, names) -> list[str]:
+        self.active = set(self._checked(names))
+        return sorted(self.active)
+
+    def reset(self) -> None:
+        self.active = set(self.configured)
+
+    def listing(self) -> dict:
+        return {"active": sorted(self.active), "known": {d.name: d.what for d in DEFECTS.values()}}
