@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import highspy
 import numpy as np
 
+from v2g_bench.errors import BenchError
 from v2g_bench.scheduler.lp import INF, SIMULTANEOUS_TOL_KW, Scheduler, _build, _CachedModel, _layout, new_highs
 from v2g_bench.scheduler.model import EVRequest, InfeasibleSchedule, ScheduleInputError, Site, interval_window
 
@@ -111,6 +112,8 @@ class FleetResult:
     notes: list[str] = field(default_factory=list)
     gap: float = 0.0            # decomposition: upper - lower bound on the total cost
     iterations: int = 0
+    master_s: float = 0.0       # decomposition: time in the master LP
+    pricing_s: float = 0.0      # decomposition: time in the per-EV pricing
 
     @property
     def total_cost(self) -> float:
@@ -223,47 +226,168 @@ def plan_fleet_shared(site: Site, evs: list[EVRequest], *, metering: str = "ev")
 
 # ---- Dantzig-Wolfe ---------------------------------------------------------------------------------------
 
-class LocalShard:
-    """Prices a subset of the fleet in this process. Message in: (duals per interval, convexity duals);
-    message out: new columns (ev index, tariff cost, charge, discharge) and the sum of negative reduced costs."""
+class PlanWorkerLost(BenchError):
+    """A pricing worker (process or cluster node) died or stopped answering mid-plan: no partial plan is
+    returned."""
 
-    def __init__(self, site: Site, evs: list[EVRequest], index: list[int]):
+
+@dataclass(frozen=True)
+class FeederLimit:
+    """A limit on a subset of the fleet (a feeder, a transformer, a building), below the site's.
+
+    `members`: EV names; nested feeders name their `parent` (None = directly under the site). Limits in kW
+    apply to `load_kw` (that feeder's other load, optional) plus the members' net power."""
+
+    name: str
+    members: tuple[str, ...]
+    import_limit_kw: float | None = None
+    export_limit_kw: float | None = None
+    load_kw: np.ndarray | None = None
+    parent: str | None = None
+
+
+def _limit_tree(site: Site, evs: list[EVRequest], feeders):
+    """-> (lo (nodes, T), hi (nodes, T), path per leaf node (tuple of node ids, root 0 first), leaf of each EV).
+
+    Node 0 is the site. Feeders must nest (a child's members inside its parent's)."""
+    T = site.n
+    base = site.base_kw()
+    imp = site.import_limit_kw if site.import_limit_kw is not None else INF
+    exp = site.export_limit_kw if site.export_limit_kw is not None else INF
+    lo = [np.where(np.isfinite(-exp - base), -exp - base, -INF)]
+    hi = [np.where(np.isfinite(imp - base), imp - base, INF)]
+    names = {e.name: j for j, e in enumerate(evs)}
+    node_of = {None: 0}
+    members = {0: set(range(len(evs)))}
+    parents = [None]
+    for f in feeders or ():
+        if f.name in node_of:
+            raise ScheduleInputError(f"feeder {f.name!r} is defined twice", where="feeders")
+        if f.parent not in node_of:
+            raise ScheduleInputError(f"feeder {f.name!r}: parent {f.parent!r} is not defined before it",
+                                     where="feeders", fix="list parents before their children")
+        unknown = [m for m in f.members if m not in names]
+        if unknown:
+            raise ScheduleInputError(f"feeder {f.name!r}: unknown EV(s) {unknown[:3]}", where="feeders")
+        mine = {names[m] for m in f.members}
+        p = node_of[f.parent]
+        if not mine <= members[p]:
+            raise ScheduleInputError(f"feeder {f.name!r} has EVs outside its parent {f.parent or 'site'!r}",
+                                     where="feeders", fix="feeders must nest: a child's EVs inside its parent's")
+        for other, m in members.items():   # siblings must not overlap
+            if other != p and parents[other] == p and m & mine:
+                raise ScheduleInputError(f"feeder {f.name!r} overlaps a sibling feeder", where="feeders")
+        fl = np.zeros(T) if f.load_kw is None else np.asarray(f.load_kw, float)
+        if fl.shape != (T,) or not np.all(np.isfinite(fl)):
+            raise ScheduleInputError(f"feeder {f.name!r}: load_kw must be {T} finite values", where="feeders")
+        fi = INF if f.import_limit_kw is None else float(f.import_limit_kw)
+        fe = INF if f.export_limit_kw is None else float(f.export_limit_kw)
+        if not fi >= 0 or not fe >= 0:
+            raise ScheduleInputError(f"feeder {f.name!r}: limits must be >= 0 kW", where="feeders")
+        lo.append(np.where(np.isfinite(fe), -fe - fl, -INF))
+        hi.append(np.where(np.isfinite(fi), fi - fl, INF))
+        node_of[f.name] = len(parents)
+        members[len(parents)] = mine
+        parents.append(p)
+    leaf = np.zeros(len(evs), np.int32)
+    depth = {0: 0}
+    for n in range(1, len(parents)):
+        depth[n] = depth[parents[n]] + 1
+    for n in sorted(members, key=lambda n: depth[n]):   # deepest feeder wins
+        leaf[list(members[n])] = n
+    paths = {}
+    for n in range(len(parents)):
+        path, m = [], n
+        while m is not None:
+            path.append(m)
+            m = parents[m]
+        paths[n] = tuple(reversed(path))
+    return np.array(lo), np.array(hi), paths, leaf
+
+
+class LocalShard:
+    """Prices a subset of the fleet in this process and keeps every distinct plan of its EVs.
+
+    The master only sees *block* sums (a block = a group of EVs with one convexity row): message in
+    (column id, prices per limit-tree leaf, convexity duals per block), message out (per block: tariff cost,
+    net power, reduced cost). At the end `recover(weights)` mixes each EV's own plans with its block's weights.
+    """
+
+    def __init__(self, site: Site, evs: list[EVRequest], index: list[int], groups=None, leaf_of_group=None):
         # similar EVs back to back: the previous EV's basis is then a better warm start
         order = sorted(range(len(evs)), key=lambda k: (evs[k].arrival_s, evs[k].departure_s))
-        self.site, self.evs, self.index = site, [evs[k] for k in order], [index[k] for k in order]
+        self.site, self.evs = site, [evs[k] for k in order]
+        self.index = np.array([index[k] for k in order], dtype=np.int64)
+        g = np.asarray(groups if groups is not None else index, dtype=np.int64)[order]
+        self.group_ids, self.gpos = np.unique(g, return_inverse=True)
+        self.leaf = (np.zeros(len(self.group_ids), np.int64) if leaf_of_group is None
+                     else np.asarray(leaf_of_group)[self.group_ids])
         self.solver = FastEVSolver(site)
         self.bases: dict[int, object] = {}
+        self.plans: list[list[tuple]] = [[] for _ in self.evs]   # distinct (charge, discharge, cost) per EV
+        self.choice: dict[int, np.ndarray] = {}                  # column id -> index into plans, per EV
 
-    def price(self, y: np.ndarray, sigma: np.ndarray, tol: float):
-        cols, rc_sum = [], 0.0
+    def price(self, k: int, leaf_prices: np.ndarray, sigma: np.ndarray, tol: float = 0.0):
+        T = self.site.n
+        leaf_prices = np.atleast_2d(np.asarray(leaf_prices, float))
+        G = len(self.group_ids)
+        cost, net = np.zeros(G), np.zeros((G, T))
+        choice = np.empty(len(self.evs), np.int32)
         hs = self.solver.model.highs
-        for j, ev in zip(self.index, self.evs):
+        for pos, ev in enumerate(self.evs):
+            gp = self.gpos[pos]
+            y = leaf_prices[self.leaf[gp]]
             # each EV restarts from its own last basis: between iterations only its prices moved a little
-            if j in self.bases:
-                hs.setBasis(self.bases[j])
-            r = self.solver.solve(ev, extra_kw_cost=-y)
-            self.bases[j] = hs.getBasis()
+            if pos in self.bases:
+                hs.setBasis(self.bases[pos])
+            r = self.solver.solve(ev, extra_kw_cost=-y if y.any() else None)
+            self.bases[pos] = hs.getBasis()
             if r is None:
-                return None, j
-            c, d, cost = r
-            rc = cost - float(np.dot(y, c - d)) - sigma[j]
-            if rc < -tol:
-                cols.append((j, cost, c, d))
-                rc_sum += rc
-        return cols, rc_sum
+                return None, int(self.index[pos])
+            c, d, cst = r
+            plans = self.plans[pos]
+            for q in range(len(plans) - 1, -1, -1):   # an EV's answer often repeats: keep one copy
+                c0, d0, _ = plans[q]
+                if np.max(np.abs(c0 - c)) <= 1e-10 and np.max(np.abs(d0 - d)) <= 1e-10:
+                    break
+            else:
+                q = len(plans)
+                plans.append((c.copy(), d.copy(), cst))
+            choice[pos] = q
+            c0, d0, cst0 = plans[q]
+            net[gp] += c0 - d0
+            cost[gp] += cst0
+        self.choice[k] = choice
+        rc = cost - np.einsum("gt,gt->g", net, leaf_prices[self.leaf]) - np.asarray(sigma)[self.group_ids]
+        return self.group_ids, cost, net, rc
+
+    def recover(self, weights: dict[int, np.ndarray]):
+        """weights: column id -> weight per block (all blocks). -> (EV indices, charge, discharge, cost)."""
+        T = self.site.n
+        n = len(self.evs)
+        C, D, cost = np.zeros((n, T)), np.zeros((n, T)), np.zeros(n)
+        for k, w in weights.items():
+            wk = np.asarray(w)[self.group_ids][self.gpos]
+            ch = self.choice[k]
+            for pos in np.flatnonzero(wk > 1e-12):
+                c, d, cst = self.plans[pos][ch[pos]]
+                C[pos] += wk[pos] * c
+                D[pos] += wk[pos] * d
+                cost[pos] += wk[pos] * cst
+        return self.index, C, D, cost
 
     def close(self):
         pass
 
 
-def _shard_main(conn, site, evs, index):
-    shard = LocalShard(site, evs, index)
+def _shard_main(conn, site, evs, index, groups, leaf_of_group):
+    shard = LocalShard(site, evs, index, groups, leaf_of_group)
     try:
         while True:
             msg = conn.recv()
             if msg[0] == "stop":
                 break
-            conn.send(shard.price(*msg[1:]))
+            conn.send(getattr(shard, msg[0])(*msg[1:]))
     finally:
         conn.close()
 
@@ -271,20 +395,32 @@ def _shard_main(conn, site, evs, index):
 class ProcessShard:
     """The same shard in a worker process (one persistent HiGHS model per worker)."""
 
-    def __init__(self, site, evs, index):
+    def __init__(self, site, evs, index, groups=None, leaf_of_group=None):
         ctx = _mp_context()
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_shard_main, args=(child, site, evs, index), daemon=True)
+        self.proc = ctx.Process(target=_shard_main, args=(child, site, evs, index, groups, leaf_of_group),
+                                daemon=True)
         self.proc.start()
         child.close()
 
-    def send(self, y, sigma, tol):
-        self.conn.send(("price", y, sigma, tol))
+    def send(self, *msg):
+        try:
+            self.conn.send(msg)
+        except (BrokenPipeError, OSError) as e:
+            raise PlanWorkerLost(f"pricing worker pid {self.proc.pid} is gone ({e})", where="fleet shard",
+                                 fix="re-run the plan; see the worker's log for why it died") from e
 
     def recv(self, timeout_s: float = 600.0):
-        if not self.conn.poll(timeout_s):
-            raise InfeasibleSchedule([f"pricing worker gave no answer within {timeout_s} s"], where="fleet shard")
-        return self.conn.recv()
+        try:
+            if self.conn.poll(timeout_s):
+                return self.conn.recv()
+        except (EOFError, OSError):
+            pass
+        else:
+            raise PlanWorkerLost(f"pricing worker pid {self.proc.pid} gave no answer within {timeout_s} s",
+                                 where="fleet shard")
+        raise PlanWorkerLost(f"pricing worker pid {self.proc.pid} died mid-plan (exit code {self.proc.exitcode})",
+                             where="fleet shard", fix="re-run the plan; see the worker's log for why it died")
 
     def close(self):
         try:
@@ -295,6 +431,40 @@ class ProcessShard:
         if self.proc.is_alive():
             self.proc.kill()
             self.proc.join(5)
+
+
+class ShardSet:
+    """The pricing step as a map over shards: in this process (workers <= 1) or one process per shard.
+
+    Another engine (see `distributed.py`) implements the same three calls: price, recover, close."""
+
+    def __init__(self, site, evs, groups, leaf_of_group, workers: int):
+        G = int(groups.max()) + 1
+        blocks = np.array_split(np.arange(G), max(1, min(workers, G)))
+        self.parts = []
+        for b in blocks:
+            idx = np.flatnonzero((groups >= b[0]) & (groups <= b[-1])) if b.size else np.zeros(0, int)
+            self.parts.append(([evs[i] for i in idx], list(idx), groups[idx]))
+        cls = ProcessShard if workers > 1 else LocalShard
+        self.shards = [cls(site, e, i, g, leaf_of_group) for e, i, g in self.parts]
+        self.remote = workers > 1
+
+    def _map(self, *msg):
+        if self.remote:
+            for s in self.shards:
+                s.send(*msg)
+            return [s.recv() for s in self.shards]
+        return [getattr(s, msg[0])(*msg[1:]) for s in self.shards]
+
+    def price(self, k, leaf_prices, sigma):
+        return self._map("price", k, leaf_prices, sigma)
+
+    def recover(self, weights):
+        return self._map("recover", weights)
+
+    def close(self):
+        for s in self.shards:
+            s.close()
 
 
 def _sample_prices(site: Site, evs: list[EVRequest], n: int) -> np.ndarray | None:
@@ -319,12 +489,38 @@ def _sample_prices(site: Site, evs: list[EVRequest], n: int) -> np.ndarray | Non
     return rows[n * site.n:n * site.n + site.n].copy() if rows.size >= (n + 1) * site.n else None
 
 
-def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1, max_iter: int = 300,
-                          rel_gap: float = 1e-7, seed_sample: int = 300) -> FleetResult:
-    """Dantzig-Wolfe price coordination for EVs (per-EV billing) sharing the site import/export limit.
+def default_block_size(n_evs: int) -> int:
+    """EVs per master block. One block per EV (classic Dantzig-Wolfe) converges in the fewest rounds, but
+    the master then has one convexity row per EV and each simplex pivot prices every column, so its cost
+    grows ~N^2; blocks of similar EVs keep the master at ~500 rows for a few more rounds (docs/scheduler.md)."""
+    return max(1, n_evs // 500)
 
+
+def _blocks(evs: list[EVRequest], leaf: np.ndarray, block_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Block id per EV (blocks never span two limit-tree leaves) and the leaf of each block."""
+    groups = np.empty(len(evs), np.int64)
+    leaf_of_group = []
+    for node in np.unique(leaf):
+        idx = np.flatnonzero(leaf == node)
+        # similar plug-in windows share a block: their plans move together with the prices
+        idx = idx[np.argsort([evs[i].arrival_s * 1e6 + evs[i].departure_s for i in idx], kind="stable")]
+        for chunk in np.array_split(idx, max(1, -(-len(idx) // block_size))):
+            groups[chunk] = len(leaf_of_group)
+            leaf_of_group.append(node)
+    return groups, np.array(leaf_of_group, np.int64)
+
+
+def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1, max_iter: int = 300,
+                          rel_gap: float = 1e-7, seed_sample: int = 300, block_size: int | None = None,
+                          feeders: list[FeederLimit] | None = None, pricing=None) -> FleetResult:
+    """Dantzig-Wolfe price coordination for EVs (per-EV billing) sharing the site import/export limit and,
+    optionally, a tree of feeder limits below it.
+
+    `block_size`: EVs per master block (default `default_block_size`; 1 = one convexity row per EV).
     `seed_sample`: for fleets larger than twice this, the first columns are also priced with the duals of an
-    exact LP over a random sample of this many EVs (0 = off)."""
+    exact LP over a random sample of this many EVs (0 = off). `pricing(site, evs, groups, leaf_of_group)`
+    returns the shard set to price on (default: `ShardSet` with `workers` processes; `distributed.py` gives a
+    cluster's). The result is exact to `rel_gap` (`FleetResult.gap` is the certified upper - lower bound)."""
     t0 = time.perf_counter()
     _check_fleet(evs)
     if site.pv_kw is not None or site.demand_charge_per_kw > 0:
@@ -337,123 +533,130 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
     from v2g_bench.scheduler.explain import precheck
     precheck(site, evs)
     T, N, h = site.n, len(evs), site.h
-    base = site.base_kw()
-    imp = site.import_limit_kw if site.import_limit_kw is not None else INF
-    exp = site.export_limit_kw if site.export_limit_kw is not None else INF
-    # master: rows 0..T-1 coupling (range), T..T+N-1 convexity (= 1); artificial columns for feasibility
+    lo_rows, hi_rows, paths, leaf = _limit_tree(site, evs, feeders)
+    n_nodes = lo_rows.shape[0]
+    groups, leaf_of_group = _blocks(evs, leaf, block_size or default_block_size(N))
+    G = len(leaf_of_group)
+    # master: rows node*T + t coupling (ranges), n_nodes*T + g convexity (= 1); artificial columns for feasibility
     master = new_highs()
     # added columns keep the last basis primal feasible: primal simplex re-solves it warm
     master.setOptionValue("simplex_strategy", 4)
     master.setOptionValue("presolve", "off")
     # per kW and interval: dearer than any tariff gain from 1 kW in one interval, small enough to stay well scaled
     big = 10.0 * h * T * (float(np.abs(site.import_price).max()) + max(e.degradation_per_kwh for e in evs) + 0.01)
-    lo_c = np.where(np.isfinite(-exp - base), -exp - base, -INF)
-    hi_c = np.where(np.isfinite(imp - base), imp - base, INF)
-    master.addRows(T, lo_c, hi_c, 0, np.zeros(1, np.int32), np.zeros(0, np.int32), np.zeros(0))
-    master.addRows(N, np.ones(N), np.ones(N), 0, np.zeros(1, np.int32), np.zeros(0, np.int32), np.zeros(0))
-    np.arange(T, dtype=np.int32)
-    for sign in (1.0, -1.0):  # artificial over/under-shoot of the limit
-        for t in range(T):
-            master.addCol(big, 0.0, INF, 1, np.array([t], np.int32), np.array([-sign]))
-    n_art = 2 * T
-    columns: list[tuple[int, float, np.ndarray, np.ndarray]] = []
+    R = n_nodes * T
+    master.addRows(R, lo_rows.ravel(), hi_rows.ravel(), 0, np.zeros(1, np.int32), np.zeros(0, np.int32), np.zeros(0))
+    master.addRows(G, np.ones(G), np.ones(G), 0, np.zeros(1, np.int32), np.zeros(0, np.int32), np.zeros(0))
+    n_art = 2 * R
+    art_rows = np.concatenate([np.arange(R), np.arange(R)]).astype(np.int32)
+    master.addCols(n_art, np.full(n_art, big), np.zeros(n_art), np.full(n_art, INF), n_art,
+                   np.arange(n_art, dtype=np.int32), art_rows, np.concatenate([-np.ones(R), np.ones(R)]))
+    columns: list[tuple[int, int]] = []   # master column -> (block, column id)
 
-    def add_columns(cols):
-        for j, cost, c, d in cols:
-            net = c - d
-            nz = np.flatnonzero(np.abs(net) > 1e-12)
-            idx = np.concatenate([nz, [T + j]]).astype(np.int32)
-            val = np.concatenate([net[nz], [1.0]])
-            master.addCol(cost, 0.0, INF, len(idx), idx, val)
-            columns.append((j, cost, c, d))
+    def add_columns(k, answers, tol):
+        costs, starts, idx, val = [], [], [], []
+        nnz = 0
+        for a in answers:
+            gids, cost, net, rc = a
+            for q in np.flatnonzero(rc < -tol) if tol is not None else range(len(gids)):
+                g = int(gids[q])
+                nz = np.flatnonzero(np.abs(net[q]) > 1e-12)
+                paths_n = paths[int(leaf_of_group[g])]
+                r = np.concatenate([np.concatenate([m * T + nz for m in paths_n]), [R + g]]).astype(np.int32)
+                v = np.concatenate([np.tile(net[q][nz], len(paths_n)), [1.0]])
+                starts.append(nnz)
+                nnz += r.size
+                idx.append(r)
+                val.append(v)
+                costs.append(cost[q])
+                columns.append((g, k))
+        if costs:
+            m = len(costs)
+            master.addCols(m, np.array(costs), np.zeros(m), np.full(m, INF), nnz, np.array(starts, np.int32),
+                           np.concatenate(idx), np.concatenate(val))
+        return len(costs)
 
-    # shards
-    order = np.arange(N)
-    splits = np.array_split(order, max(1, workers))
-    if workers > 1:
-        shards = [ProcessShard(site, [evs[i] for i in s], list(s)) for s in splits]
-    else:
-        shards = [LocalShard(site, evs, list(order))]
+    def leaf_prices(y_rows):
+        y = y_rows.reshape(n_nodes, T)
+        return np.array([y[list(paths[n])].sum(axis=0) for n in range(n_nodes)])
 
-    def price_all(y, sigma, tol):
-        if workers > 1:
-            for s in shards:
-                s.send(y, sigma, tol)
-            answers = [s.recv() for s in shards]
-        else:
-            answers = [s.price(y, sigma, tol) for s in shards]
-        cols, rc = [], 0.0
-        for a, r in answers:
-            if a is None:
-                raise InfeasibleSchedule([f"EV {evs[r].name!r} has no feasible plan on its own"], where="fleet")
-            cols += a
-            rc += r
-        return cols, rc
+    def price(k, y_rows, sigma):
+        answers = shards.price(k, leaf_prices(y_rows), sigma)
+        for a in answers:
+            if a[0] is None:
+                raise InfeasibleSchedule([f"EV {evs[a[1]].name!r} has no feasible plan on its own"], where="fleet")
+        return answers
 
+    shards = (pricing or (lambda *a: ShardSet(*a, workers=workers)))(site, evs, groups, leaf_of_group)
     try:
         # initial columns: every EV's own optimum (zero coordination price)
-        cols, _ = price_all(np.zeros(T), np.full(N, INF), -INF)
-        add_columns(cols)
-        seeded = seed_sample and N > 2 * seed_sample and (site.import_limit_kw is not None
-                                                          or site.export_limit_kw is not None)
+        k = 0
+        add_columns(k, price(k, np.zeros(R), np.zeros(G)), None)
+        coupled = bool(np.isfinite(lo_rows).any() or np.isfinite(hi_rows).any())
+        seeded = seed_sample and N > 2 * seed_sample and not feeders and coupled
         y_seed = _sample_prices(site, evs, seed_sample) if seeded else None
         if y_seed is not None and np.any(y_seed != 0):
-            cols, _ = price_all(y_seed, np.full(N, INF), -INF)
-            add_columns(cols)
+            k += 1
+            add_columns(k, price(k, y_seed, np.zeros(G)), None)
         it, lb, ub = 0, -INF, INF
         t_master = t_price = 0.0
         for it in range(1, max_iter + 1):
             tm = time.perf_counter()
             master.run()
             t_master += time.perf_counter() - tm
+            if master.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                raise InfeasibleSchedule([f"the master LP ended {master.modelStatusToString(master.getModelStatus())}"],
+                                         where="plan_fleet_decomposed")
             sol = master.getSolution()
             ub = master.getInfo().objective_function_value
-            y = np.asarray(sol.row_dual[:T])
-            sigma = np.asarray(sol.row_dual[T:])
+            y = np.asarray(sol.row_dual[:R])
+            sigma = np.asarray(sol.row_dual[R:])
             tol = 1e-9 * max(1.0, abs(ub))
             tm = time.perf_counter()
-            cols, rc = price_all(y, sigma, tol)
+            k += 1
+            answers = price(k, y, sigma)
             t_price += time.perf_counter() - tm
-            lb = max(lb, ub + rc)
-            if not cols or ub - lb <= rel_gap * max(1.0, abs(ub)):
+            lb = max(lb, ub + sum(float(np.minimum(a[3], 0.0).sum()) for a in answers))
+            if ub - lb <= rel_gap * max(1.0, abs(ub)) or not add_columns(k, answers, tol):
                 break
-            add_columns(cols)
         x = np.asarray(master.getSolution().col_value)
-        art = x[:n_art]
-        if art.max(initial=0.0) > 1e-6:
+        if x[:n_art].max(initial=0.0) > 1e-6:
             from v2g_bench.scheduler.explain import explain_infeasible
+            if feeders:
+                raise InfeasibleSchedule(["the feeder limits cannot be met with every EV reaching its target"],
+                                         where="plan_fleet_decomposed")
             raise explain_infeasible(Scheduler(), site, evs, "ev")
-        C = np.zeros((N, T))
-        D = np.zeros((N, T))
-        cost = np.zeros(N)
-        for w, (j, cst, c, d) in zip(x[n_art:], columns):
+        weights: dict[int, np.ndarray] = {}
+        for w, (g, kk) in zip(x[n_art:], columns):
             if w > 1e-12:
-                C[j] += w * c
-                D[j] += w * d
-                cost[j] += w * cst
-        notes = [f"master {t_master:.2f} s, pricing {t_price:.2f} s over {it} iterations"]
-        both = np.flatnonzero(((C > SIMULTANEOUS_TOL_KW) & (D > SIMULTANEOUS_TOL_KW)).any(axis=1))
-        unresolved = 0
-        for j in both:
-            # a convex combination of plans can mix charging and discharging: net it; the net power (and so
-            # the coupling) is unchanged and fewer losses only raise the SOC, so only the capacity can break
-            net = C[j] - D[j]
-            c2, d2 = np.clip(net, 0, None), np.clip(-net, 0, None)
-            soc = _soc(evs[j], c2, d2, h)
-            if soc.max() <= evs[j].capacity_kwh + 1e-9:
-                ev = evs[j]
-                cost[j] = float(h * (np.dot(site.import_price, c2) - np.dot(site.export_price, d2))
-                                + h * ev.degradation_per_kwh * np.sum(ev.eta_charge * c2 + d2 / ev.eta_discharge))
-                C[j], D[j] = c2, d2
-            else:
-                unresolved += 1
-        if both.size:
-            notes.append(f"{both.size} EV(s) mixed charge/discharge columns; netted {both.size - unresolved}, "
-                         f"{unresolved} unresolved")
-        S = np.array([_soc(evs[j], C[j], D[j], h) for j in range(N)])
-        return FleetResult([e.name for e in evs], C - D, S, cost, site.dt_s,
-                           f"dantzig-wolfe ({workers} shard(s))", time.perf_counter() - t0, notes,
-                           gap=float(ub - lb), iterations=it)
+                weights.setdefault(kk, np.zeros(G))[g] += w
+        C, D, cost = np.zeros((N, T)), np.zeros((N, T)), np.zeros(N)
+        for index, c, d, cst in shards.recover(weights):
+            C[index], D[index], cost[index] = c, d, cst
     finally:
-        for s in shards:
-            s.close()
+        shards.close()
+    notes = [f"master {t_master:.2f} s, pricing {t_price:.2f} s over {it} iterations, {G} block(s) of "
+             f"~{N // G} EV(s), {len(columns)} columns"]
+    both = np.flatnonzero(((C > SIMULTANEOUS_TOL_KW) & (D > SIMULTANEOUS_TOL_KW)).any(axis=1))
+    unresolved = 0
+    for j in both:
+        # a convex combination of plans can mix charging and discharging: net it; the net power (and so
+        # the coupling) is unchanged and fewer losses only raise the SOC, so only the capacity can break
+        net = C[j] - D[j]
+        c2, d2 = np.clip(net, 0, None), np.clip(-net, 0, None)
+        soc = _soc(evs[j], c2, d2, h)
+        if soc.max() <= evs[j].capacity_kwh + 1e-9:
+            ev = evs[j]
+            cost[j] = float(h * (np.dot(site.import_price, c2) - np.dot(site.export_price, d2))
+                            + h * ev.degradation_per_kwh * np.sum(ev.eta_charge * c2 + d2 / ev.eta_discharge))
+            C[j], D[j] = c2, d2
+        else:
+            unresolved += 1
+    if both.size:
+        notes.append(f"{both.size} EV(s) mixed charge/discharge columns; netted {both.size - unresolved}, "
+                     f"{unresolved} unresolved")
+    S = np.array([_soc(evs[j], C[j], D[j], h) for j in range(N)])
+    return FleetResult([e.name for e in evs], C - D, S, cost, site.dt_s,
+                       f"dantzig-wolfe ({getattr(shards, 'label', f'{workers} shard(s)')}, {G} blocks)",
+                       time.perf_counter() - t0, notes, gap=float(ub - lb), iterations=it,
+                       master_s=t_master, pricing_s=t_price)
