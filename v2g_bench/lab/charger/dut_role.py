@@ -13,6 +13,7 @@ class VirtualLabDut(RoleDriver):
     roles = ("dut",)
     transport = "lab"
     description = "the virtual lab's simulated bidirectional charger (control port)"
+    station_defects: tuple[str, ...] = ()     # v2g_bench.lab.charger.station_defects, set before the first connect
 
     def __init__(self, control, identity: str, timeout_s: float):
         self.control = control
@@ -48,6 +49,8 @@ class VirtualLabDut(RoleDriver):
             # (transactions of EV sessions run while it was offline, profiles) is not replayed into
             # this test's CSMS; a reconnect later in the same test keeps the offline queue
             self.control.call("station.clear")
+            if self.station_defects:      # mutation runs: the station's switchable defects for this test
+                self.control.call("station.defects", set=list(self.station_defects))
             self._station_cleared = True
         r = self.control.call("station.connect", **args)
         self._ocpp_connected = True
