@@ -216,6 +216,16 @@ def mark_junit_interrupted(junit: Path, by: str, nodeid: str | None) -> None:
     tree.write(junit, encoding="utf-8", xml_declaration=True)
 
 
+def write_traceability_from_results(run_dir: Path) -> None:
+    """traceability.csv/.md of the run from its Allure results: every case's own ID and requirement IDs
+    (the conformance engine's labels and links, the `covers` markers) -> case -> verdict."""
+    from v2g_bench.harness.reporting import write_traceability
+    from v2g_bench.report.results import load_run
+    data = load_run(run_dir, with_figures=False)
+    rows = [(i, c.full_name if "::" in c.full_name else c.name, c.verdict) for c in data.cases for i in c.title_ids]
+    write_traceability(run_dir, rows)
+
+
 def run_suite(*, bench=None, dut=None, keyword=None, markexpr=None, suite=(), workers=0,
               reports: Path = Path("reports"), html=True, extra=(), operator: str | None = None,
               test_report: bool = True) -> int:
@@ -278,8 +288,9 @@ def run_suite(*, bench=None, dut=None, keyword=None, markexpr=None, suite=(), wo
             mark_junit_interrupted(junit, by, tally.interrupted)
         try:
             reporting.write_environment(results, bench_p, dut_p, manifest=manifest)
+            write_traceability_from_results(run_dir)
         except OSError as e:
-            console.print(f"[yellow]could not write the Allure environment:[/yellow] {e}")
+            console.print(f"[yellow]could not write the Allure environment or traceability:[/yellow] {e}")
     console.print(summary_table(tally))
     bad = [(n, v) for n, v in tally.verdicts.items() if v in ("failed", "error", "inconclusive")]
     for nodeid, v in bad:
