@@ -52,6 +52,8 @@ OPTIONS = {  # [roles.ev] keys -> meaning (docs/ev-emulator.md)
     "energy_from": "role name of a power analyzer whose DC element counters (WP+/WP-) move the SOC",
     "energy_element": "that analyzer's DC element (default 1)",
     "model": "table: EVModel fields (capacity_wh, soc, target_soc, min_soc, ...)",
+    "response_timeout_floor_s": "the EV waits at least this long for any response (conformance runs judge "
+                                "response times from the capture; default: the stack's timeouts)",
 }
 
 
@@ -156,7 +158,8 @@ class EVEmulator(RoleDriver):
                  protocol: str = "ISO15118-20", service: str = "DC_BPT", control_mode: str = "scheduled",
                  tls: bool = False, auth: str = "EIM", model: EVModel | None = None,
                  session_timeout_s: float = 120.0, trace_path: str | Path | None = None,
-                 on_message=None, pki_path: str | Path | None = None):
+                 on_message=None, pki_path: str | Path | None = None,
+                 response_timeout_floor_s: float | None = None):
         if not iface:
             raise BenchError("no interface given", where="roles.ev.interface",
                              fix="set the EV's veth end / PLC NIC; the host NIC is never used by default")
@@ -167,6 +170,7 @@ class EVEmulator(RoleDriver):
         self.pki_path = pki_path
         self.trace_path = trace_path
         self.on_message = on_message        # callback(entry) for the CLI's live printout
+        self.response_timeout_floor_s = response_timeout_floor_s
         self.injector = Injector()
         compat.apply_all()
         self._codec = shared_codec(codec)    # in THIS (root-namespace) thread: one JVM per process
@@ -332,6 +336,8 @@ class EVEmulator(RoleDriver):
         shared_settings.setdefault("PKI_PATH", "/nonexistent/")
         shared_settings.update({"MESSAGE_LOG_JSON": False, "MESSAGE_LOG_EXI": False,
                                 "ENABLE_TLS_1_3": bool(tls and protocol == "ISO15118-20")})
+        from v2g_bench.ev import patience
+        patience.set_floor(self.response_timeout_floor_s)
         proto_name = PROTOCOLS[(protocol, _kind(service))]
         etm = ("DC_extended" if _kind(service) == "DC" else "AC_three_phase_core")
         cfg = EVCCConfig(supportedProtocols=[proto_name], supportedEnergyServices=[service if protocol == "ISO15118-20" else "DC"],

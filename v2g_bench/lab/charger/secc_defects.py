@@ -100,13 +100,20 @@ def disable(name: str | None = None) -> None:
             _active.pop(name, None)
 
 
+class _On(dict):
+    """A defect's parameters; true even when it has none (`if active("x"):`)."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
 def active(name: str) -> dict | None:
     """The parameters of defect `name` if it is on, else None."""
     if not _active:
         return None
     with _lock:
         v = _active.get(name)
-        return dict(v) if v is not None else None
+        return _On(v) if v is not None else None
 
 
 def snapshot() -> dict[str, dict]:
