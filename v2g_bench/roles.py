@@ -28,6 +28,7 @@ KNOWN_ROLES: dict[str, str] = {
     "can": "CAN bus node(s) (battery emulator / BMS / CHAdeMO)",
     "grid": "grid simulator (AC source)",
     "ev_io": "EV-side interface board (IEC 61851 control pilot/proximity, plug relay, E-stop)",
+    "chademo": "CHAdeMO EV emulator (CAN, V2H)",
 }
 
 

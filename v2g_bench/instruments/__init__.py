@@ -24,6 +24,8 @@ DRIVERS = {
     "can_bms_sma": "v2g_bench.instruments.can_node:SmaBmsNode",
     # EV-side interface board: control pilot, proximity, plug relay, E-stop (role "ev_io")
     "evio_serial": "v2g_bench.instruments.ev_io:EvIoSerialBoard",
+    # CHAdeMO EV emulator over CAN (role "chademo")
+    "chademo_ev": "v2g_bench.chademo.ev:ChademoEV",
 }
 
 

@@ -26,6 +26,7 @@ import asyncio
 import logging
 import re
 import struct
+import weakref
 from pathlib import Path
 
 from v2g_bench.lab.plant import Plant
@@ -218,6 +219,14 @@ class _Client(asyncio.Protocol):
         self.error("unknown_command")
 
 
+_hubs: "weakref.WeakKeyDictionary[Plant, SocketcandServer]" = weakref.WeakKeyDictionary()
+
+
+def hub_for(plant: Plant) -> "SocketcandServer | None":
+    """The CAN bus of `plant` (lab services add their nodes with `hub.nodes.append(node)`)."""
+    return _hubs.get(plant)
+
+
 def _fmt_frame(fid: int, data: bytes, ext: bool, t: float) -> str:
     ident = f"{fid:08X}" if ext else f"{fid:03X}"
     return f"< frame {ident} {t:.6f} {data.hex().upper()} >"
@@ -230,6 +239,8 @@ class SocketcandServer:
         self.period_s = period_s
         self.clients: set[_Client] = set()
         self.bms = BmsNode(plant)
+        self.nodes: list = []          # in-lab nodes (e.g. the CHAdeMO charger): on_frame(fid, data, ext, t)
+        _hubs[plant] = self
         self.server: asyncio.base_events.Server | None = None
         self._task: asyncio.Task | None = None
         self.port = 0
@@ -238,7 +249,14 @@ class SocketcandServer:
     def broadcast(self, fid: int, data: bytes, ext: bool = False, sender: _Client | None = None) -> None:
         if self.plant.fault("drop", "can"):
             return
-        line = _fmt_frame(fid, data, ext, self.plant.clock.now())
+        t = self.plant.clock.now()
+        line = _fmt_frame(fid, data, ext, t)
+        if sender is not None:
+            for node in list(self.nodes):
+                try:
+                    node.on_frame(fid, data, ext, t)
+                except Exception:        # a broken node must not break the bus
+                    log.exception("CAN node %r failed on frame %03X", node, fid)
         d = self.plant.fault("delay", "can")
         for c in list(self.clients):
             if c is not sender and c.state == "raw":
