@@ -44,46 +44,57 @@ L2_EE, L2_XSI_TYPE, L2_XSI_NIL, L2_AT_ANY, L2_AT_INVALID, L2_SE_ANY, L2_CH = ran
 # ------------------------------------------------------------------------------------------------
 # bit streams
 class BitWriter:
-    __slots__ = ("acc", "n")
+    """Bits appended MSB first. Whole bytes go to a bytearray as soon as they are complete, so the
+    pending integer stays small and writing is linear in the stream size (shifting one big integer
+    per write made a 90 kB message cost seconds)."""
+    __slots__ = ("buf", "acc", "n")
 
     def __init__(self):
-        self.acc = 0
-        self.n = 0
+        self.buf = bytearray()
+        self.acc = 0        # pending bits (fewer than 8 after a flush)
+        self.n = 0          # how many
 
     def bits(self, value: int, nbits: int) -> None:
-        self.acc = (self.acc << nbits) | value
-        self.n += nbits
+        acc = (self.acc << nbits) | value
+        n = self.n + nbits
+        if n >= 32:
+            keep = n & 7
+            self.buf += (acc >> keep).to_bytes((n - keep) >> 3, "big")
+            acc &= (1 << keep) - 1
+            n = keep
+        self.acc, self.n = acc, n
 
     def uint(self, v: int) -> None:
         # EXI unsigned integer: 7-bit groups, least significant first, high bit = more follow
-        acc, n = self.acc, self.n
         while v >= 0x80:
-            acc = (acc << 8) | 0x80 | (v & 0x7F)
+            self.bits(0x80 | (v & 0x7F), 8)
             v >>= 7
-            n += 8
-        self.acc = (acc << 8) | v
-        self.n = n + 8
+        self.bits(v, 8)
 
     def getvalue(self) -> bytes:
         pad = (-self.n) % 8
-        return (self.acc << pad).to_bytes((self.n + pad) // 8, "big")
+        return bytes(self.buf) + (self.acc << pad).to_bytes((self.n + pad) // 8, "big")
 
 
 class BitReader:
-    __slots__ = ("data", "pos", "end", "big")
+    """Reads n bits at a bit offset from the bytes themselves: each read costs O(n), so decoding is
+    linear in the stream size (shifting the whole stream as one integer per read was quadratic)."""
+    __slots__ = ("data", "pos", "end")
 
     def __init__(self, data: bytes, start_bit: int = 0):
         self.data = data
         self.pos = start_bit
         self.end = len(data) * 8
-        self.big = int.from_bytes(data, "big")
 
     def bits(self, n: int) -> int:
-        pos = self.pos + n
-        if pos > self.end:
-            raise _Truncated(self.pos)
-        self.pos = pos
-        return (self.big >> (self.end - pos)) & ((1 << n) - 1)
+        pos = self.pos
+        stop = pos + n
+        if stop > self.end:
+            raise _Truncated(pos)
+        self.pos = stop
+        last = (stop + 7) >> 3
+        chunk = int.from_bytes(self.data[pos >> 3:last], "big")
+        return (chunk >> ((last << 3) - stop)) & ((1 << n) - 1)
 
     def uint(self, max_octets: int = MAX_UINT_OCTETS) -> int:
         v = 0
@@ -119,6 +130,7 @@ class State:
     ee_code: int = -1
     ch: tuple | None = None                      # (code, dt, next)
     eprods: tuple = ()   # (code, kind, name, arg, next, child type) for the encoder/decoder hot loops
+    first: bool = False  # the type's first state: the only one with AT(xsi:type) / AT(xsi:nil)
 
 
 @dataclass(slots=True)
@@ -168,6 +180,12 @@ class Grammar:
                      arg, nxt, self.elements[arg][2] if kind == SE else -1)
                     for code, (kind, arg, nxt) in enumerate(prods))
                 states.append(st)
+            # EXI 1.0 §8.5.4.4.1: every start-tag state, up to and including the one after the last
+            # attribute, has the start-tag second-level events; xsi:type/xsi:nil only the first
+            # (the jar: after SignatureValue/@Id an empty value's EE takes 3 bits, not 2)
+            for i in range(min(len(attr_names) + 1, len(states))):
+                states[i].start_tag = True
+            states[0].first = True
             is_simple_type = len(states) == 2 and states[0].prods and states[0].prods[0][0] == CH \
                 and not attr_names and t["simple"] is not None and not t["multi"]
             self.types.append(TypeGrammar(t.get("name", ""), states, t["simple"], is_simple_type,
@@ -219,7 +237,7 @@ def get_grammar(set_name_or_ns: str) -> Grammar:
 def _second_level(st: State) -> list[int]:
     ev = [] if st.has_ee else [L2_EE]
     if st.start_tag:
-        ev += [L2_XSI_TYPE, L2_XSI_NIL, L2_AT_ANY, L2_AT_INVALID]
+        ev += [L2_XSI_TYPE, L2_XSI_NIL, L2_AT_ANY, L2_AT_INVALID] if st.first else [L2_AT_ANY, L2_AT_INVALID]
     ev += [L2_SE_ANY, L2_CH]
     return ev
 
@@ -318,8 +336,11 @@ class Encoder:
             if t.mixed and "#text" in data:  # mixed text: written at the first point CH is allowed
                 text = data["#text"]
                 data = {k: v for k, v in data.items() if k != "#text"}
+        # an empty (or absent) simple-content value: the jar ends the element with a second-level EE
+        # where the value would be (cbv2g writes a zero-length value instead)
+        l2_empty = t.simple is not None and (text is None or (self.mode == "jar" and _is_empty(text)))
         used: dict[str, int] = {}
-        text_done = text is None
+        text_done = text is None and not l2_empty
         state = t.states[0]
         g = self.g
         types = g.types
@@ -369,6 +390,12 @@ class Encoder:
                         break
                 elif kind == CH:
                     if not text_done:
+                        if l2_empty:
+                            self._check_all_used(data, used, state, path)
+                            code2, nb = _l2_code(state, L2_EE)
+                            w.bits(len(state.prods), state.bits)
+                            w.bits(code2, nb)
+                            return
                         text_done = True
                         chosen = (code, kind, arg, nxt, text, f"{path}/text()")
                         break
@@ -406,6 +433,13 @@ class Encoder:
             else:
                 self._value(w, arg, v, p)
             state = t.states[nxt]
+
+    def _check_all_used(self, data: dict, used: dict, state: State, path: str) -> None:
+        left = [k for k in data if used.get(k, 0) < (len(data[k]) if isinstance(data[k], list) else 1)]
+        if left:
+            raise EXIEncodeError(f"element {left[0]!r} is not allowed here (out of schema order, unknown, or "
+                                 "too many)", path=path,
+                                 expected=f"one of {[self._prod_name(p) for p in state.prods]}", got=left[0])
 
     def _fast_simple(self, w: BitWriter, bits: int, code: int, t: TypeGrammar, v) -> bool:
         """Common case of a simple-typed child with a valid value: SE, CH, value, EE in few writes.
@@ -476,6 +510,10 @@ class Encoder:
             w.bits(0, t.states[1].bits)
             return
         if self.mode == "jar" and not self._fits(dt, value):
+            why = self._jar_cannot_hold(dt, value)
+            if why:
+                raise EXIEncodeError(f"value the jar cannot represent ({why})", path=path,
+                                     expected=self._describe_dt(dt), got=_short(value))
             # the jar writes a value outside its facet as untyped text (second-level CH)
             code, nb = _l2_code(s0, L2_CH)
             w.bits(len(s0.prods), s0.bits)
@@ -505,9 +543,50 @@ class Encoder:
             return v in d[1]
         return True
 
+    @staticmethod
+    def _check_length_facet(d: tuple, v, path: str) -> None:
+        """cbv2g's C structs have fixed-size arrays from the length facets: a longer value cannot be
+        encoded there, so this mode refuses it (the jar does not check length facets)."""
+        n = _length_of(d[0], v)
+        lo, hi = d[1], d[2]
+        if n is not None and ((lo is not None and n < lo) or (hi is not None and n > hi)):
+            unit = "characters" if d[0] == "str" else "octets"
+            raise EXIEncodeError(f"length {n} {unit} outside the schema's length facet", path=path,
+                                 expected=f"{lo if lo is not None else 0}..{hi if hi is not None else 'inf'} {unit}",
+                                 got=_short(v))
+
+    def _jar_cannot_hold(self, dt: int, v) -> str | None:
+        """Why the jar (JAXB types of the schema's built-in base type) cannot hold `v` at all, or
+        None when it can and writes it as untyped text. A value no jar-based peer could produce
+        is refused rather than written as text nobody can read back into the message."""
+        d = self.g.datatypes[dt]
+        k = d[0]
+        if k in ("nbit", "uint", "int"):
+            if isinstance(v, bool) or not isinstance(v, int):
+                return "not an integer"
+            base = d[-1] if isinstance(d[-1], tuple) else (None, None)
+            if (base[0] is not None and v < base[0]) or (base[1] is not None and v > base[1]):
+                return f"outside the base type's range {base[0]}..{base[1]}"
+        elif k == "enum" and v not in d[1]:
+            return "not a value of the enumeration"
+        elif k == "bool" and not isinstance(v, bool):
+            return "not a boolean"
+        return None
+
+    def _describe_dt(self, dt: int) -> str:
+        d = self.g.datatypes[dt]
+        k = d[0]
+        if k in ("nbit", "uint", "int"):
+            return f"integer {d[1]}..{d[2]}"
+        if k == "enum":
+            return f"one of {list(d[1])}"
+        return k
+
     def _value(self, w: BitWriter, dt: int, v, path: str) -> None:
         d = self.g.datatypes[dt]
         k = d[0]
+        if self.mode == "cbv2g" and k in ("str", "hex", "b64"):
+            self._check_length_facet(d, v, path)
         try:
             if k == "nbit":
                 if isinstance(v, bool) or not isinstance(v, int) or not d[1] <= v <= d[2]:
@@ -563,6 +642,26 @@ class Encoder:
                 raise EXIEncodeError(f"datatype {k} not supported by this codec", path=path)
         except (ValueError, binascii.Error) as exc:
             raise EXIEncodeError(f"malformed {k} value ({exc})", path=path, got=_short(v)) from None
+
+
+def _length_of(k: str, v) -> int | None:
+    """Length in the facet's unit: characters for strings, octets for binary."""
+    if isinstance(v, (bytes, bytearray)):
+        return len(v)
+    if not isinstance(v, str):
+        return None
+    if k == "hex":
+        return len(v) // 2
+    if k == "b64":
+        try:
+            return len(base64.b64decode(v, validate=True))
+        except (ValueError, binascii.Error):
+            return None   # _value reports the malformed value
+    return len(v)
+
+
+def _is_empty(v) -> bool:
+    return v is None or (isinstance(v, (str, bytes, bytearray, list)) and len(v) == 0)
 
 
 def _write_string(w: BitWriter, s: str) -> None:

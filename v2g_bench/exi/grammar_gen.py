@@ -16,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-GENERATOR_VERSION = "3"
+GENERATOR_VERSION = "4"
 XS = "http://www.w3.org/2001/XMLSchema"
 DSIG = "http://www.w3.org/2000/09/xmldsig#"
 
@@ -131,11 +131,12 @@ class _Builder:
                 lo, hi = st.min_value, st.max_value
                 lo = None if lo is None else int(lo)
                 hi = None if hi is None else int(hi)
+                base = self._java_range(st)
                 if lo is not None and hi is not None and hi - lo < 4096:
-                    return ["nbit", lo, hi, (hi - lo).bit_length()]
+                    return ["nbit", lo, hi, (hi - lo).bit_length(), base]
                 if lo is not None and lo >= 0:
-                    return ["uint", lo, hi]
-                return ["int", lo, hi]
+                    return ["uint", lo, hi, base]
+                return ["int", lo, hi, base]
             return ["decimal"]
         if prim in ("float", "double"):
             return ["float"]
@@ -148,6 +149,18 @@ class _Builder:
         if prim in ("dateTime", "date", "time", "duration", "gYear"):
             return ["str", minl, maxl]  # not used by the ISO schemas; kept as text
         return ["str", minl, maxl]
+
+    @staticmethod
+    def _java_range(st) -> list:
+        """Range of the built-in integer type the simple type derives from: what the jar (JAXB:
+        xs:byte -> Java byte, ...) can hold at all. [None, None] = unbounded (BigInteger)."""
+        t = st
+        while t is not None:
+            name = (t.name or "").rpartition("}")[2] if (t.name or "").startswith("{%s}" % XS) else None
+            if name in _BUILTIN_INT_RANGES:
+                return list(_BUILTIN_INT_RANGES[name])
+            t = getattr(t, "base_type", None)
+        return [None, None]
 
     @staticmethod
     def _is_integer(st) -> bool:
@@ -285,6 +298,15 @@ class _Builder:
                 list(getattr(w, "not_namespace", ()) or ()), w.process_contents]
         self.wildcards.append(desc)
         return len(self.wildcards) - 1
+
+
+_BUILTIN_INT_RANGES = {
+    "byte": (-2**7, 2**7 - 1), "short": (-2**15, 2**15 - 1), "int": (-2**31, 2**31 - 1),
+    "long": (-2**63, 2**63 - 1), "unsignedByte": (0, 2**8 - 1), "unsignedShort": (0, 2**16 - 1),
+    "unsignedInt": (0, 2**32 - 1), "unsignedLong": (0, 2**64 - 1), "nonNegativeInteger": (0, None),
+    "positiveInteger": (1, None), "nonPositiveInteger": (None, 0), "negativeInteger": (None, -1),
+    "integer": (None, None),
+}
 
 
 def _glushkov(expr, nattr: int) -> tuple[list, int]:
