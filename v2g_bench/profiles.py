@@ -2,17 +2,25 @@
 
 A *bench profile* maps roles to drivers, resource strings, options and limits. A *DUT profile*
 (the lab's PICS/PIXIT) declares what the charger claims. Validation collects every problem and
-names the file, the key and the fix; it never stops at the first.
+names the file, the key and the fix; it never stops at the first. The shape of each file is the
+pydantic schema in profile_schema.py (unknown keys refused with a "did you mean", types, NaN/inf);
+here: drivers, resource strings, limits vs the instrument's rated values, and `check_compatible`
+(DUT ratings vs what the bench can supply or absorb).
 """
 from __future__ import annotations
 
+import datetime as _dt
+import difflib
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from v2g_bench import profile_schema as schema
 from v2g_bench.errors import DriverNotFound, ProfileError
+from v2g_bench.profile_schema import ROLE_KEYS, did_you_mean
 from v2g_bench.roles import KNOWN_ROLES, RoleConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -21,22 +29,37 @@ DEFAULT_BENCH = PROFILES_DIR / "virtual-lab.bench.toml"
 DEFAULT_DUT = PROFILES_DIR / "virtual-dut.dut.toml"
 
 _PLACEHOLDER = re.compile(r"\{lab\.([A-Za-z0-9_.]+)\}")
-_ROLE_KEYS = {"driver", "resource", "timeout_s", "limits", "description"}
+_ROLE_KEYS = {"driver", "resource", "timeout_s", "limits", "description"}   # not driver options
 
 
 def _read_toml(path: Path) -> dict:
+    """The file as a dict, or ProfileError saying what is wrong with the file itself (never a traceback)."""
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ProfileError([f"file not found (fix: check the path, e.g. {DEFAULT_BENCH.relative_to(REPO_ROOT)})"],
                            where=str(path)) from None
+    except IsADirectoryError:
+        raise ProfileError(["is a directory, not a profile file (fix: name a .toml file)"], where=str(path)) from None
+    except OSError as e:
+        raise ProfileError([f"cannot be read: {e.strerror or e} (fix: check its permissions)"], where=str(path)) from None
+    if not raw.strip():
+        raise ProfileError(["the file is empty (fix: start from profiles/virtual-lab.bench.toml or "
+                            "profiles/virtual-dut.dut.toml)"], where=str(path))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ProfileError([f"not a text file: byte {e.start} is not UTF-8 (fix: a profile is a UTF-8 TOML text file)"],
+                           where=str(path)) from None
+    if "\x00" in text:
+        raise ProfileError(["not a text file: it contains NUL bytes (fix: a profile is a UTF-8 TOML text file)"],
+                           where=str(path))
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ProfileError([f"not valid TOML: {e} (fix: correct the syntax at that line)"], where=str(path)) from None
-
-
-def _num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    except RecursionError:
+        raise ProfileError(["not valid TOML: nested too deeply"], where=str(path)) from None
 
 
 def substitute_lab(value: str, lab_info: dict | None) -> str:
@@ -80,28 +103,175 @@ class BenchProfile:
         return BenchProfile(self.name, self.path, roles, self.lab, self.description, self.laboratory, self.operator)
 
 
-def _check_limits(where: str, limits: Any, errors: list[str]) -> dict[str, float]:
-    if not isinstance(limits, dict):
-        errors.append(f"{where}: must be a table of numbers (fix: [{where}] with keys like voltage_max_v = 900)")
-        return {}
-    out: dict[str, float] = {}
+def _check_limits(where: str, limits: dict[str, float], errors: list[str]) -> None:
+    """Pairs and signs the schema cannot see: foo_min_x <= foo_max_x; maxima and capacities > 0."""
     for k, v in limits.items():
-        if not _num(v):
-            errors.append(f"{where}.{k}: {v!r} is not a number (fix: give it in SI units, e.g. {k} = 100.0)")
-            continue
-        out[k] = float(v)
-    # min <= max for every pair foo_min_x / foo_max_x
-    for k, v in out.items():
         if "_min_" in k:
             k_max = k.replace("_min_", "_max_")
-            if k_max in out and v > out[k_max]:
-                errors.append(f"{where}: {k} = {v:g} is above {k_max} = {out[k_max]:g} (fix: min must be <= max)")
-    for k, v in out.items():
+            if k_max in limits and v > limits[k_max]:
+                errors.append(f"{where}: {k} = {v:g} is above {k_max} = {limits[k_max]:g} (fix: min must be <= max)")
         if any(s in k for s in ("capacity", "power_max", "voltage_max")) and v <= 0:
             errors.append(f"{where}.{k}: {v:g} must be > 0 (fix: a positive value in SI units)")
-        if k.endswith("_s") and v < 0:
-            errors.append(f"{where}.{k}: {v:g} must be >= 0")
-    return out
+
+
+# Limit keys a role may give: the ones the drivers read (dc_source.DCLimits, modbus_charger). A driver
+# with other limits declares them in `required_limits` (or `optional_limits`), which extends this set.
+KNOWN_LIMITS = ("voltage_min_v", "voltage_max_v", "current_charge_max_a", "current_discharge_max_a",
+                "power_max_w", "ovp_v")
+
+
+def _check_limit_keys(where: str, drv: Any, limits: dict[str, float], errors: list[str]) -> None:
+    known = set(KNOWN_LIMITS) | set(getattr(drv, "required_limits", ())) | set(getattr(drv, "optional_limits", ()))
+    for k in limits:
+        if k not in known:
+            errors.append(f"{where}.{k}: unknown limit{did_you_mean(k, known)} "
+                          f"(known: {', '.join(sorted(known))})")
+
+
+def instrument_ratings(drv: Any, options: dict) -> tuple[dict[str, float], str] | None:
+    """The instrument's ratings from its instrument profile (`[ratings.<model>]`) and where they came from.
+
+    The role option `model` picks one model; without it, the largest rating of the family (a limit
+    above that is wrong for every model). None when the profile gives no ratings."""
+    pname = options.get("profile", getattr(drv, "profile_name", None))
+    if not isinstance(pname, str):
+        return None
+    from v2g_bench.instruments.profile import load_profile
+    try:
+        prof = load_profile(pname, getattr(drv, "profile_kind", "scpi"))
+    except Exception:  # noqa: BLE001 - the driver's own validate_config reports a broken profile
+        return None
+    ratings = prof.get("ratings")
+    if not isinstance(ratings, dict) or not ratings:
+        return None
+    model = options.get("model")
+    if isinstance(model, str):
+        if model not in ratings:
+            raise ValueError(f"model {model!r} is not in the instrument profile's [ratings] "
+                             f"({', '.join(sorted(ratings))}){did_you_mean(model, ratings)}")
+        return dict(ratings[model]), f"{pname} {model}"
+    family = (prof.get("model") or {}).get("models") or []
+    if any(m not in ratings for m in family):
+        return None                  # the family's largest rating is unknown: no check without `model`
+    out: dict[str, float] = {}
+    for r in ratings.values():
+        for k, v in r.items():
+            if isinstance(v, (int, float)):
+                out[k] = max(out.get(k, 0.0), float(v))
+    return out, f"{pname} (largest of {', '.join(sorted(ratings))}; set the role option model = \"...\")"
+
+
+# limit key -> the rating it must not exceed
+_LIMIT_VS_RATING = {"voltage_max_v": "voltage_max_v", "ovp_v": "voltage_max_v",
+                    "current_charge_max_a": "current_max_a", "current_discharge_max_a": "current_max_a",
+                    "power_max_w": "power_max_w"}
+
+
+def _check_ratings(where: str, drv: Any, options: dict, limits: dict[str, float], errors: list[str]) -> None:
+    try:
+        got = instrument_ratings(drv, options)
+    except ValueError as e:
+        errors.append(f"{where}.model: {e}")
+        return
+    if got is None:
+        return
+    rating, source = got
+    for lim, rkey in _LIMIT_VS_RATING.items():
+        if lim in limits and rkey in rating and limits[lim] > rating[rkey]:
+            errors.append(f"{where}.limits.{lim}: {limits[lim]:g} is above the instrument's rating "
+                          f"{rkey} = {rating[rkey]:g} ({source}) (fix: at most {rating[rkey]:g})")
+
+
+def _check_role_options(where: str, drv: Any, options: dict, errors: list[str]) -> None:
+    """Options are the driver's; a near-miss of a common role key is a typo (`timout_s`), and a driver
+    that declares `option_keys` gets all others refused."""
+    declared = getattr(drv, "option_keys", None)
+    for k, v in options.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            errors.append(f"{where}.{k}: must be a finite number, got {v!r}")
+        if declared is not None:
+            if k not in declared:
+                known = set(declared) | set(ROLE_KEYS)
+                errors.append(f"{where}.{k}: unknown key for driver {drv.__name__}{did_you_mean(k, known)} "
+                              f"(known: {', '.join(sorted(known))})")
+            continue
+        hint = did_you_mean(k, ROLE_KEYS)
+        if hint and difflib.SequenceMatcher(None, k, hint.split("'")[1]).ratio() >= 0.8:
+            errors.append(f"{where}.{k}: unknown key{hint}")
+
+
+def _check_calibration(where: str, due: Any, errors: list[str]) -> None:
+    if due is None or isinstance(due, _dt.date):
+        return
+    try:
+        _dt.date.fromisoformat(str(due))
+    except ValueError:
+        errors.append(f"{where}.calibration_due: {due!r} is not a date (fix: calibration_due = 2027-03-31)")
+
+
+def load_bench(path: str | Path) -> BenchProfile:
+    """Load and validate a bench profile; raise ProfileError listing every problem."""
+    from v2g_bench.drivers import get_driver
+    path = Path(path)
+    data = _read_toml(path)
+    src = str(path)
+    top, errors = schema.validate(schema.BenchFile, data)
+    bench = data.get("bench") if isinstance(data.get("bench"), dict) else {}
+    lab_opts = data.get("lab") if isinstance(data.get("lab"), dict) else None
+    if bench.get("lab") is None and "lab" in data:
+        errors.append("lab: options given but bench.lab is not set (fix: add lab = \"builtin\" to [bench])")
+    if bench.get("lab") is not None and lab_opts is None:
+        lab_opts = {}
+    if bench.get("lab") is None:
+        lab_opts = None
+    roles_in = data.get("roles") if isinstance(data.get("roles"), dict) else {}
+    if "roles" in data and not roles_in:
+        errors.append("roles: no roles defined (fix: add [roles.<role>] tables, roles: " + ", ".join(KNOWN_ROLES) + ")")
+    roles: dict[str, RoleConfig] = {}
+    for role, entry in roles_in.items():
+        where = f"roles.{role}"
+        if role not in KNOWN_ROLES:
+            errors.append(f"{where}: unknown role {role!r}{did_you_mean(role, KNOWN_ROLES)} "
+                          f"(fix: one of {', '.join(KNOWN_ROLES)})")
+            continue
+        if not isinstance(entry, dict):
+            continue                                     # the schema said "must be a table"
+        model, errs = schema.validate(schema.RoleEntry, entry)
+        errors += [f"{where}.{m}" for m in errs]
+        if model is None:
+            continue
+        drv_name = model.driver
+        try:
+            drv = get_driver(drv_name)
+        except DriverNotFound as e:
+            errors.append(f"{where}.driver: {e}")
+            continue
+        if drv.roles and role not in drv.roles:
+            errors.append(f"{where}.driver: {drv_name!r} cannot play role {role!r} (it plays {', '.join(drv.roles)})")
+        _check_resource(where, drv, model.resource, errors)
+        limits = {k: float(v) for k, v in model.limits.items()}
+        _check_limits(f"{where}.limits", limits, errors)
+        _check_limit_keys(f"{where}.limits", drv, limits, errors)
+        for req in getattr(drv, "required_limits", ()):
+            if req not in limits:
+                errors.append(f"{where}.limits.{req}: missing; driver {drv_name!r} needs it before it may enable output "
+                              f"(fix: add {req} = <value> under [{where}.limits])")
+        _check_calibration(where, model.calibration_due, errors)
+        options = {k: v for k, v in entry.items() if k not in _ROLE_KEYS}
+        _check_role_options(where, drv, {k: v for k, v in options.items() if k not in schema.ROLE_KEYS}, errors)
+        _check_ratings(where, drv, options, limits, errors)
+        rc = RoleConfig(role=role, driver=drv_name, resource=model.resource, options=options,
+                        limits=limits, timeout_s=float(model.timeout_s), source=src)
+        try:
+            errors += [f"{where}: {m}" for m in drv.validate_config(rc)]
+        except Exception as e:  # a driver's validator must not crash profile checking
+            errors.append(f"{where}: driver {drv_name!r} could not validate its options: {e!r}")
+        roles[role] = rc
+    if errors or top is None:
+        raise ProfileError(errors or ["invalid bench profile"], where=src)
+    return BenchProfile(name=bench["name"], path=path, roles=roles, lab=lab_opts,
+                        description=str(bench.get("description", "")),
+                        laboratory=str(bench.get("laboratory", "")), operator=str(bench.get("operator", "")))
 
 
 def _check_resource(where: str, driver_cls: Any, resource: Any, errors: list[str]) -> None:
@@ -122,96 +292,6 @@ def _check_resource(where: str, driver_cls: Any, resource: Any, errors: list[str
         errors.append(f"{where}.resource: must be a string")
 
 
-def _check_instrument_identity(where: str, entry: dict, errors: list[str]) -> None:
-    """Optional `serial` and `calibration_due` of a role's instrument (shown in the test report)."""
-    import datetime as _dt
-    if "serial" in entry and not isinstance(entry["serial"], (str, int)):
-        errors.append(f"{where}.serial: must be a string (fix: serial = \"MY12345678\")")
-    due = entry.get("calibration_due")
-    if due is not None and not isinstance(due, _dt.date):
-        try:
-            _dt.date.fromisoformat(str(due))
-        except ValueError:
-            errors.append(f"{where}.calibration_due: {due!r} is not a date (fix: calibration_due = 2027-03-31)")
-
-
-def load_bench(path: str | Path) -> BenchProfile:
-    """Load and validate a bench profile; raise ProfileError listing every problem."""
-    from v2g_bench.drivers import get_driver
-    path = Path(path)
-    data = _read_toml(path)
-    src = str(path)
-    errors: list[str] = []
-    unknown_top = set(data) - {"bench", "lab", "roles"}
-    for k in sorted(unknown_top):
-        errors.append(f"{k}: unknown top-level table (fix: use [bench], [lab] and [roles.<role>])")
-    bench = data.get("bench")
-    if not isinstance(bench, dict) or not isinstance(bench.get("name"), str) or not bench.get("name"):
-        errors.append("bench.name: missing (fix: add [bench] with name = \"my-bench\")")
-        bench = bench if isinstance(bench, dict) else {}
-    lab_opts = None
-    lab_kind = bench.get("lab")
-    if lab_kind is not None:
-        if lab_kind != "builtin":
-            errors.append(f"bench.lab: {lab_kind!r} is not known (fix: \"builtin\" for the virtual lab, or remove the key on a real bench)")
-        lab_opts = data.get("lab", {})
-        if not isinstance(lab_opts, dict):
-            errors.append("lab: must be a table")
-            lab_opts = {}
-        ts = lab_opts.get("time_scale", 1.0)
-        if not _num(ts) or ts <= 0:
-            errors.append(f"lab.time_scale: {ts!r} must be a number > 0 (fix: 1.0 for real time, 100 for 100x)")
-    elif "lab" in data:
-        errors.append("lab: options given but bench.lab is not set (fix: add lab = \"builtin\" to [bench])")
-
-    roles_in = data.get("roles", {})
-    roles: dict[str, RoleConfig] = {}
-    if not isinstance(roles_in, dict) or not roles_in:
-        errors.append("roles: no roles defined (fix: add [roles.<role>] tables, roles: " + ", ".join(KNOWN_ROLES) + ")")
-        roles_in = {}
-    for role, entry in roles_in.items():
-        where = f"roles.{role}"
-        if role not in KNOWN_ROLES:
-            errors.append(f"{where}: unknown role {role!r} (fix: one of {', '.join(KNOWN_ROLES)})")
-            continue
-        if not isinstance(entry, dict):
-            errors.append(f"{where}: must be a table")
-            continue
-        drv_name = entry.get("driver")
-        if not isinstance(drv_name, str):
-            errors.append(f"{where}.driver: missing (fix: driver = \"<name>\"; 'v2g-bench instruments list' shows the drivers)")
-            continue
-        try:
-            drv = get_driver(drv_name)
-        except DriverNotFound as e:
-            errors.append(f"{where}.driver: {e}")
-            continue
-        if drv.roles and role not in drv.roles:
-            errors.append(f"{where}.driver: {drv_name!r} cannot play role {role!r} (it plays {', '.join(drv.roles)})")
-        timeout = entry.get("timeout_s", 2.0)
-        if not _num(timeout) or timeout <= 0:
-            errors.append(f"{where}.timeout_s: {timeout!r} must be a number > 0 (seconds)")
-            timeout = 2.0
-        _check_resource(where, drv, entry.get("resource"), errors)
-        limits = _check_limits(f"{where}.limits", entry.get("limits", {}), errors)
-        for req in getattr(drv, "required_limits", ()):
-            if req not in limits:
-                errors.append(f"{where}.limits.{req}: missing; driver {drv_name!r} needs it before it may enable output "
-                              f"(fix: add {req} = <value> under [{where}.limits])")
-        _check_instrument_identity(where, entry, errors)
-        rc = RoleConfig(role=role, driver=drv_name, resource=entry.get("resource"),
-                        options={k: v for k, v in entry.items() if k not in _ROLE_KEYS},
-                        limits=limits, timeout_s=float(timeout), source=src)
-        try:
-            errors += [f"{where}: {m}" for m in drv.validate_config(rc)]
-        except Exception as e:  # a driver's validator must not crash profile checking
-            errors.append(f"{where}: driver {drv_name!r} could not validate its options: {e!r}")
-        roles[role] = rc
-    if errors:
-        raise ProfileError(errors, where=src)
-    return BenchProfile(name=bench["name"], path=path, roles=roles, lab=lab_opts,
-                        description=str(bench.get("description", "")),
-                        laboratory=str(bench.get("laboratory", "")), operator=str(bench.get("operator", "")))
 
 
 # ------------------------------------------------------------------------------------ DUT ---
@@ -274,98 +354,101 @@ class DutProfile:
         return float(self.tolerances.get(key, default))
 
 
-def _rating(where: str, d: Any, errors: list[str]) -> Rating | None:
-    if not isinstance(d, dict):
-        errors.append(f"{where}: missing (fix: [{where}] with voltage_min_v, voltage_max_v, current_max_a, power_max_w)")
-        return None
-    vals = {}
-    for k in ("voltage_min_v", "voltage_max_v", "current_max_a", "power_max_w"):
-        v = d.get(k)
-        if not _num(v):
-            errors.append(f"{where}.{k}: missing or not a number (fix: {k} = <SI value>)")
-            continue
-        if v < 0:
-            errors.append(f"{where}.{k}: {v:g} is negative (fix: ratings are magnitudes; the direction is the table name)")
-        vals[k] = float(v)
-    if len(vals) < 4:
-        return None
-    if vals["voltage_min_v"] > vals["voltage_max_v"]:
-        errors.append(f"{where}: voltage_min_v = {vals['voltage_min_v']:g} > voltage_max_v = {vals['voltage_max_v']:g} (fix: min must be <= max)")
-    for k in set(d) - set(vals) - {"voltage_min_v", "voltage_max_v", "current_max_a", "power_max_w"}:
-        errors.append(f"{where}.{k}: unknown key")
-    return Rating(**vals)
-
-
-def _str_set(where: str, v: Any, allowed: set[str], errors: list[str]) -> set[str]:
-    if v is None:
-        return set()
-    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-        errors.append(f"{where}: must be a list of strings")
-        return set()
+def _claim_set(where: str, values: list[str], allowed: set[str], errors: list[str]) -> set[str]:
     out = set()
-    for x in v:
+    upper = {a.upper(): a for a in allowed}
+    for x in values:
         X = x.upper().replace(" ", "")
-        if allowed and X not in {a.upper() for a in allowed}:
-            errors.append(f"{where}: {x!r} is not known (fix: one of {', '.join(sorted(allowed))})")
+        if allowed and X not in upper:
+            errors.append(f"{where}: {x!r} is not known{did_you_mean(X, upper)} (fix: one of {', '.join(sorted(allowed))})")
             continue
-        out.add(X if X not in {"2.0.1", "2.1", "1.6"} else x)
+        out.add(X if X not in OCPP_VERSIONS else x)
     return out
 
 
 def load_dut(path: str | Path) -> DutProfile:
+    """Load and validate a DUT profile (PICS/PIXIT); raise ProfileError listing every problem."""
     path = Path(path)
     data = _read_toml(path)
-    errors: list[str] = []
-    for k in sorted(set(data) - {"dut", "claims", "ratings", "tolerances", "pixit"}):
-        errors.append(f"{k}: unknown top-level table (fix: use [dut], [claims], [ratings.charge], [ratings.discharge], [tolerances], [pixit])")
-    dut = data.get("dut", {})
-    for k in ("vendor", "model", "serial", "firmware"):
-        if not isinstance(dut.get(k), str) or not dut.get(k):
-            errors.append(f"dut.{k}: missing (fix: [dut] {k} = \"...\", it goes into every report)")
-    c = data.get("claims", {})
-    if not isinstance(c, dict):
-        errors.append("claims: must be a table")
-        c = {}
-    known_claims = {"energy_services", "control_modes", "protocols", "auth", "tls", "ocpp_versions",
-                    "security_profile", "features"}
-    for k in sorted(set(c) - known_claims):
-        errors.append(f"claims.{k}: unknown key (fix: one of {', '.join(sorted(known_claims))})")
-    services = _str_set("claims.energy_services", c.get("energy_services"), ENERGY_SERVICES, errors)
-    if not services:
+    model, errors = schema.validate(schema.DutFile, data)
+    # the claimed names are checked even when another key failed the schema: every problem at once
+    raw = data.get("claims") if isinstance(data.get("claims"), dict) else {}
+
+    def names(key: str, default: list[str]) -> list[str]:
+        v = raw.get(key, default)
+        return [x for x in v if isinstance(x, str)] if isinstance(v, list) else []
+
+    services = _claim_set("claims.energy_services", names("energy_services", []), ENERGY_SERVICES, errors)
+    if isinstance(raw.get("energy_services"), list) and not raw["energy_services"]:
         errors.append("claims.energy_services: the DUT claims no energy service (fix: e.g. [\"DC\", \"DC_BPT\"])")
-    modes = _str_set("claims.control_modes", c.get("control_modes", ["scheduled"]), CONTROL_MODES, errors)
-    protos = _str_set("claims.protocols", c.get("protocols", []), PROTOCOLS, errors)
-    auth = _str_set("claims.auth", c.get("auth", ["EIM"]), AUTH_MODES, errors)
-    ocpp = _str_set("claims.ocpp_versions", c.get("ocpp_versions", []), OCPP_VERSIONS, errors)
-    tls = c.get("tls", False)
-    if not isinstance(tls, bool):
-        errors.append("claims.tls: must be true or false")
-    sp = c.get("security_profile")
-    if sp is not None and sp not in (1, 2, 3):
-        errors.append(f"claims.security_profile: {sp!r} must be 1, 2 or 3 (OCPP security profiles)")
-    if "PNC" in auth and not tls:
+    modes = _claim_set("claims.control_modes", names("control_modes", ["scheduled"]), CONTROL_MODES, errors)
+    protos = _claim_set("claims.protocols", names("protocols", []), PROTOCOLS, errors)
+    auth = _claim_set("claims.auth", names("auth", ["EIM"]), AUTH_MODES, errors)
+    ocpp = _claim_set("claims.ocpp_versions", names("ocpp_versions", []), OCPP_VERSIONS, errors)
+    if model is None:
+        raise ProfileError(errors, where=str(path))
+    c = model.claims
+    if "PNC" in auth and not c.tls:
         errors.append("claims.auth: PnC is claimed without claims.tls = true (fix: Plug & Charge needs TLS)")
-    ratings = data.get("ratings", {})
-    charge = _rating("ratings.charge", ratings.get("charge"), errors)
-    discharge = None
-    if any(s.endswith("BPT") for s in services):
-        discharge = _rating("ratings.discharge", ratings.get("discharge"), errors)
-    elif "discharge" in ratings:
-        errors.append("ratings.discharge: given but no bidirectional energy service is claimed (fix: add DC_BPT or AC_BPT, or remove it)")
-    tol = data.get("tolerances", {})
-    tolerances = {}
-    for k, v in tol.items():
-        if not _num(v) or v < 0:
-            errors.append(f"tolerances.{k}: {v!r} must be a number >= 0")
-        else:
-            tolerances[k] = float(v)
+    r = model.ratings
+    for name, rating in (("charge", r.charge), ("discharge", r.discharge)):
+        if rating is not None and rating.voltage_min_v > rating.voltage_max_v:
+            errors.append(f"ratings.{name}: voltage_min_v = {rating.voltage_min_v:g} > voltage_max_v = "
+                          f"{rating.voltage_max_v:g} (fix: min must be <= max)")
+    bidirectional = any(s.endswith("BPT") for s in services)
+    if bidirectional and r.discharge is None:
+        errors.append("ratings.discharge: missing (fix: [ratings.discharge] with voltage_min_v, voltage_max_v, "
+                      "current_max_a, power_max_w: a bidirectional service is claimed)")
+    if not bidirectional and r.discharge is not None:
+        errors.append("ratings.discharge: given but no bidirectional energy service is claimed "
+                      "(fix: add DC_BPT or AC_BPT, or remove it)")
     if errors:
         raise ProfileError(errors, where=str(path))
-    return DutProfile(path=path, vendor=dut["vendor"], model=dut["model"], serial=dut["serial"],
-                      firmware=dut["firmware"], energy_services=services, control_modes=modes, protocols=protos,
-                      auth=auth, tls=bool(tls), ocpp_versions=ocpp, security_profile=sp,
-                      features={f.upper() for f in c.get("features", [])}, charge=charge, discharge=discharge,
-                      tolerances=tolerances, pixit=dict(data.get("pixit", {})))
+
+    def rating(m: schema.Rating | None) -> Rating | None:
+        return None if m is None else Rating(m.voltage_min_v, m.voltage_max_v, m.current_max_a, m.power_max_w)
+
+    d = model.dut
+    return DutProfile(path=path, vendor=d.vendor, model=d.model, serial=d.serial, firmware=d.firmware,
+                      energy_services=services, control_modes=modes, protocols=protos, auth=auth, tls=c.tls,
+                      ocpp_versions=ocpp, security_profile=c.security_profile,
+                      features={f.upper() for f in c.features}, charge=rating(r.charge),
+                      discharge=rating(r.discharge) if bidirectional else None,
+                      tolerances={k: float(v) for k, v in model.tolerances.dict().items() if v is not None},
+                      pixit=dict(data.get("pixit", {})))
+
+
+def check_compatible(bench: BenchProfile, dut: DutProfile) -> None:
+    """Refuse, before anything is energized, a DUT whose ratings the bench cannot supply or absorb.
+
+    The battery role carries the DUT's DC power: charging, it absorbs up to the DUT's charge rating;
+    discharging, it supplies the DUT's discharge rating. Its limits must cover both, and its voltage
+    window must overlap the DUT's."""
+    battery = bench.roles.get("battery")
+    if battery is None or not battery.limits:
+        return
+    lim = battery.limits
+    errors = []
+    checks = [("charge", dut.charge, "current_max_a", "current_charge_max_a"),
+              ("charge", dut.charge, "power_max_w", "power_max_w"),
+              ("discharge", dut.discharge, "current_max_a", "current_discharge_max_a"),
+              ("discharge", dut.discharge, "power_max_w", "power_max_w")]
+    for direction, rating, rkey, lkey in checks:
+        if rating is None or lkey not in lim:
+            continue
+        need = getattr(rating, rkey)
+        if need > lim[lkey]:
+            verb = "absorb" if direction == "charge" else "supply"
+            errors.append(f"{dut.path}: ratings.{direction}.{rkey} = {need:g} is more than the bench can {verb}: "
+                          f"{bench.path}: roles.battery.limits.{lkey} = {lim[lkey]:g} (fix: lower the DUT "
+                          f"rating under test, or a battery emulator rated for it)")
+    vmax = lim.get("voltage_max_v")
+    for direction, rating in (("charge", dut.charge), ("discharge", dut.discharge)):
+        if rating is not None and vmax is not None and rating.voltage_min_v > vmax:
+            errors.append(f"{dut.path}: ratings.{direction}.voltage_min_v = {rating.voltage_min_v:g} is above "
+                          f"the bench's roles.battery.limits.voltage_max_v = {vmax:g}: no common voltage")
+    if errors:
+        raise ProfileError(errors, where=f"{bench.path} + {dut.path}")
 
 
 def check_profile(path: str | Path) -> BenchProfile | DutProfile:
@@ -376,5 +459,5 @@ def check_profile(path: str | Path) -> BenchProfile | DutProfile:
         return load_bench(path)
     if "dut" in data or "claims" in data:
         return load_dut(path)
-    raise ProfileError(["neither a bench profile ([bench] + [roles.*]) nor a DUT profile ([dut] + [claims])"],
-                       where=str(path))
+    raise ProfileError(["neither a bench profile ([bench] + [roles.*]) nor a DUT profile ([dut] + [claims])"
+                        f"; its tables: {', '.join(map(str, data)) or 'none'}"], where=str(path))
