@@ -23,7 +23,7 @@ from v2g_bench.harness import reporting
 from v2g_bench.harness.bench import Bench, hard_stop_all
 from v2g_bench.errors import BenchError, Inconclusive, ProfileError
 from v2g_bench.harness.evidence import Evidence
-from v2g_bench.profiles import DEFAULT_BENCH, DEFAULT_DUT, REPO_ROOT, load_bench, load_dut
+from v2g_bench.profiles import DEFAULT_BENCH, DEFAULT_DUT, REPO_ROOT, check_compatible, load_bench, load_dut
 
 ROLE_NAMES = ("ev", "csms", "dut", "battery", "analyzer", "meter", "charger", "can", "grid", "ev_io", "chademo")
 
@@ -87,6 +87,7 @@ def _profiles(config: pytest.Config):
         try:
             bench = load_bench(config.getoption("--bench") or DEFAULT_BENCH)
             dut = load_dut(config.getoption("--dut") or DEFAULT_DUT)
+            check_compatible(bench, dut)      # before anything is energized
         except ProfileError as e:
             raise pytest.UsageError(str(e)) from None
         config._v2g_profiles = (bench, dut)
