@@ -1,0 +1,89 @@
+"""The signable test report (HTML + PDF): ISO/IEC 17025 elements, a past-due calibration flagged, a
+rendered PDF page that is not blank; and bad input (missing, partial, foreign folders) reported, never
+a traceback."""
+import json
+import shutil
+
+from conftest import N_CASES, cli
+from v2g_bench.report.results import load_run
+from v2g_bench.report.testreport import build_test_report
+
+
+def test_test_report_carries_the_17025_elements(two_runs, tmp_path):
+    _, first, _, _ = two_runs
+    run = tmp_path / first.name
+    shutil.copytree(first, run)
+    html_path, pdf_path = build_test_report(run)
+    html = html_path.read_text()
+    for must in ("Test report", "Example EV Lab, Teststr. 1, Berlin", "J. Tester", first.name,  # who, where, which run
+                 "VLAB-0001", "DUT firmware", "0.1.0",                                     # item tested
+                 "Methods", "ISO 15118-20", "OCPP 2.0.1", "DC_ChargeLoop",                  # standards + blocks
+                 "PICS / PIXIT", "dut.claims", "Equipment", "MY-RP7952-0042",               # PICS, instruments
+                 "CALIBRATION PAST DUE", "Software", "iso15118",                            # calibration, versions
+                 "Deviations from the methods", "no verdict (inconclusive)", "no verdict (bench error)",
+                 "V2G20-0100", "Measured figures", "± 35", "Plots", "Reviewed and approved by"):
+        assert must in html, must
+    assert "past due" in html and "calibration due 2099-12-31" in html   # the valid one is not flagged
+    data = load_run(run)
+    assert sum(data.counts().values()) == N_CASES
+    assert f'<td class="num">{N_CASES}</td>' in html                     # the report's total = cases run
+    # plots are linked (relative, beside the report), never inlined
+    assert "data:image" not in html and 'src="allure-results/' in html
+
+
+def test_pdf_page_renders_and_is_not_blank(two_runs, tmp_path):
+    import pypdfium2 as pdfium
+    _, first, _, _ = two_runs
+    run = tmp_path / first.name
+    shutil.copytree(first, run)
+    _, pdf_path = build_test_report(run)
+    pdf = pdfium.PdfDocument(str(pdf_path))
+    assert len(pdf) >= 2
+    text = pdf[0].get_textpage().get_text_range()
+    assert "Test report" in text and "Page 1 of" in text
+    img = pdf[0].render(scale=1).to_pil().convert("L")
+    dark = sum(img.histogram()[:200]) / (img.width * img.height)
+    assert 0.01 < dark < 0.6, dark                                        # text on the page, not a blank/black page
+    last = pdf[len(pdf) - 1].render(scale=1).to_pil().convert("L")
+    assert sum(last.histogram()[:200]) > 100
+
+
+def test_missing_run_is_a_clear_error_not_a_traceback(tmp_path):
+    res = cli("report", str(tmp_path / "nope"), "--reports", str(tmp_path))
+    assert res.returncode == 2
+    assert "no run" in res.stderr and "v2g-bench run" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_partial_crashed_run_is_reported_with_what_it_has(two_runs, tmp_path):
+    _, first, _, _ = two_runs
+    run = tmp_path / "crashed"
+    shutil.copytree(first, run)
+    m = json.loads((run / "run.json").read_text())
+    m.update(status="running", ended=None, collected=N_CASES + 5)
+    (run / "run.json").write_text(json.dumps(m))
+    results = sorted((run / "allure-results").glob("*-result.json"))
+    results[0].write_text('{"name": "half-written')                      # a result cut off by the crash
+    att = next((run / "allure-results").glob("*-attachment.png"))
+    att.unlink()                                                           # and a lost attachment
+    res = cli("report", str(run), "--no-allure", "--no-pdf")
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    html = (run / "test-report.html").read_text()
+    assert "never finished" in html and "unreadable" in html and "never ran" in html and "missing" in html
+    assert "Results per case" in html and html.count("generated case") == N_CASES - 1
+
+
+def test_results_of_another_dut_are_flagged(two_runs):
+    _, first, _, _ = two_runs
+    data = load_run(first, expected_dut="ACME-BiDi-50-SN42")
+    assert any("not 'ACME-BiDi-50-SN42'" in w for w in data.warnings)
+
+
+def test_a_bare_results_folder_without_manifest_still_reports(two_runs, tmp_path):
+    _, first, _, _ = two_runs
+    bare = tmp_path / "bare"
+    shutil.copytree(first / "allure-results", bare)
+    res = cli("report", "--results", str(bare), "--no-allure", "--no-pdf", "--out", str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    html = (tmp_path / "out" / "test-report.html").read_text()
+    assert "no run manifest" in html and "VLAB-0001" in html             # identity from the environment
