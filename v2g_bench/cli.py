@@ -51,9 +51,14 @@ def run(
     html: bool = typer.Option(True, "--html/--no-html", help="Build the Allure HTML report at the end."),
     test_report: bool = typer.Option(True, "--test-report/--no-test-report", help="Write the signable test report (HTML + PDF)."),
     operator: Optional[str] = typer.Option(None, "--operator", help="Who runs it (default: [bench] operator, $V2G_OPERATOR, the user)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Open, identify and check every role (limits, wiring), "
+                                 "unwind them; no power, no tests."),
     pytest_args: List[str] = typer.Argument(None, help="Extra arguments passed to pytest after '--'."),
 ):
     """The main job: run the suite (default: against the built-in virtual lab), print a summary, write the report."""
+    if dry_run:
+        from v2g_bench.harness.dryrun import dry_run as _dry_run
+        raise typer.Exit(_dry_run(bench, dut, workdir=reports))
     from v2g_bench.harness.runner import run_suite
     code = run_suite(bench=bench, dut=dut, keyword=k, markexpr=m, suite=suite, workers=workers,
                      reports=reports, html=html, extra=list(pytest_args or []), operator=operator,
