@@ -152,9 +152,10 @@ class Site:
         s = p.state()
         return {"soc": s.soc, "battery_energy_wh": s.battery_energy_wh, "capacity_wh": p.cfg.battery.capacity_wh}
 
-    def building(self, points: list) -> dict:
-        """Building load and PV from now on: points [dt_s, load_w, pv_w] (plant seconds from now, step)."""
-        now = self.clock.now()
+    def building(self, points: list, start_t: float | None = None) -> dict:
+        """Building load and PV: points [dt_s, load_w, pv_w] (step), dt_s in plant seconds from `start_t` (plant
+        time; default now)."""
+        now = self.clock.now() if start_t is None else _finite("start_t", start_t)
         if not isinstance(points, list) or not points:
             raise LabError("site.building needs points [[dt_s, load_w, pv_w], ...]", where="site.building")
         ts, loads, pvs = [], [], []
@@ -169,11 +170,17 @@ class Site:
         self.load, self.pv = StepSeries(ts, loads), StepSeries(ts, pvs)
         return {"t": now, "points": len(ts)}
 
-    def grid(self, points: list | None = None, freq_hz: float | None = None, voltage_v: float | None = None) -> dict:
-        """The grid of every charger: at once (freq_hz / voltage_v) or a step profile [dt_s, f, v] from now."""
+    def grid(self, points: list | None = None, freq_hz: float | None = None, voltage_v: float | None = None,
+             start_t: float | None = None) -> dict:
+        """The grid of every charger: at once (freq_hz / voltage_v) or a step profile [dt_s, f, v] from `start_t`
+        (plant time; default now) - exact on the plant clock whatever the time compression."""
         for p in self.plants:
             if points is not None:
-                p.set_grid_profile(points, mode="step")
+                shift = 0.0 if start_t is None else _finite("start_t", start_t) - self.clock.now()
+                if any(float(pt[0]) + shift < 0 for pt in points):
+                    raise LabError("site.grid: a point lies in the past", where="site.grid",
+                                   fix="send grid events ahead of time")
+                p.set_grid_profile([[float(pt[0]) + shift, *pt[1:]] for pt in points], mode="step")
             else:
                 p.set_grid(freq_hz=freq_hz, voltage_v=voltage_v)
         return {"t": self.clock.now()}

@@ -1,0 +1,268 @@
+"""The verdict of one scenario run, from measured power only (v2g_bench.verification's judges underneath).
+
+Parts (each a VerificationResult; the scenario verdict is fail if any part fails, inconclusive if any part could
+not be judged, else pass):
+  compliance <ev>   per-interval energy and steady-state tracking of the commanded profile (judge_schedule)
+  guarantees <ev>   SOC floor / backup reserve never crossed, departure SOC met - SOC from the MEASURED DC energy
+                    with the scenario's EV efficiency model, never the EV's claim (judge_guarantees)
+  site              import / export limit held by the measured site power (building load + PV + every charger)
+  cost              the measured energy's cost vs the plan's (prices in effect when it flowed)
+  frequency         response time, droop accuracy, hold (judge_frequency_response) and the reserve kept both ways
+  backup            grid loss -> home load served within the stated transfer time, reserve kept, floor never crossed
+  cycling           energy throughput, equivalent full cycles and the degradation figure (reported) within 20-80 %
+
+Compressed time: every commanded change may take `latency_plant_s` (= wall latency x time scale) of plant time to
+show; that allowance is added to the settling time, the per-interval energy and the site limit, and stated.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from v2g_bench.scenarios.runner import RunRecord, measured_soc
+from v2g_bench.verification import (CommandedProfile, Tolerance, judge_frequency_response, judge_guarantees,
+                                    judge_schedule)
+from v2g_bench.verification.result import Check, VerificationResult
+
+CITE_SITE = "scenario [site] import/export limit (connection agreement)"
+CITE_COST = "scenario [tariff] (plan vs measured energy cost)"
+CITE_BACKUP = "scenario [grid_loss] transfer_time_max_s (V2H backup)"
+CITE_RESERVE = "SOGL 2017/1485 Art.156 (FCR energy both ways)"
+
+
+class ScenarioResult(VerificationResult):
+    pass
+
+
+@dataclass
+class ScenarioVerdict:
+    name: str
+    parts: dict = field(default_factory=dict)        # part name -> VerificationResult
+    figures: dict = field(default_factory=dict)      # reported numbers (speed-up, cost, throughput ...)
+
+    @property
+    def verdict(self) -> str:
+        v = [p.verdict for p in self.parts.values()]
+        if "fail" in v:
+            return "fail"
+        if "inconclusive" in v or not v:
+            return "inconclusive"
+        return "pass"
+
+    def summary(self) -> str:
+        lines = [f"scenario {self.name}: {self.verdict.upper()}"]
+        lines += [f"  {k} = {v:.6g}" if isinstance(v, float) else f"  {k} = {v}" for k, v in self.figures.items()]
+        for name, p in self.parts.items():
+            lines += ["  " + ln for ln in p.summary().replace(p.kind, name, 1).splitlines()]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"scenario": self.name, "verdict": self.verdict, "figures": self.figures,
+                "parts": {k: p.to_dict() for k, p in self.parts.items()}}
+
+    def failures(self) -> list[str]:
+        return [f"{name}: {c.line()}" for name, p in self.parts.items() for c in p.failed]
+
+    def reasons(self) -> list[str]:
+        out = []
+        for name, p in self.parts.items():
+            if p.verdict == "inconclusive":
+                out += [f"{name}: {r}" for r in (p.reasons or ["a criterion could not be evaluated"])]
+        return out
+
+
+def _tolerance(rec: RunRecord, dut_tol: dict, max_step_w: float, ev) -> Tolerance:
+    lat = rec.latency_plant_s
+    energy_rel = float(dut_tol.get("energy_rel", 0.02))
+    compressed = rec.time_scale > 1.0
+    band = float(dut_tol.get("power_abs_w", 500.0))
+    rel = float(dut_tol.get("power_rel", 0.02))
+    return Tolerance.from_dut_tolerances(
+        dut_tol, max_charge_w=ev.max_charge_kw * 1000.0 * (1 + rel) + band,
+        max_discharge_w=ev.max_discharge_kw * 1000.0 * (1 + rel) + band,
+        settle_s=float(dut_tol.get("settle_s", 5.0)) + lat,
+        # step timing is a real-time property: judged by the conformance cases at time scale 1, here only reported
+        dead_time_max_s=None if compressed else dut_tol.get("dead_time_max_s"),
+        t90_max_s=None if compressed else dut_tol.get("t90_max_s"),
+        time_outside_max_s=lat, energy_dev_max_pct=100.0 * energy_rel,
+        energy_dev_floor_kwh=max(0.005, max_step_w * lat / 3.6e6),
+        # a gap of a quarter slot (a loaded machine) still leaves the energy per interval judged: the cost part
+        # integrates the analyzer counters, which a gap does not blur
+        coverage_slack_s=lat, max_sample_gap_s=max(1.0, lat, 0.25 * rec.scenario.site.dt_s),
+        exceedance_max_kws=max_step_w * lat / 1000.0 * 0.05,
+        cite="DUT profile [tolerances] (scenario run, compressed-time allowance stated)")
+
+
+def counter_at(t: np.ndarray, counter: np.ndarray, at) -> np.ndarray:
+    """A cumulative energy counter read at the given instants (linear between samples)."""
+    return np.interp(at, t, counter)
+
+
+def judge_run(rec: RunRecord, dut: dict) -> ScenarioVerdict:
+    sc, arr = rec.scenario, rec.trace.arrays()
+    # from one sample before the first played slot: the lead before it is the bench's, not the plan's
+    first = max(int(np.searchsorted(arr["t"], rec.window[0])) - 1, 0)
+    arr = {k: v[first:] for k, v in arr.items()}
+    t = arr["t"]
+    dut_tol = dict(dut.get("tolerances", {}))
+    out = ScenarioVerdict(sc.name)
+    lat = rec.latency_plant_s
+    a_s, b_s = rec.window
+    dt_s = sc.site.dt_s
+    energy_rel = float(dut_tol.get("energy_rel", 0.02))
+    out.figures.update({"time_scale": rec.time_scale, "speedup_vs_real_time": rec.speedup, "wall_s": rec.wall_s,
+                        "scheduler_s": rec.scheduler_s, "scheduler_share": rec.scheduler_s / max(rec.wall_s, 1e-9),
+                        "played_h": (b_s - a_s) / 3600.0, "evses": len(rec.evs), "ocpp": rec.ocpp_version,
+                        "latency_allowance_plant_s": lat, "samples": int(t.size)})
+    if t.size < 3:
+        r = ScenarioResult("samples")
+        r.reasons.append(f"only {t.size} samples were taken")
+        out.parts["samples"] = r
+        return out
+    edges = np.arange(a_s, b_s + 1e-9, dt_s)
+    in_k0 = int(round(a_s / dt_s))
+    imp, exp = rec.prices
+    # -- per EV: compliance + guarantees ------------------------------------------------------------
+    cost_meas = cost_plan = allow_cost = 0.0
+    for i, ev in enumerate(rec.evs):
+        c = rec.commanded[i]
+        steps = np.abs(np.diff(np.concatenate([[0.0], c.power_w])))
+        tol = _tolerance(rec, dut_tol, float(steps.max()) if steps.size else 0.0, ev)
+        cmd = CommandedProfile(np.asarray(c.starts_s, float), np.asarray(c.power_w, float), c.end_s)
+        res = judge_schedule(cmd, (t, arr["dc_w"][:, i]), tol)
+        out.parts[f"compliance {ev.name}"] = res
+        soc0 = rec.plans[0][1].ev(ev.name).soc_kwh[in_k0]
+        soc = measured_soc(arr, i, ev, soc0)
+        e_moved = (arr["dc_in_wh"][-1, i] - arr["dc_in_wh"][0, i] + arr["dc_out_wh"][-1, i]
+                   - arr["dc_out_wh"][0, i]) / 1000.0
+        soc_tol = energy_rel * e_moved + tol.energy_dev_floor_kwh
+        in_window = a_s <= ev.departure_s <= b_s + 1e-6
+        g = judge_guarantees(t, soc, floor_kwh=ev.floor_kwh, reserve_kwh=ev.reserve_kwh,
+                             target_kwh=ev.target_kwh if in_window else None,
+                             departure_s=ev.departure_s if in_window else None, soc_tolerance_kwh=soc_tol)
+        g.metrics["soc_from"] = "measured DC energy x the scenario's EV efficiency (not the EV's report)"
+        if not in_window:
+            g.metrics["departure"] = "outside the played window: not judged in this run"
+        out.parts[f"guarantees {ev.name}"] = g
+        # energy cost of what flowed (DC, the commanded quantity) vs the plan's, interval by interval
+        e_in = np.diff(counter_at(t, arr["dc_in_wh"][:, i], edges)) / 1000.0
+        e_out = np.diff(counter_at(t, arr["dc_out_wh"][:, i], edges)) / 1000.0
+        k = np.arange(in_k0, in_k0 + e_in.size)
+        p_cmd = np.asarray(c.power_w)[: e_in.size] / 1000.0 * dt_s / 3600.0
+        cost_meas += float(np.sum(e_in * imp[k] - e_out * exp[k]))
+        cost_plan += float(np.sum(np.where(p_cmd > 0, p_cmd * imp[k], p_cmd * exp[k])))
+        allow_kwh = np.maximum(energy_rel * np.abs(p_cmd), tol.energy_dev_floor_kwh)
+        allow_cost += float(np.sum(allow_kwh * np.maximum(np.abs(imp[k]), np.abs(exp[k]))))
+    cres = ScenarioResult("energy cost")
+    cres.metrics.update({"measured_cost": cost_meas, "plan_cost": cost_plan, "allowance": allow_cost})
+    cres.checks.append(Check("energy cost vs the plan", abs(cost_meas - cost_plan), allow_cost, "currency",
+                             cite=CITE_COST, detail=f"measured {cost_meas:.3f} vs plan {cost_plan:.3f}"))
+    out.parts["cost"] = cres
+    out.figures.update({"energy_cost_measured": cost_meas, "energy_cost_plan": cost_plan})
+    # -- the site: import/export limit on the measured site power ---------------------------------------------
+    site = sc.site
+    if site.import_limit_kw is not None or site.export_limit_kw is not None:
+        s = ScenarioResult("site limit")
+        since = (t - a_s) % dt_s
+        steady = since >= lat                  # every slot boundary moves the load and the chargers at once
+        band = sum(float(dut_tol.get("power_abs_w", 500.0)) + float(dut_tol.get("power_rel", 0.02)) * ev.max_charge_kw
+                   * 1000.0 for ev in rec.evs)
+        g_w = arr["grid_w"]
+        s.metrics.update({"peak_import_w": float(g_w[steady].max()), "band_w": band,
+                          "peak_import_plan_kw": float(max(p.grid_kw.max() for _, p in rec.plans))})
+        if site.import_limit_kw is not None:
+            s.checks.append(Check("site import peak", float(g_w[steady].max()), site.import_limit_kw * 1000.0 + band,
+                                  "W", cite=CITE_SITE, detail=f"limit {site.import_limit_kw:g} kW + the chargers' "
+                                  f"tolerance bands {band:.0f} W; {lat:.0f} s after each slot change excluded"))
+        if site.export_limit_kw is not None:
+            s.checks.append(Check("site export peak", float(max(0.0, -g_w[steady].min())),
+                                  site.export_limit_kw * 1000.0 + band, "W", cite=CITE_SITE))
+        out.parts["site"] = s
+        out.figures["site_peak_import_kw"] = s.metrics["peak_import_w"] / 1000.0
+    # -- frequency response ---------------------------------------------------------------------------------------
+    fr = sc.frequency_response
+    if fr and "frequency_step" in rec.events:
+        e = rec.events["frequency_step"]
+        i = e["evse"] - 1
+        pre = max(a_s, e["at_s"] - 120.0)
+        m = (t >= pre) & (t <= e["until_s"])
+        f = judge_frequency_response(
+            t[m], arr["freq_hz"][m], arr["dc_w"][m, i], nominal_hz=float(fr.get("nominal_hz", 50.0)),
+            droop_w_per_hz=float(fr["droop_kw_per_hz"]) * 1000.0, deadband_hz=float(fr.get("deadband_hz", 0.0)),
+            reserved_w=float(fr.get("reserved_kw", 0.0)) * 1000.0,
+            activation_delay_max_s=float(fr.get("activation_delay_max_s", 2.0)),
+            full_activation_max_s=float(fr.get("full_activation_s", 30.0)),
+            droop_tolerance_pct=float(fr.get("droop_tolerance_pct", 10.0)), hold_min_s=float(fr.get("hold_s", 0.0)))
+        gap = float(np.max(np.diff(t[m]))) if m.sum() > 1 else float("inf")
+        f.metrics["sample_spacing_plant_s"] = gap
+        if gap > float(fr.get("activation_delay_max_s", 2.0)) / 2:
+            f.reasons.append(f"samples {gap:.2f} s apart (plant time): too coarse to time a "
+                             f"{fr.get('activation_delay_max_s', 2.0)} s activation delay")
+        # the reserve both ways: at the event the battery had the energy to supply AND the room to absorb it
+        ev = rec.evs[i]
+        soc = measured_soc(arr, i, ev, rec.plans[0][1].ev(ev.name).soc_kwh[in_k0])
+        at = float(np.interp(e["at_s"], t, soc))
+        endurance_h = float(fr.get("endurance_min", 0.0)) / 60.0
+        res_kw = float(fr.get("reserved_kw", 0.0))
+        cap = sc.battery_kwh.get(ev.name, ev.capacity_kwh)
+        need_up = res_kw * endurance_h * ev.eta_charge
+        f.checks.append(Check("room to absorb the reserve", cap - at, need_up, "kWh", ">=", cite=CITE_RESERVE,
+                              detail=f"SOC {at:.2f} of {cap:g} kWh at the step"))
+        f.checks.append(Check("energy to supply the reserve", at - (ev.floor_kwh - res_kw * endurance_h / ev.eta_discharge),
+                              res_kw * endurance_h / ev.eta_discharge, "kWh", ">=", cite=CITE_RESERVE))
+        out.parts["frequency"] = f
+        for key in ("activation_delay_s", "full_activation_s", "droop_accuracy_pct"):
+            if key in f.metrics:
+                out.figures[f"fcr_{key}"] = f.metrics[key]
+    # -- V2H backup ---------------------------------------------------------------------------------------------
+    if sc.grid_loss and "grid_loss" in rec.events:
+        e = rec.events["grid_loss"]
+        i = e["evse"] - 1
+        ev = rec.evs[i]
+        bres = ScenarioResult("backup")
+        out_m = (t >= e["at_s"]) & (t <= e["until_s"])
+        load, unserved = arr["load_w"], arr["unserved_w"]
+        served = out_m & (unserved <= 0.05 * np.maximum(load, 1.0))
+        tt = t[out_m]
+        first = np.flatnonzero(served[out_m])
+        transfer = float(tt[first[0]] - e["at_s"]) if first.size else float("inf")
+        spacing = float(np.max(np.diff(tt))) if tt.size > 1 else float("inf")
+        bres.metrics.update({"transfer_s": transfer, "sample_spacing_plant_s": spacing})
+        lim = float(sc.grid_loss["transfer_time_max_s"])
+        chk = Check("backup transfer time", transfer, lim, "s", cite=CITE_BACKUP,
+                    detail=f"grid lost at {sc.clock(e['at_s'])}; samples {spacing:.2f} s apart")
+        if spacing > lim / 2 and (transfer <= lim or spacing > lim):
+            chk.passed = None
+            bres.reasons.append(f"samples {spacing:.2f} s apart: too coarse to time a {lim:g} s transfer")
+        bres.checks.append(chk)
+        after = out_m & (t >= e["at_s"] + lim)
+        unserved_kwh = float(np.trapezoid(unserved[after], t[after]) / 3.6e6) if after.sum() > 1 else 0.0
+        served_kwh = float(np.trapezoid(load[out_m], t[out_m]) / 3.6e6) if out_m.sum() > 1 else 0.0
+        bres.checks.append(Check("home load not served after the transfer", unserved_kwh,
+                                 0.02 * served_kwh + 0.005, "kWh", cite=CITE_BACKUP,
+                                 detail=f"home load {served_kwh:.2f} kWh during the outage"))
+        soc = measured_soc(arr, i, ev, rec.plans[0][1].ev(ev.name).soc_kwh[in_k0])
+        at = float(np.interp(e["at_s"], t, soc))
+        bres.checks.append(Check("backup reserve at the grid loss", at, ev.reserve_kwh, "kWh", ">=",
+                                 cite="scenario [[ev]] backup (reserve sized for the home load)"))
+        out.parts["backup"] = bres
+        out.figures["backup_transfer_s"] = transfer
+    # -- cycling ---------------------------------------------------------------------------------------------------
+    if sc.cycling:
+        cy = ScenarioResult("cycling")
+        for i, ev in enumerate(rec.evs):
+            cap = sc.battery_kwh.get(ev.name, ev.capacity_kwh)
+            e_in = (arr["dc_in_wh"][-1, i] - arr["dc_in_wh"][0, i]) / 1000.0
+            e_out = (arr["dc_out_wh"][-1, i] - arr["dc_out_wh"][0, i]) / 1000.0
+            efc = 0.5 * (e_in + e_out) / cap
+            fade = efc * float(sc.cycling["fade_pct_per_full_cycle"])
+            cy.metrics[ev.name] = {"throughput_kwh": e_in + e_out, "equivalent_full_cycles": efc,
+                                   "capacity_fade_pct": fade, "fade_source": sc.cycling["source"]}
+            out.figures.update({"throughput_kwh": e_in + e_out, "equivalent_full_cycles": efc,
+                                "capacity_fade_pct": fade})
+            cy.checks.append(Check(f"{ev.name}: cycles delivered", efc, 0.5 * float(
+                sc.expect.get("min_full_cycles", 0.0)), "cycles", ">=", cite="scenario [expect] min_full_cycles",
+                detail=f"{e_in:.1f} kWh in, {e_out:.1f} kWh out; fade {fade:.4f} % ({sc.cycling['source']})"))
+        out.parts["cycling"] = cy
+    return out

@@ -1,0 +1,495 @@
+"""Scenario runner: scenario -> reference scheduler -> CSMS emulator commands -> the charger(s) -> measured -> judged.
+
+One run (`run_scenario`):
+1. plan: the reference scheduler (HiGHS) plans the scenario for the EVs clipped to the DUT's ratings;
+2. site: the virtual lab's multi-EVSE site (v2g_bench.lab.site) gets one charger + OCPP station per EV, the
+   batteries (the battery emulator plays each EV: capacity and SOC from the scenario), the building load/PV, and
+   the charger's local functions the scenario needs (frequency droop, V2H backup);
+3. command: the CSMS emulator sends each station a TxProfile of the plan - OCPP 2.0.1 limits with discharge
+   periods (negative limits) or OCPP 2.1 CentralSetpoint periods (setpoint / dischargeLimit) - with the plan's
+   slots played `time_scale` times shorter (dt_s / time_scale whole seconds) while the lab's clock runs
+   `time_scale` times faster, so energy in plant time is the plan's;
+   a [[tariff_update]] is published mid-run: the runner re-plans from the measured SOC and replaces the profiles;
+   grid events ([frequency_response] step, [grid_loss]) are set on the lab's plant clock, exact at any speed;
+4. measure: the site meter and each charger's measurement path are sampled with plant timestamps;
+5. judge (v2g_bench.scenarios.judges): per-interval compliance, site limit, SOC floor / departure from measured
+   energy, energy cost vs the plan, frequency response, backup transfer, cycling throughput.
+
+Compressed time stretches every wall-clock latency (the DUT's control tick, the bench's I/O) by the factor; the
+judges allow `latency_s x time_scale` of plant time per setpoint change and say so in the report. At
+time_scale 1 (a real bench) that allowance is the DUT's own dead time and settling.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from v2g_bench.errors import BenchError, Inconclusive
+from v2g_bench.scheduler.model import EVRequest, Plan, Site
+from v2g_bench.scheduler.scenario import Scenario
+
+PASSWORD = "scenario-runner-pass-01"
+GROSS_OVER_USABLE = 1.15
+
+
+class ScenarioNotApplicable(Exception):
+    """The DUT cannot run this scenario (its ratings or claims): a skip with the reason, never a verdict."""
+
+
+@dataclass
+class RunOptions:
+    time_scale: float = 900.0            # requested compression (plan slot dt_s -> dt_s / time_scale wall seconds)
+    sample_period_s: float = 0.02        # wall seconds between site-meter samples
+    latency_s: float = 0.12              # wall-clock latency allowed per setpoint change (DUT tick + bench I/O)
+    ocpp_version: str = "2.0.1"
+    control_interval_s: float = 0.02     # the lab station's control tick in compressed runs
+    max_evses: int | None = None         # cap for very large fleets (the plan is then made for the first N EVs)
+    lead_s: float = 2.0                  # wall seconds between the profiles and the plan's first slot
+    evse_timeout_s: float = 30.0
+
+    def factor_for(self, sc: Scenario) -> float:
+        """The compression actually used: at most the requested one, fine enough for the scenario's fastest judged
+        time (frequency activation delay, backup transfer) to span >= 4 samples, and dt_s / factor whole seconds."""
+        finest = math.inf
+        fr = sc.frequency_response
+        if fr:
+            finest = min(finest, float(fr.get("activation_delay_max_s", 2.0)))
+        if sc.grid_loss:
+            finest = min(finest, float(sc.grid_loss["transfer_time_max_s"]))
+        limit = min(self.time_scale, finest / (4 * self.sample_period_s)) if math.isfinite(finest) else self.time_scale
+        dt_s = int(sc.site.dt_s)
+        candidates = [dt_s / k for k in range(1, dt_s + 1) if dt_s % k == 0 and dt_s / k <= limit + 1e-9]
+        return max(max(candidates), 1.0)
+
+
+@dataclass
+class Trace:
+    """What was measured, on plant time (s from the scenario start)."""
+    t: list = field(default_factory=list)
+    grid_w: list = field(default_factory=list)
+    load_w: list = field(default_factory=list)
+    pv_w: list = field(default_factory=list)
+    unserved_w: list = field(default_factory=list)
+    freq_hz: list = field(default_factory=list)
+    dc_w: list = field(default_factory=list)           # per sample: [EVSE...]
+    ac_w: list = field(default_factory=list)
+    dc_in_wh: list = field(default_factory=list)
+    dc_out_wh: list = field(default_factory=list)
+    ac_in_wh: list = field(default_factory=list)
+    ac_out_wh: list = field(default_factory=list)
+
+    def add(self, m: dict, t_rel: float) -> None:
+        self.t.append(t_rel)
+        self.grid_w.append(m["grid_w"])
+        self.load_w.append(m["load_w"])
+        self.pv_w.append(m["pv_w"])
+        self.unserved_w.append(m["unserved_w"])
+        rows = m["evse"]
+        self.freq_hz.append(rows[0]["freq_hz"])
+        self.dc_w.append([r["dc_w"] for r in rows])
+        self.ac_w.append([r["ac_w"] for r in rows])
+        self.dc_in_wh.append([r["dc_import_wh"] for r in rows])
+        self.dc_out_wh.append([r["dc_export_wh"] for r in rows])
+        self.ac_in_wh.append([r["ac_import_wh"] for r in rows])
+        self.ac_out_wh.append([r["ac_export_wh"] for r in rows])
+
+    def arrays(self) -> dict:
+        return {k: np.asarray(v, dtype=float) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class Commanded:
+    """The profile each EV was commanded, as plan-time steps: starts_s (from the scenario start), power_w."""
+    starts_s: list
+    power_w: list
+    end_s: float
+
+
+@dataclass
+class RunRecord:
+    scenario: Scenario
+    plan: Plan                            # the (last) plan
+    plans: list                           # [(from_s, Plan)] every plan that was commanded
+    evs: list[EVRequest]                  # as planned (clipped to the DUT)
+    window: tuple[float, float]           # plan seconds played [a, b)
+    time_scale: float
+    trace: Trace
+    commanded: list[Commanded]            # per EV
+    prices: tuple                         # (import, export) per interval, as in effect when the energy flowed
+    wall_s: float
+    scheduler_s: float
+    ocpp_version: str
+    latency_plant_s: float
+    notes: list[str] = field(default_factory=list)
+    events: dict = field(default_factory=dict)
+
+    @property
+    def speedup(self) -> float:
+        return (self.window[1] - self.window[0]) / max(self.wall_s, 1e-9)
+
+
+# ------------------------------------------------------------------------------------------ planning
+
+def clip_to_dut(sc: Scenario, ratings: dict, max_evses: int | None) -> list[EVRequest]:
+    """The scenario's EVs as the DUT can serve them: power limits clipped to its ratings per direction."""
+    from dataclasses import replace
+    pc = float(ratings.get("charge", {}).get("power_max_w", math.inf)) / 1000.0
+    pd = float(ratings.get("discharge", {}).get("power_max_w", 0.0 if "discharge" not in ratings else math.inf)) / 1000.0
+    evs = sc.evs[:max_evses] if max_evses else list(sc.evs)
+    out = []
+    for ev in evs:
+        kw = dict(max_charge_kw=min(ev.max_charge_kw, pc), max_discharge_kw=min(ev.max_discharge_kw, pd))
+        if ev.charge_curve is not None and kw["max_charge_kw"] < ev.max_charge_kw:
+            kw["charge_curve"] = None        # the part-load segments were sized for the EV's own maximum
+        if ev.discharge_curve is not None and kw["max_discharge_kw"] < ev.max_discharge_kw:
+            kw["discharge_curve"] = None
+        out.append(replace(ev, **kw))
+    return out
+
+
+def plan_scenario(sc: Scenario, evs: list[EVRequest], site: Site | None = None) -> Plan:
+    from v2g_bench.scheduler.lp import Scheduler
+    from v2g_bench.scheduler.model import InfeasibleSchedule
+    try:
+        return Scheduler().plan(site or sc.site, evs)
+    except InfeasibleSchedule as e:
+        raise ScenarioNotApplicable(f"the plan is infeasible for this DUT's ratings: {e.what}") from None
+
+
+def play_window(sc: Scenario, plan: Plan, evs: list[EVRequest]) -> tuple[int, int]:
+    """Intervals [a, b) to play: from the first arrival to the last departure (nothing to command outside);
+    a frequency or grid-loss event narrows it to the intervals around the event."""
+    dt_s, n = sc.site.dt_s, plan.n
+    a = min(int(math.floor(ev.arrival_s / dt_s + 1e-9)) for ev in evs)
+    b = max(int(math.ceil(ev.departure_s / dt_s - 1e-9)) for ev in evs)
+    a, b = max(a, 0), min(b, n)
+    fr = sc.frequency_response
+    if fr:
+        t0 = float(fr.get("step_at_s", 0.0))
+        t1 = t0 + float(fr.get("hold_s", 0.0)) + float(fr.get("full_activation_s", 30.0))
+        a, b = max(a, int(t0 // dt_s)), min(b, int(math.ceil(t1 / dt_s)) + 1)
+    if sc.grid_loss:
+        t0 = sc.grid_loss["at_s"]
+        t1 = t0 + sc.grid_loss["duration_s"]
+        a, b = max(a, int(t0 // dt_s) - 1), min(b, int(math.ceil(t1 / dt_s)) + 1)
+    return a, b
+
+
+def schedule_periods(power_kw: np.ndarray, slot_s: int, lead_s: int) -> list[tuple[int, float]]:
+    """(startPeriod, W) periods: `lead_s` of 0 W, then one per plan slot, equal neighbours merged."""
+    periods: list[tuple[int, float]] = [(0, 0.0)] if lead_s > 0 else []
+    for k, p in enumerate(power_kw):
+        w = round(float(p) * 1000.0, 1)
+        if abs(w) < 1.0:
+            w = 0.0
+        if periods and periods[-1][1] == w:
+            continue
+        periods.append((lead_s + k * slot_s, w))
+    return periods
+
+
+def build_profile(csms, station: str, version: str, profile_id: int, tx_id: str, periods, start_utc: dt.datetime,
+                  duration_s: int) -> dict:
+    from v2g_bench.csms import payloads as P
+    if version == "2.0.1":
+        sched = [P.schedule_period(s, w, "2.0.1") for s, w in periods]
+    else:                # 2.1: a central setpoint per period, discharge as a negative setpoint within dischargeLimit
+        sched = [P.schedule_period(s, w, version, mode="CentralSetpoint") for s, w in periods]
+    return {"id": profile_id, "stackLevel": 0, "chargingProfilePurpose": "TxProfile",
+            "chargingProfileKind": "Absolute", "transactionId": tx_id,
+            "chargingSchedule": [{"id": profile_id, "chargingRateUnit": "W", "duration": int(duration_s),
+                                  "startSchedule": start_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                  "chargingSchedulePeriod": sched}]}
+
+
+# ------------------------------------------------------------------------------------------ the lab site
+
+def lab_overrides(n: int, opts: RunOptions, sc: Scenario, evs: list[EVRequest], ratings: dict) -> dict:
+    """Lab config for a scenario: N EVSEs, stations that follow their profile (the EV always wants power; the
+    plan decides), a stage as rated by the DUT profile, finer plant steps when an event is judged."""
+    pc = float(ratings.get("charge", {}).get("power_max_w", 11000.0))
+    pd = float(ratings.get("discharge", {}).get("power_max_w", 10000.0))
+    ov = {"services.station.enabled": "true", "services.station.ocpp_version": f'"{opts.ocpp_version}"',
+          "services.station.control_interval_s": str(opts.control_interval_s),
+          "services.station.meter_interval_s": "3600.0",
+          "services.station.max_charge_w": str(pc), "services.station.max_discharge_w": str(max(pd, 1.0)),
+          "services.station.ev": "{ target_soc = 1.0, max_charge_w = %r, max_discharge_w = %r }" % (pc, max(pd, 1.0)),
+          "services.site.module": '"v2g_bench.lab.site"', "services.site.evses": str(n),
+          "plant.stage.charge.p_max_w": str(pc), "plant.stage.discharge.p_max_w": str(max(pd, 1.0)),
+          "plant.stage.ramp_w_per_s": "20000.0",
+          # the scenario's EV is an ideal store between 0 and its capacity: its BMS must not taper the plan
+          "plant.battery.soc_min": "0.0", "plant.battery.soc_max": "1.0",
+          "plant.battery.charge_voltage_limit_v": "480.0", "plant.battery.discharge_voltage_limit_v": "250.0"}
+    if sc.frequency_response or sc.grid_loss:
+        ov["plant.max_step_s"] = "0.1"
+    return ov
+
+
+class SiteSession:
+    """The virtual lab's site as the runner drives it: control client + one station per EVSE on the CSMS."""
+
+    def __init__(self, lab, csms, n: int, version: str, timeout_s: float):
+        from v2g_bench.lab.control import LabControl
+        self.lab, self.csms, self.n, self.version = lab, csms, n, version
+        self.ctl = LabControl("127.0.0.1", lab.ports["control"], timeout=timeout_s)
+        self.tx: list[str] = []
+        self.stations: list[str] = []
+
+    def op(self, name: str, evse: int) -> str:
+        return name if evse == 1 else f"evse{evse}.{name}"
+
+    def connect_all(self) -> None:
+        for i in range(1, self.n + 1):
+            r = self.ctl.call(self.op("station.connect", i), url=self.csms.url, security_profile=1, password=PASSWORD,
+                              ocpp_version=self.version)
+            if not r.get("connected"):
+                raise BenchError(f"EVSE {i}'s station did not connect to the CSMS emulator: {r}", where="scenario site")
+        # EVSE 1 is the lab's own station (LAB-CS-001), EVSE i the site's LAB-CS-00i (v2g_bench.lab.site)
+        self.stations = [f"LAB-CS-{i:03d}" for i in range(1, self.n + 1)]
+        for i in range(1, self.n + 1):
+            self.ctl.call(self.op("station.start_transaction", i))
+        for i, sid in enumerate(self.stations, start=1):
+            self.csms.expect("TransactionEvent", where=lambda m: m["eventType"] == "Started", timeout=15, station=sid)
+            self.tx.append(self.ctl.call(self.op("station.status", i))["transaction_id"])
+
+    def plant_time(self) -> tuple[float, float, dict]:
+        """(plant t, the monotonic instant it corresponds to, the measurement)."""
+        a = time.monotonic()
+        m = self.ctl.call("site.measure")
+        b = time.monotonic()
+        return float(m["t"]), 0.5 * (a + b), m
+
+    def close(self) -> None:
+        try:
+            for i in range(1, self.n + 1):
+                try:
+                    self.ctl.call(self.op("station.stop_transaction", i))
+                except Exception:
+                    pass
+            self.ctl.call("set_time_scale", time_scale=1.0)
+            self.ctl.call("site.reset")
+        except Exception:
+            pass
+        finally:
+            self.ctl.close()
+
+
+# ------------------------------------------------------------------------------------------ run
+
+def station_ids(session: SiteSession) -> list[str]:
+    return session.csms.stations
+
+
+def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None, workdir: str | Path,
+                 pixit: dict | None = None, log=print) -> RunRecord:
+    """Run one scenario on a fresh virtual lab; raises ScenarioNotApplicable / BenchError; returns the record
+    for v2g_bench.scenarios.judges."""
+    from v2g_bench.csms.emulator import CSMSEmulator
+    from v2g_bench.harness.labproc import running_lab
+
+    opts = opts or RunOptions()
+    pixit = pixit or {}
+    t_wall0 = time.perf_counter()
+    evs = clip_to_dut(sc, ratings, opts.max_evses)
+    site = sc.site
+    t_s = time.perf_counter()
+    plan = plan_scenario(sc, evs)
+    scheduler_s = time.perf_counter() - t_s
+    factor = opts.factor_for(sc)
+    slot_s = int(round(sc.site.dt_s / factor))
+    a, b = play_window(sc, plan, evs)
+    if b <= a:
+        raise ScenarioNotApplicable("no interval to play (no EV is plugged in inside the horizon)")
+    n = len(evs)
+    w0 = a * site.dt_s                      # plan seconds at the first played slot
+    notes = [f"plan slots of {site.dt_s:g} s played in {slot_s} s: time compressed x{factor:g}",
+             f"window {sc.clock(w0)} .. {sc.clock(b * site.dt_s)} ({b - a} slots), {n} EVSE(s), OCPP {opts.ocpp_version}"]
+    workdir = Path(workdir)
+    csms = CSMSEmulator({"security_profile": 1, "password": PASSWORD, "record_path": str(workdir / "ocpp-frames.jsonl"),
+                         "retain_frames": 2000}, pki_dir=str(workdir / "pki")).start()
+    imp = site.import_price.copy()
+    exp = site.export_price.copy()
+    plans = [(0.0, plan)]
+    events: dict = {}
+    try:
+        with running_lab(workdir=workdir / "lab", overrides=lab_overrides(n, opts, sc, evs, ratings),
+                         timeout_s=60) as lab:
+            ss = SiteSession(lab, csms, n, opts.ocpp_version, opts.evse_timeout_s)
+            try:
+                ss.connect_all()
+                log(f"{n} station(s) connected, transactions started")
+                # the battery emulator plays each EV
+                for i, ev in enumerate(evs, start=1):
+                    cap = sc.battery_kwh.get(ev.name, ev.capacity_kwh)
+                    soc0 = plan.ev(ev.name).soc_kwh[a]          # the plan's SOC at the first played slot
+                    # gross capacity 15 % above the usable one the plan uses (as in a real pack): the lab's cells take
+                    # the DC nearly loss-free while the plan books eta_charge, so they must not be full before the plan
+                    gross = cap * GROSS_OVER_USABLE
+                    ss.ctl.call("site.battery", evse=i, capacity_wh=gross * 1000.0, soc=soc0 / gross)
+                # profiles: start on a whole second with a zero lead, so nothing flows before the plan
+                lead = int(math.ceil(opts.lead_s + 0.05 * n))
+                now_utc = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+                start_mono = time.monotonic() - (dt.datetime.now(dt.timezone.utc) - now_utc).total_seconds()
+                t0_mono = start_mono + lead
+                commanded = []
+                soc0 = {ev.name: plan.ev(ev.name).soc_kwh[a] for ev in evs}
+                for i, ev in enumerate(evs):
+                    p_kw = plan.ev(ev.name).power_kw[a:b]
+                    periods = schedule_periods(p_kw, slot_s, lead)
+                    prof = build_profile(csms, ss.stations[i], opts.ocpp_version, 100 + i, ss.tx[i], periods, now_utc,
+                                         lead + (b - a) * slot_s)
+                    r = csms.call("SetChargingProfile", {"evseId": 1, "chargingProfile": prof}, station=ss.stations[i])
+                    if r.get("status") != "Accepted":
+                        from v2g_bench.errors import Nonconformance
+                        raise Nonconformance(f"{ss.stations[i]} refused the plan's TxProfile: {r}", req="K01.FR.07")
+                    commanded.append(Commanded([w0 + k * site.dt_s for k in range(b - a)],
+                                               [float(x) * 1000.0 for x in p_kw], b * site.dt_s))
+                ss.ctl.call("set_time_scale", time_scale=factor)
+                if time.monotonic() > t0_mono - 0.2:
+                    raise BenchError(f"setting up {n} EVSE(s) took longer than the {lead} s lead",
+                                     where="scenario runner", fix="raise RunOptions.lead_s")
+                pt, pm, _ = ss.plant_time()
+                t0_plant = pt + (t0_mono - pm) * factor          # plant time of the first played slot
+
+                def plant_at(plan_s: float) -> float:
+                    return t0_plant + (plan_s - w0)
+
+                # building load / PV, on the plant clock from the first slot
+                base_load = site.load_kw if site.load_kw is not None else np.zeros(site.n)
+                base_pv = site.pv_kw if site.pv_kw is not None else np.zeros(site.n)
+                pts = [[(k - a) * site.dt_s, float(base_load[k]) * 1000.0, float(base_pv[k]) * 1000.0]
+                       for k in range(a, b)]
+                ss.ctl.call("site.building", points=pts, start_t=t0_plant)
+                fr = sc.frequency_response
+                if fr:
+                    ev_i = next((i for i, ev in enumerate(evs, 1) if ev.name == fr.get("ev")), 1)
+                    ss.ctl.call("site.frequency_support", evse=ev_i, nominal_hz=float(fr.get("nominal_hz", 50.0)),
+                                droop_w_per_hz=float(fr["droop_kw_per_hz"]) * 1000.0,
+                                deadband_hz=float(fr.get("deadband_hz", 0.0)),
+                                reserve_w=float(fr.get("reserved_kw", 0.0)) * 1000.0)
+                    step_at = float(fr.get("step_at_s", 0.0))
+                    f0 = float(fr.get("nominal_hz", 50.0))
+                    hold_end = step_at + float(fr.get("hold_s", 0.0))
+                    ss.ctl.call("site.grid", start_t=t0_plant,
+                                points=[[step_at - w0, f0 + float(fr["step_hz"]), None], [hold_end - w0, f0, None]])
+                    events["frequency_step"] = {"at_s": step_at, "until_s": hold_end, "evse": ev_i}
+                if sc.grid_loss:
+                    gl = sc.grid_loss
+                    ev_i = next((i for i, ev in enumerate(evs, 1) if ev.name == gl["ev"]), 1)
+                    ss.ctl.call("site.backup", evse=ev_i,
+                                transfer_s=float(pixit.get("backup_transfer_time_s", 0.0)))
+                    v0 = 230.0
+                    ss.ctl.call("site.grid", start_t=t0_plant, points=[[gl["at_s"] - w0, None, 0.0],
+                                                                       [gl["at_s"] + gl["duration_s"] - w0, None, v0]])
+                    events["grid_loss"] = {"at_s": gl["at_s"], "until_s": gl["at_s"] + gl["duration_s"], "evse": ev_i}
+                # tariff updates: re-plan at publication, new profiles from the next slot that can still be reached
+                updates = sorted(u for u in sc.tariff_updates if w0 < u[0] < b * site.dt_s)
+                trace = Trace()
+                end_plant = plant_at(b * site.dt_s)
+                deadline = time.monotonic() + (end_plant - t0_plant) / factor + lead + 30
+                log(f"playing {b - a} slots x {slot_s} s (x{factor:g}) ...")
+                while True:
+                    if time.monotonic() > deadline:
+                        raise BenchError("the lab's plant clock did not reach the end of the window in time",
+                                         where="scenario runner")
+                    pt, pm, m = ss.plant_time()
+                    if pt >= t0_plant - 0.5 * site.dt_s:
+                        trace.add(m, pt - t0_plant + w0)
+                    if pt >= end_plant:
+                        break
+                    if updates and pt >= plant_at(updates[0][0]):
+                        at_s, new_imp, new_exp = updates.pop(0)
+                        t_r = time.perf_counter()
+                        k, plan = replan(sc, evs, plans, soc0, trace, new_imp, new_exp, b)
+                        scheduler_s += time.perf_counter() - t_r
+                        imp[k:], exp[k:] = new_imp[k:], new_exp[k:]
+                        plans.append((k * site.dt_s, plan))
+                        start_k_mono = t0_mono + (k - a) * slot_s
+                        start_k_utc = now_utc + dt.timedelta(seconds=lead + (k - a) * slot_s)
+                        if time.monotonic() > start_k_mono - 0.1:
+                            raise BenchError("re-planning took longer than one compressed slot", where="scenario runner")
+                        for i, ev in enumerate(evs):
+                            p_new = (plan.ev(ev.name).power_kw[: b - k] if ev.name in {e.name for e in plan.evs}
+                                     else np.zeros(b - k))
+                            periods = schedule_periods(p_new, slot_s, 0)
+                            prof = build_profile(csms, ss.stations[i], opts.ocpp_version, 100 + i, ss.tx[i], periods,
+                                                 start_k_utc, (b - k) * slot_s)
+                            r = csms.call("SetChargingProfile", {"evseId": 1, "chargingProfile": prof},
+                                          station=ss.stations[i])
+                            if r.get("status") != "Accepted":
+                                from v2g_bench.errors import Nonconformance
+                                raise Nonconformance(f"{ss.stations[i]} refused the re-planned TxProfile: {r}",
+                                                     req="K01.FR.05")
+                            c = commanded[i]
+                            keep = [j for j, s in enumerate(c.starts_s) if s < k * site.dt_s]
+                            c.starts_s = [c.starts_s[j] for j in keep] + [k * site.dt_s + j * site.dt_s
+                                                                          for j in range(b - k)]
+                            c.power_w = [c.power_w[j] for j in keep] + [float(x) * 1000.0 for x in p_new]
+                        events.setdefault("tariff_updates", []).append({"published_s": at_s, "from_s": k * site.dt_s})
+                        notes.append(f"tariff re-published at {sc.clock(at_s)}: re-planned from {sc.clock(k * site.dt_s)}")
+                    time.sleep(opts.sample_period_s)
+            finally:
+                ss.close()
+    finally:
+        csms.close()
+    wall = time.perf_counter() - t_wall0
+    return RunRecord(scenario=sc, plan=plan, plans=plans, evs=evs, window=(w0, b * site.dt_s), time_scale=factor,
+                     trace=trace, commanded=commanded, prices=(imp, exp), wall_s=wall, scheduler_s=scheduler_s,
+                     ocpp_version=opts.ocpp_version, latency_plant_s=opts.latency_s * factor, notes=notes,
+                     events=events)
+
+
+def replan(sc: Scenario, evs: list[EVRequest], plans: list, soc0: dict, trace: Trace, new_imp, new_exp, b: int):
+    """Re-plan the rest of the horizon with the new prices from the first slot at least one compressed slot
+    ahead, starting from the SOC the EVs will have then (measured so far + the old plan until then)."""
+    from dataclasses import replace
+    site = sc.site
+    dt_s = site.dt_s
+    now_s = trace.t[-1]
+    k = int(math.floor(now_s / dt_s)) + 2            # one full compressed slot of margin for sending the profiles
+    from_s, plan = plans[-1]
+    if k >= b:
+        return b, plan
+    arr = trace.arrays()
+    new_evs = []
+    off = int(round(from_s / dt_s))                  # the last plan's slot 0 in scenario slots
+    for i, ev in enumerate(evs):
+        if ev.departure_s <= k * dt_s:
+            continue                                 # gone before the new prices apply: nothing to re-plan
+        e0 = soc0[ev.name]
+        soc_now = measured_soc(arr, i, ev, e0)[-1] if arr["t"].size else e0
+        # ... plus what the old plan still does until slot k
+        t_k = k * dt_s
+        p_old = np.concatenate([np.zeros(off), plan.ev(ev.name).power_kw])
+        j0 = int(math.floor(now_s / dt_s))
+        add = 0.0
+        for j in range(j0, k):
+            frac = (min(t_k, (j + 1) * dt_s) - max(now_s, j * dt_s)) / 3600.0
+            pw = p_old[j]
+            add += (ev.eta_charge * pw if pw > 0 else pw / ev.eta_discharge) * max(frac, 0.0)
+        soc_k = min(max(soc_now + add, 0.0), ev.capacity_kwh)
+        new_evs.append(replace(ev, soc_kwh=soc_k, arrival_s=max(ev.arrival_s - t_k, 0.0),
+                               departure_s=ev.departure_s - t_k))
+    sub = Site(import_price=np.asarray(new_imp)[k:], export_price=np.asarray(new_exp)[k:], dt_s=dt_s,
+               load_kw=None if site.load_kw is None else site.load_kw[k:],
+               pv_kw=None if site.pv_kw is None else site.pv_kw[k:], import_limit_kw=site.import_limit_kw,
+               export_limit_kw=site.export_limit_kw, demand_charge_per_kw=site.demand_charge_per_kw,
+               name=site.name)
+    return k, plan_scenario(sc, new_evs, sub)
+
+
+def measured_soc(arr: dict, i: int, ev: EVRequest, soc0_kwh: float) -> np.ndarray:
+    """SOC (kWh) of EV i from the MEASURED DC energy, with the scenario's EV efficiency model (the plan's)."""
+    e_in = arr["dc_in_wh"][:, i] - arr["dc_in_wh"][0, i]
+    e_out = arr["dc_out_wh"][:, i] - arr["dc_out_wh"][0, i]
+    return soc0_kwh + (ev.eta_charge * e_in - e_out / ev.eta_discharge) / 1000.0
+
+
+def require(cond: bool, reason: str) -> None:
+    if not cond:
+        raise Inconclusive(reason)
