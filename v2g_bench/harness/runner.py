@@ -45,6 +45,9 @@ def classify(report) -> str | None:
         msg = str(lr[2])
     elif lr is not None and hasattr(lr, "reprcrash") and lr.reprcrash is not None:
         msg = lr.reprcrash.message or ""
+    props = dict(getattr(report, "user_properties", None) or ())
+    if report.when == "call" and props.get("v2g_verdict") and (report.failed or report.skipped):
+        return props["v2g_verdict"]        # decided from the exception's type by the plugin (verdict integrity)
     if report.skipped:
         return "inconclusive" if "INCONCLUSIVE" in msg else "skipped"
     if report.failed:
