@@ -26,6 +26,21 @@ class CaseContext:
         self.deviations: list[str] = []        # what the run did differently from the method (for the report)
         self.current_step: Step | None = None
         self.last_wire_t: float | None = None  # monotonic wire time of the last stimulus' effect (answer in)
+        self._cleanups: list = []              # run when the case ends, last first (recorders, profiles set)
+
+    def on_close(self, fn) -> None:
+        """Run `fn()` when the case ends, whatever its verdict (before the bench unwinds the roles)."""
+        self._cleanups.append(fn)
+
+    def close(self) -> list[str]:
+        problems = []
+        while self._cleanups:
+            fn = self._cleanups.pop()
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - every cleanup runs; problems are reported
+                problems.append(f"{getattr(fn, '__name__', fn)}: {type(e).__name__}: {e}")
+        return problems
 
     # -- roles and profiles ------------------------------------------------------------------------
     def role(self, name: str) -> Any:

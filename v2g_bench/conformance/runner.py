@@ -91,7 +91,11 @@ def run_case(case: Case, version: str | None, request: pytest.FixtureRequest) ->
         for s in case.steps:
             run_step(ctx, s)
     finally:
+        problems = ctx.close()
+        ctx.deviations += [f"cleanup failed: {p}" for p in problems]
         _record(ctx, request)
+    if problems:
+        raise BenchError("the case's cleanup failed: " + "; ".join(problems))
 
 
 def run_step(ctx: CaseContext, s: Step, *, precondition: bool = False) -> None:

@@ -13,7 +13,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from v2g_bench.harness.asyncrt import LoopThread
-from v2g_bench.errors import BenchError, Nonconformance
+from v2g_bench.errors import BenchError, CaseDefinitionError, Nonconformance
 from v2g_bench.roles import BenchContext, RoleConfig, RoleDriver
 from v2g_bench.csms import payloads as P
 from v2g_bench.csms.recording import CALL, CALLERROR, CALLRESULT, Frame, FrameRecorder
@@ -241,8 +241,11 @@ class CSMSEmulator(RoleDriver):
                         and (station is None or f.station == station) and not f.problems):
                     try:
                         ok = where is None or where(f)
-                    except (KeyError, TypeError, IndexError):
-                        ok = False
+                    except Exception as e:  # noqa: BLE001 - the test's predicate is wrong, not the station
+                        raise CaseDefinitionError(
+                            f"the where= condition of expect({action!r}) raised {type(e).__name__}: {e} on frame "
+                            f"{json.dumps(f.payload)[:200]}", where="csms.expect",
+                            fix="fix the predicate (a frame that lacks an optional field: use .get())") from e
                     if ok:
                         return f
             return None

@@ -11,10 +11,13 @@ from typing import Any, Coroutine
 
 
 class LoopThread:
-    def __init__(self, name: str = "v2g-bench-loop"):
+    def __init__(self, name: str = "v2g-bench-loop", *, lag_probe_s: float = 0.02):
         self.loop = asyncio.new_event_loop()
+        self.lag = LagMonitor(lag_probe_s)
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._thread.start()
+        if lag_probe_s > 0:
+            self.submit(self.lag.run())
 
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -47,3 +50,33 @@ class LoopThread:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+
+class LagMonitor:
+    """How late the loop ran its callbacks: a probe sleeps `period_s` and records how much later it woke.
+
+    A frame the loop read late carries a late timestamp; the conformance engine asks `max_lag(t0, t1)` to tell
+    the bench's own lateness from the charger's, and calls a late verdict inconclusive rather than failed."""
+
+    def __init__(self, period_s: float = 0.02, keep: int = 20000):
+        import collections
+        self.period_s = period_s
+        self._events: collections.deque[tuple[float, float]] = collections.deque(maxlen=keep)   # (t, lag)
+        self._lock = threading.Lock()
+
+    async def run(self) -> None:
+        import time
+        while True:
+            t0 = time.monotonic()
+            await asyncio.sleep(self.period_s)
+            t1 = time.monotonic()
+            lag = t1 - t0 - self.period_s
+            if lag > 0.005:
+                with self._lock:
+                    self._events.append((t1, lag))
+
+    def max_lag(self, t0: float, t1: float) -> float:
+        """The largest lateness (s) of the loop observed in [t0, t1] (a late wake-up at t covers [t - lag, t])."""
+        with self._lock:
+            return max((lag for t, lag in self._events if t >= t0 and t - lag <= t1), default=0.0)
+
