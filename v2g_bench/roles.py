@@ -29,6 +29,7 @@ KNOWN_ROLES: dict[str, str] = {
     "grid": "grid simulator (AC source)",
     "ev_io": "EV-side interface board (IEC 61851 control pilot/proximity, plug relay, E-stop)",
     "chademo": "CHAdeMO EV emulator (CAN, V2H)",
+    "plc": "the EV's HomePlug Green PHY link (ISO 15118-3 SLAC before SDP)",
 }
 
 

@@ -2,4 +2,5 @@
 
 DRIVERS = {
     "virtual_lab_dut": "v2g_bench.lab.charger.dut_role:VirtualLabDut",
+    "ocpp_charger": "v2g_bench.dut.real_charger:OcppCharger",
 }

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 
 from v2g_bench.errors import BenchError
+from v2g_bench.roles import RoleDriver
 
 ETH_P_HPAV = 0x88E1
 BROADCAST = "ff:ff:ff:ff:ff:ff"
@@ -308,3 +309,66 @@ def run_slac(iface: str, *, timeout_s: float = 30.0, **kw) -> SlacResult:
     finally:
         if not ev_closed:
             ev.close()
+
+
+class SlacEvRole(RoleDriver):
+    """Role `plc` (driver `slac_ev`): the EV's HomePlug Green PHY link. `match()` runs SLAC on the EV's
+    interface (a real GP modem's Ethernet port, or the virtual lab's veth end from its ready file);
+    a bench runs it before SDP, as an EV does after plug-in."""
+
+    roles = ("plc",)
+    transport = "ethernet"
+    description = "EV-side ISO 15118-3 SLAC over a HomePlug GP modem (scapy HomePlug layers, raw socket)"
+
+    def __init__(self, iface: str, netns: str | None, *, timers: SlacTimers, timeout_s: float, ev_modem_mac: str):
+        self.iface, self.netns, self.timers, self.timeout_s = iface, netns, timers, timeout_s
+        self.ev_modem_mac = ev_modem_mac
+        self.results: list[SlacResult] = []
+        self.evidence = None
+
+    @classmethod
+    def validate_config(cls, cfg) -> list[str]:
+        s = cfg.options.get("timer_scale", 1.0)
+        return [] if isinstance(s, (int, float)) and 1.0 <= s <= 10.0 else [
+            f"{cfg.where('timer_scale')}: {s!r} must be 1..10 (1 = the -3 timers as specified)"]
+
+    @classmethod
+    def open(cls, cfg, ctx=None) -> "SlacEvRole":
+        o = cfg.options
+        iface, ns = o.get("interface") or cfg.resource, o.get("netns")
+        wire = (getattr(getattr(ctx, "lab", None), "info", None) or {}).get("iso15118") or {}
+        if not iface:
+            iface, ns = wire.get("ev_iface"), ns or wire.get("ev_netns")
+        if not iface:
+            from v2g_bench.errors import ProfileError
+            raise ProfileError([f"{cfg.where('interface')}: missing (the EV's PLC modem interface, e.g. eth1), "
+                                "and the lab has no ISO 15118 wire"], where=cfg.source)
+        role = cls(iface, ns, timers=SlacTimers(scale=float(o.get("timer_scale", 1.0))),
+                   timeout_s=float(o.get("match_timeout_s", 30.0)),
+                   ev_modem_mac=str(o.get("modem_mac", LOCAL_MODEM_MAC)))
+        role.evidence = getattr(ctx, "evidence", None)
+        open_raw_socket(iface, ns).close()          # the interface exists and we may use it
+        return role
+
+    def identify(self) -> str:
+        return f"v2g-bench SLAC EV side on {self.iface}" + (f" (netns {self.netns})" if self.netns else "")
+
+    def self_test(self) -> str:
+        return "ok: " + self.identify()
+
+    def match(self, **kw) -> SlacResult:
+        """One SLAC run; the capture goes to the test's evidence (slac.pcap) when there is one."""
+        pcap = kw.pop("pcap_path", None)
+        if pcap is None and self.evidence is not None:
+            pcap = self.evidence.path(f"slac-{len(self.results) + 1}.pcap")
+        kw.setdefault("timers", self.timers)
+        r = run_slac(self.iface, netns=self.netns, pcap_path=pcap, timeout_s=self.timeout_s,
+                     ev_modem_mac=self.ev_modem_mac, **kw)
+        self.results.append(r)
+        return r
+
+    def safe_state(self) -> None:
+        return None                  # SLAC holds no energy; leaving the AVLN is the modem's business
+
+    def close(self) -> None:
+        return None

@@ -25,7 +25,7 @@ from v2g_bench.errors import BenchError, Inconclusive, ProfileError
 from v2g_bench.harness.evidence import Evidence
 from v2g_bench.profiles import DEFAULT_BENCH, DEFAULT_DUT, REPO_ROOT, check_compatible, load_bench, load_dut
 
-ROLE_NAMES = ("ev", "csms", "dut", "battery", "analyzer", "meter", "charger", "can", "grid", "ev_io", "chademo")
+ROLE_NAMES = ("ev", "csms", "dut", "battery", "analyzer", "meter", "charger", "can", "grid", "ev_io", "chademo", "plc")
 
 # Standard/block markers and the DUT claim each implies.
 STANDARD_MARKERS = {

@@ -26,6 +26,8 @@ DRIVERS = {
     "evio_serial": "v2g_bench.instruments.ev_io:EvIoSerialBoard",
     # CHAdeMO EV emulator over CAN (role "chademo")
     "chademo_ev": "v2g_bench.chademo.ev:ChademoEV",
+    # the EV's HomePlug Green PHY link: ISO 15118-3 SLAC (role "plc")
+    "slac_ev": "v2g_bench.ev.slac:SlacEvRole",
 }
 
 
