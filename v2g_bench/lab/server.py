@@ -20,9 +20,11 @@ pidfds are missing a 0.2 s poll does it.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import importlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -30,9 +32,12 @@ import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Dict, Literal, Optional
+
+from pydantic import BaseModel, StrictBool, StrictInt, StrictStr
 
 from v2g_bench.errors import LabError, ProfileError
+from v2g_bench.profile_schema import Closed, NonEmptyStr, Positive, did_you_mean, validate
 from v2g_bench.lab.frontends.can import SocketcandServer
 from v2g_bench.lab.control import ControlServer
 from v2g_bench.lab.frontends.modbus import ModbusFrontEnd
@@ -87,21 +92,85 @@ def load_config(path: str | Path | None = None, sets: list[str] | tuple[str, ...
             if not isinstance(d, dict):
                 raise LabError(f"--set {item!r}: {k!r} is not a table", where="--set")
         d[keys[-1]] = value
-    errors = [f"{k}: unknown top-level table (known: {', '.join(sorted(TOP_KEYS))})"
+    errors = [f"{k}: unknown top-level table{did_you_mean(k, TOP_KEYS)} (known: {', '.join(sorted(TOP_KEYS))})"
               for k in cfg if k not in TOP_KEYS]
-    for k in cfg.get("frontends", {}):
+    errors += check_settings(cfg)
+    for k in cfg.get("frontends", {}) if isinstance(cfg.get("frontends"), dict) else ():
         if k not in FRONTENDS:
-            errors.append(f"frontends.{k}: unknown front-end (known: {', '.join(sorted(FRONTENDS))})")
-    for name, svc in cfg.get("services", {}).items():
+            errors.append(f"frontends.{k}: unknown front-end{did_you_mean(k, FRONTENDS)} "
+                          f"(known: {', '.join(sorted(FRONTENDS))})")
+    for name, svc in cfg.get("services", {}).items() if isinstance(cfg.get("services"), dict) else ():
         if not isinstance(svc, dict) or not isinstance(svc.get("module"), str):
             errors.append(f"services.{name}: needs module = \"package.module\"")
     for name in ("battery_scpi", "analyzer_scpi"):
-        d = cfg.get("frontends", {}).get(name, {}).get("dialect")
+        fe = cfg.get("frontends", {}).get(name, {}) if isinstance(cfg.get("frontends"), dict) else {}
+        d = fe.get("dialect") if isinstance(fe, dict) else None
         if d is not None and d not in DIALECTS:
             errors.append(f"frontends.{name}.dialect: {d!r} unknown (known: {', '.join(DIALECTS)})")
     if errors:
-        raise ProfileError(errors, where=str(p))
+        raise ProfileError(errors, where=str(p) + (f" with --set {', '.join(sets)}" if sets else ""))
     return cfg
+
+
+class _LabSection(Closed):
+    seed: StrictInt = 0
+    time_scale: Positive = 1.0
+    clock: Literal["real", "manual"] = "real"
+    host: NonEmptyStr = "127.0.0.1"
+
+
+class _Toggle(Closed):
+    enabled: StrictBool = True
+    port: Optional[StrictInt] = None
+
+
+class _CanFrontEnd(_Toggle):
+    channel: NonEmptyStr = "can0"
+    period_s: Positive = 0.1
+
+
+class _Settings(BaseModel):
+    """The keys the lab itself reads; a dialect's and a service's own keys are theirs to check."""
+    lab: _LabSection = _LabSection()
+    frontends: Dict[StrictStr, Dict[StrictStr, Any]] = {}
+    services: Dict[StrictStr, Dict[StrictStr, Any]] = {}
+
+
+_OPEN_TABLE_KEYS = {"frontends": ("enabled", "port", "dialect"), "services": ("enabled", "module", "start_timeout_s")}
+
+
+def _non_finite(node: Any, path: str = "") -> list[str]:
+    """No lab setting is meaningful as NaN or infinity."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return [f"{path}: must be a finite number, got {node!r}"]
+    if isinstance(node, dict):
+        return [e for k, v in node.items() for e in _non_finite(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(node, list):
+        return [e for i, v in enumerate(node) for e in _non_finite(v, f"{path}[{i}]")]
+    return []
+
+
+def check_settings(cfg: dict) -> list[str]:
+    """[lab], [frontends.modbus|can] closed and typed; a near-miss of a common key in an open table
+    (a dialect's or a service's) is a typo; NaN/inf nowhere."""
+    _, errors = validate(_Settings, cfg)
+    fes = cfg.get("frontends") if isinstance(cfg.get("frontends"), dict) else {}
+    for name, model in (("modbus", _Toggle), ("can", _CanFrontEnd)):
+        if isinstance(fes.get(name), dict):
+            errors += [f"frontends.{name}.{m}" for m in validate(model, fes[name])[1]]
+    for table, common in _OPEN_TABLE_KEYS.items():
+        node = cfg.get(table) if isinstance(cfg.get(table), dict) else {}
+        for name, sub in node.items():
+            if table == "frontends" and name in ("modbus", "can") or not isinstance(sub, dict):
+                continue
+            for k in sub:
+                hint = did_you_mean(k, common)
+                if k not in common and hint and difflib.SequenceMatcher(None, k, hint.split("'")[1]).ratio() >= 0.8:
+                    errors.append(f"{table}.{name}.{k}: unknown key{hint}")
+            for k in ("enabled",):
+                if k in sub and not isinstance(sub[k], bool):
+                    errors.append(f"{table}.{name}.{k}: must be true or false, got {sub[k]!r}")
+    return errors + _non_finite(cfg)
 
 
 # ------------------------------------------------------------------------------------ services
