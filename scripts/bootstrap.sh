@@ -55,6 +55,16 @@ if ! command -v java >/dev/null 2>&1; then
   fi
 fi
 
+# --- Pango for WeasyPrint (the test report's PDF) -------------------------------------------
+if ! "$VENV/bin/python" -c 'import weasyprint' >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing Pango for the PDF test report (apt)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 >/dev/null || true
+  else
+    say "WeasyPrint cannot load Pango: install libpango-1.0-0 libpangoft2-1.0-0 for the PDF test report"
+  fi
+fi
+
 # --- Allure report CLI, project-local (npm) --------------------------------------------------
 ALLURE=$ROOT/.tools/allure/node_modules/.bin/allure
 if [ ! -x "$ALLURE" ]; then
