@@ -32,6 +32,7 @@ import struct
 
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
+from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from v2g_bench.lab.plant import Plant
@@ -165,6 +166,51 @@ async def start_modbus(plant: Plant, host: str, port: int = 0) -> tuple["ModbusF
     return fe, p
 
 
+MBAP_LEN = 7
+MAX_MBAP_LENGTH = 254        # unit id + a PDU of at most 253 bytes (Modbus TCP: ADU <= 260 bytes)
+
+
+def mbap_problem(buf: bytes) -> str | None:
+    """What is wrong with the MBAP header at the start of `buf` (None: fine or not complete yet).
+    pymodbus only logs a non-zero protocol id and keeps the bytes, so the buffer of a client that
+    sends junk grows without end; a real device drops such a connection."""
+    if len(buf) < 6:
+        return None
+    pid, length = struct.unpack_from(">HH", buf, 2)
+    if pid != 0:
+        return f"protocol id {pid} (Modbus is 0)"
+    if length < 2 or length > MAX_MBAP_LENGTH:
+        return f"length field {length} (2..{MAX_MBAP_LENGTH})"
+    return None
+
+
+class _StrictMbapHandler(ServerRequestHandler):
+    """Closes the connection on a malformed MBAP header instead of buffering forever (or, for a
+    chunk over pymodbus' 264-byte buffer, silently dropping it and waiting on)."""
+
+    def datagram_received(self, data: bytes, addr: tuple | None) -> None:
+        problem = mbap_problem(self.recv_buffer + data[:8])
+        if problem is not None:
+            log.warning("Modbus: malformed MBAP header (%s): closing the connection", problem)
+            self.recv_buffer = b""
+            self.close()
+            return
+        super().datagram_received(data, addr)
+
+    def callback_data(self, data: bytes, addr: tuple | None = None) -> int:
+        problem = mbap_problem(data)       # the next frame of a pipelined chunk
+        if problem is not None:
+            log.warning("Modbus: malformed MBAP header (%s): closing the connection", problem)
+            self.close()
+            return len(data)
+        return super().callback_data(data, addr)
+
+
+class _StrictModbusTcpServer(ModbusTcpServer):
+    def callback_new_connection(self):
+        return _StrictMbapHandler(self, self.trace_packet, self.trace_pdu, self.trace_connect)
+
+
 class ModbusFrontEnd:
     def __init__(self, plant: Plant):
         self.plant = plant
@@ -234,7 +280,7 @@ class ModbusFrontEnd:
                                       [SimData(0, values=0, datatype=DataType.REGISTERS)],
                                       [SimData(0, count=METER_WORDS, values=0, datatype=DataType.REGISTERS)]),
                           action=self._meter_action)
-        self.server = ModbusTcpServer([charger, meter], address=(host, port),
+        self.server = _StrictModbusTcpServer([charger, meter], address=(host, port),
                                       trace_packet=self._trace_packet)
         await self.server.serve_forever(background=True)
         sock = self.server.transport.sockets[0]
