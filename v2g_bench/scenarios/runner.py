@@ -45,12 +45,16 @@ class ScenarioNotApplicable(Exception):
 class RunOptions:
     time_scale: float = 900.0            # requested compression (plan slot dt_s -> dt_s / time_scale wall seconds)
     sample_period_s: float = 0.02        # wall seconds between site-meter samples
+    event_sample_period_s: float = 0.004  # ... when a frequency step or a grid loss is to be timed
     latency_s: float = 0.12              # wall-clock latency allowed per setpoint change (DUT tick + bench I/O)
     ocpp_version: str = "2.0.1"
     control_interval_s: float = 0.02     # the lab station's control tick in compressed runs
     max_evses: int | None = None         # cap for very large fleets (the plan is then made for the first N EVs)
     lead_s: float = 2.0                  # wall seconds between the profiles and the plan's first slot
     evse_timeout_s: float = 30.0
+
+    def period_for(self, sc: Scenario) -> float:
+        return self.event_sample_period_s if (sc.frequency_response or sc.grid_loss) else self.sample_period_s
 
     def factor_for(self, sc: Scenario) -> float:
         """The compression actually used: at most the requested one, fine enough for the scenario's fastest judged
@@ -61,7 +65,8 @@ class RunOptions:
             finest = min(finest, float(fr.get("activation_delay_max_s", 2.0)))
         if sc.grid_loss:
             finest = min(finest, float(sc.grid_loss["transfer_time_max_s"]))
-        limit = min(self.time_scale, finest / (4 * self.sample_period_s)) if math.isfinite(finest) else self.time_scale
+        limit = (min(self.time_scale, finest / (4 * self.period_for(sc))) if math.isfinite(finest)
+                 else self.time_scale)
         dt_s = int(sc.site.dt_s)
         candidates = [dt_s / k for k in range(1, dt_s + 1) if dt_s % k == 0 and dt_s / k <= limit + 1e-9]
         return max(max(candidates), 1.0)
@@ -171,7 +176,7 @@ def play_window(sc: Scenario, plan: Plan, evs: list[EVRequest]) -> tuple[int, in
     fr = sc.frequency_response
     if fr:
         t0 = float(fr.get("step_at_s", 0.0))
-        t1 = t0 + float(fr.get("hold_s", 0.0)) + float(fr.get("full_activation_s", 30.0))
+        t1 = t0 + float(fr.get("hold_s", 0.0)) + 60.0 + float(fr.get("full_activation_s", 30.0))
         a, b = max(a, int(t0 // dt_s)), min(b, int(math.ceil(t1 / dt_s)) + 1)
     if sc.grid_loss:
         t0 = sc.grid_loss["at_s"]
@@ -374,7 +379,8 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                                 reserve_w=float(fr.get("reserved_kw", 0.0)) * 1000.0)
                     step_at = float(fr.get("step_at_s", 0.0))
                     f0 = float(fr.get("nominal_hz", 50.0))
-                    hold_end = step_at + float(fr.get("hold_s", 0.0))
+                    # held a little past the required hold, so a complete hold is visible in the samples
+                    hold_end = step_at + float(fr.get("hold_s", 0.0)) + 60.0
                     ss.ctl.call("site.grid", start_t=t0_plant,
                                 points=[[step_at - w0, f0 + float(fr["step_hz"]), None], [hold_end - w0, f0, None]])
                     events["frequency_step"] = {"at_s": step_at, "until_s": hold_end, "evse": ev_i}
@@ -386,7 +392,8 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                     v0 = 230.0
                     ss.ctl.call("site.grid", start_t=t0_plant, points=[[gl["at_s"] - w0, None, 0.0],
                                                                        [gl["at_s"] + gl["duration_s"] - w0, None, v0]])
-                    events["grid_loss"] = {"at_s": gl["at_s"], "until_s": gl["at_s"] + gl["duration_s"], "evse": ev_i}
+                    events["grid_loss"] = {"at_s": gl["at_s"], "until_s": gl["at_s"] + gl["duration_s"], "evse": ev_i,
+                                           "transfer_s": float(pixit.get("backup_transfer_time_s", 0.0))}
                 # tariff updates: re-plan at publication, new profiles from the next slot that can still be reached
                 updates = sorted(u for u in sc.tariff_updates if w0 < u[0] < b * site.dt_s)
                 trace = Trace()
@@ -432,7 +439,7 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                             c.power_w = [c.power_w[j] for j in keep] + [float(x) * 1000.0 for x in p_new]
                         events.setdefault("tariff_updates", []).append({"published_s": at_s, "from_s": k * site.dt_s})
                         notes.append(f"tariff re-published at {sc.clock(at_s)}: re-planned from {sc.clock(k * site.dt_s)}")
-                    time.sleep(opts.sample_period_s)
+                    time.sleep(opts.period_for(sc))
             finally:
                 ss.close()
     finally:
