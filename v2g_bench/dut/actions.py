@@ -80,8 +80,8 @@ class VirtualLabActions(DutActions):
            "cut_network": "station.cut_network", "restore_network": "station.restore_network",
            "start_transaction": "station.start_transaction", "stop_transaction": "station.stop_transaction"}
 
-    def __init__(self, control):
-        self.control = control
+    def __init__(self, dut):
+        self.dut = dut          # the virtual_lab_dut role (its op() allows for the CSMS round trips)
 
     def can(self, action: str) -> bool:
         return action in self.OPS
@@ -89,7 +89,7 @@ class VirtualLabActions(DutActions):
     def perform(self, action: str, **kw) -> ActionResult:
         if action == "present_invalid_token":
             kw = {"id_token": kw.get("id_token", "INVALID-0000"), **kw}
-        return ActionResult(action, self.name, self.control.call(self.OPS[action], **kw))
+        return ActionResult(action, self.name, self.dut.op(self.OPS[action], timeout_s=15.0, **kw))
 
 
 # -- bench hardware / EV emulator hooks ------------------------------------------------------------
@@ -285,7 +285,7 @@ def chain_for(ctx) -> ActionChain:
                 performers.append(RoleActions(ctx, "ev_io", EV_IO_METHODS))
         elif kind == "lab":
             if lab_dut:
-                performers.append(VirtualLabActions(ctx.dut.control))
+                performers.append(VirtualLabActions(ctx.dut))
         elif kind == "operator":
             performers.append(OperatorPrompt.from_options(opts))
         else:

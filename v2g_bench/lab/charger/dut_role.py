@@ -52,12 +52,27 @@ class VirtualLabDut(RoleDriver):
             if self.station_defects:      # mutation runs: the station's switchable defects for this test
                 self.control.call("station.defects", set=list(self.station_defects))
             self._station_cleared = True
-        r = self.control.call("station.connect", **args)
+        r = self.op("station.connect", timeout_s=20.0, **args)
         self._ocpp_connected = True
         if not r.get("connected", False):
             raise LabError(f"the simulated charger could not connect to the CSMS at {url}: {r}",
                            fix="check [roles.csms] station_id/password against the lab's services.station options")
         return r
+
+    def op(self, name: str, timeout_s: float = 10.0, **args) -> dict:
+        """A station op that may take longer than the control port's short default (it waits for the
+        CSMS: connect and boot, Authorize, a reconnect)."""
+        c = self.control
+        old = c.timeout
+        c.timeout = max(old, timeout_s)
+        if c._sock is not None:          # LabControl keeps one socket; its timeout is per recv
+            c._sock.settimeout(c.timeout)
+        try:
+            return c.call(name, **args)
+        finally:
+            c.timeout = old
+            if c._sock is not None:
+                c._sock.settimeout(old)
 
     def disconnect_ocpp(self) -> dict:
         self._ocpp_connected = False

@@ -8,6 +8,7 @@ from v2g_bench.lab.charger.coupling import charger_for
 from v2g_bench.lab.charger.profile_stack import ProfileStack
 from v2g_bench.lab.charger.station_defects import Defects
 
+from .charge_point import charge_point_class
 from .config import StationConfig
 from .connection import ConnectionMixin
 from .der import DerControls
@@ -150,6 +151,8 @@ class StationService(ConnectionMixin, TransactionsMixin, SmartChargingMixin, Pro
 async def start_service(plant, cfg: dict, ctx) -> StationService:
     """Lab service entry point: build the station and register its control-port ops."""
     svc = StationService(plant, StationConfig.from_dict(cfg))
+    for version in ("2.0.1", "2.1"):      # import the library's version modules now, not in a test's connect
+        charge_point_class(version)
     svc._tasks.append(asyncio.ensure_future(svc._control_loop()))
 
     async def op_connect(url: str, security_profile: int = 1, password: str | None = None, ca_cert: str | None = None,
