@@ -1,0 +1,1 @@
+"""Fuzz campaign of every interface the bench faces (`make fuzz`); see docs/fuzzing.md."""
