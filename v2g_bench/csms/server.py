@@ -79,7 +79,7 @@ class ConnectionEvent:
     """An accepted, refused or closed connection (what a test asserts on for security profiles)."""
 
     t: float
-    kind: str                 # "accepted" | "rejected" | "closed"
+    kind: str                 # "accepted" | "rejected" | "closed" | "flooding"
     station: str | None
     detail: str
     status: int | None = None
@@ -113,10 +113,13 @@ class CsmsOptions:
     max_frame_bytes: int = 65536                 # bigger frames: connection closed with 1009
     record_path: str | None = None               # JSONL of every frame; default: the test's evidence
     retain_frames: bool = True                   # keep frames in memory for expect()
+    reuse_port: bool = False                     # SO_REUSEPORT: several CSMS processes on one port (csms/shard.py)
+    flood_limit_per_s: float = 100.0             # a station sending more (2 s burst) is cut off (1008); 0 = off
 
     KNOWN = ("host", "port", "security_profile", "ocpp_version", "ocpp_versions", "station_id", "stations",
              "password", "tls_cert", "tls_key", "tls_client_ca", "heartbeat_interval_s", "boot_status",
-             "response_timeout_s", "max_frame_bytes", "record_path", "retain_frames")
+             "response_timeout_s", "max_frame_bytes", "record_path", "retain_frames", "reuse_port",
+             "flood_limit_per_s")
 
     @classmethod
     def from_dict(cls, d: dict) -> "CsmsOptions":
@@ -223,11 +226,18 @@ class StationSession:
         self.closed = asyncio.Event()
         self.close_detail = ""
         self.raw_ids: set[str] = set()      # ids of frames the test sent raw: their answers are expected
+        self._tokens, self._t_tokens = 2 * server.options.flood_limit_per_s, time.monotonic()   # flood guard
 
     # -- inbound ---------------------------------------------------------------------------
     async def serve(self) -> None:
         try:
             async for raw in self.ws:
+                if not self._within_rate():
+                    # a flooding station would hog the loop every other station's answers wait on
+                    rate = self.server.options.flood_limit_per_s
+                    self.server._event("flooding", self.id, f"more than {rate:g} frames/s: connection closed")
+                    await self.ws.close(1008, f"flooding: more than {rate:g} frames/s")
+                    break
                 await self.on_frame(raw)
         except ConnectionClosed:
             pass
@@ -244,6 +254,19 @@ class StationSession:
                 if not fut.done():
                     fut.set_exception(ConnectionError(f"station {self.id} disconnected ({self.close_detail})"))
             self.closed.set()
+
+    def _within_rate(self) -> bool:
+        """Token bucket: `flood_limit_per_s` frames per second, bursts of two seconds' worth."""
+        rate = self.server.options.flood_limit_per_s
+        if rate <= 0:
+            return True
+        now = time.monotonic()
+        self._tokens = min(2 * rate, self._tokens + (now - self._t_tokens) * rate)
+        self._t_tokens = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
     async def on_frame(self, raw: str | bytes) -> None:
         srv = self.server
@@ -442,7 +465,7 @@ class CsmsServer:
         self._server = await serve(self._handle, o.host, o.port, ssl=self.ssl_context,
                                    subprotocols=subprotocols, process_request=self._process_request,
                                    max_size=o.max_frame_bytes, ping_interval=None, compression=None,
-                                   server_header="v2g-bench-csms")
+                                   server_header="v2g-bench-csms", reuse_port=o.reuse_port)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("CSMS listening on %s", self.url())
 
