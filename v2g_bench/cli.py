@@ -53,6 +53,8 @@ def run(
     operator: Optional[str] = typer.Option(None, "--operator", help="Who runs it (default: [bench] operator, $V2G_OPERATOR, the user)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Open, identify and check every role (limits, wiring), "
                                  "unwind them; no power, no tests."),
+    run_slow: bool = typer.Option(False, "--run-slow", help="Also run the cases marked slow (they wait out long "
+                                  "normative timers, e.g. 60 s sequence timeouts); left out by default."),
     pytest_args: List[str] = typer.Argument(None, help="Extra arguments passed to pytest after '--'."),
 ):
     """The main job: run the suite (default: against the built-in virtual lab), print a summary, write the report."""
@@ -61,7 +63,8 @@ def run(
         raise typer.Exit(_dry_run(bench, dut, workdir=reports))
     from v2g_bench.harness.runner import run_suite
     code = run_suite(bench=bench, dut=dut, keyword=k, markexpr=m, suite=suite, workers=workers,
-                     reports=reports, html=html, extra=list(pytest_args or []), operator=operator,
+                     reports=reports, html=html,
+                     extra=list(pytest_args or []) + (["--run-slow"] if run_slow else []), operator=operator,
                      test_report=test_report)
     raise typer.Exit(code)
 
