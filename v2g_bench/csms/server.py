@@ -291,6 +291,11 @@ class StationSession:
             return [CALLERROR, "-1", "RpcFrameworkError", "binary frame: OCPP-J messages are text frames", {}]
         try:
             msg = json.loads(raw)
+        except RecursionError:
+            # found by the fuzz campaign: "[[[[...]]]]" 2000 deep raised out of the handler and
+            # killed the connection (1011) with a traceback
+            frame.problems.append("JSON nested too deeply to parse")
+            return [CALLERROR, "-1", "RpcFrameworkError", "message nested too deeply", {}]
         except ValueError as e:
             frame.problems.append(f"not valid JSON ({e})")
             # OCPP-J: when the messageId cannot be read, answer with messageId "-1".
@@ -509,7 +514,8 @@ class CsmsServer:
     def add_violation(self, frame: Frame) -> None:
         v = Violation(frame, list(frame.problems))
         self.violations.append(v)
-        log.warning("OCPP violation from %s: %s", frame.station, v)
+        text = str(v)       # capped: a hostile 64 kB frame must not become a 64 kB log line per problem
+        log.warning("OCPP violation from %s: %s", frame.station, text if len(text) <= 600 else text[:600] + "...")
 
     def _event(self, kind: str, station: str | None, detail: str, status: int | None = None, sub=None) -> None:
         self.events.append(ConnectionEvent(time.monotonic(), kind, station, detail, status, sub))

@@ -1,0 +1,29 @@
+"""Regression tests for the defects the fuzz campaign found (each input that crashed or hung a
+target), plus the campaign machinery itself on a short run."""
+from __future__ import annotations
+
+import json
+
+from websockets.sync.client import connect
+
+from v2g_bench.csms.server import CsmsOptions, CsmsServer
+from v2g_bench.harness.asyncrt import LoopThread
+
+
+def test_csms_answers_deeply_nested_json_with_a_callerror_and_keeps_the_connection(tmp_path):
+    """Found by `make fuzz` (target csms): '[' * 2000 raised RecursionError out of the frame
+    handler; the connection died with 1011 and a traceback."""
+    loop = LoopThread("fuzz-regression-csms")
+    srv = CsmsServer(CsmsOptions.from_dict({"security_profile": 0, "record_path": str(tmp_path / "f.jsonl")}))
+    loop.run(srv.start(), 10)
+    try:
+        with connect(srv.url("CS-DEEP"), subprotocols=["ocpp2.0.1"], open_timeout=10) as ws:
+            ws.send("[" * 2000 + "]" * 2000)
+            err = json.loads(ws.recv(timeout=10))
+            assert err[0] == 4 and err[1] == "-1" and err[2] == "RpcFrameworkError"
+            ws.send(json.dumps([2, "after", "Heartbeat", {}]))
+            assert json.loads(ws.recv(timeout=10))[:2] == [3, "after"]
+        assert any("nested too deeply" in p for v in srv.violations for p in v.problems)
+    finally:
+        loop.run(srv.stop(), 10)
+        loop.stop()
