@@ -140,11 +140,21 @@ class RunRecord:
 
 # ------------------------------------------------------------------------------------------ planning
 
+# the lowest battery voltage a scenario EV is played at (the lab battery's OCV near 20 % SOC): a rated current
+# limits the power below it (30 A x 350 V = 10.5 kW on an 11 kW / 30 A charger)
+BATTERY_VOLTAGE_MIN_V = 350.0
+
+
 def clip_to_dut(sc: Scenario, ratings: dict, max_evses: int | None) -> list[EVRequest]:
-    """The scenario's EVs as the DUT can serve them: power limits clipped to its ratings per direction."""
+    """The scenario's EVs as the DUT can serve them: power limits clipped to its ratings per direction (power, and
+    current at the lowest battery voltage played)."""
     from dataclasses import replace
-    pc = float(ratings.get("charge", {}).get("power_max_w", math.inf)) / 1000.0
-    pd = float(ratings.get("discharge", {}).get("power_max_w", 0.0 if "discharge" not in ratings else math.inf)) / 1000.0
+
+    def cap_kw(d: dict) -> float:
+        return min(float(d.get("power_max_w", math.inf)),
+                   float(d.get("current_max_a", math.inf)) * BATTERY_VOLTAGE_MIN_V) / 1000.0
+    pc = cap_kw(ratings.get("charge", {}))
+    pd = cap_kw(ratings["discharge"]) if ratings.get("discharge") else 0.0
     evs = sc.evs[:max_evses] if max_evses else list(sc.evs)
     out = []
     for ev in evs:
