@@ -171,6 +171,7 @@ class EVEmulator(RoleDriver):
         self.trace_path = trace_path
         self.on_message = on_message        # callback(entry) for the CLI's live printout
         self.response_timeout_floor_s = response_timeout_floor_s
+        self.linger_s: float | None = None    # after the session's end, wait this long for the charger to close TCP
         self.injector = Injector()
         compat.apply_all()
         self._codec = shared_codec(codec)    # in THIS (root-namespace) thread: one JVM per process
@@ -350,6 +351,7 @@ class EVEmulator(RoleDriver):
                                    injector=self.injector, on_message=self.on_message,
                                    wanted_control_mode=ControlMode.SCHEDULED if control_mode == "scheduled" else ControlMode.DYNAMIC,
                                    allow_pnc=(auth == "PNC"))
+        handler.linger_s = self.linger_s
         watch = compat.SessionEndWatch()
         handler._rcv_queue = watch
         model.start()

@@ -18,6 +18,9 @@ class Misbehaviour(str, enum.Enum):
     CORRUPT_EXI = "corrupt_exi"            # EXI body bytes inverted after the header byte
     ABRUPT_CLOSE = "abrupt_close"          # TCP RST instead of this request
     STOP_ANSWERING = "stop_answering"      # send nothing, keep TCP open until the charger closes it
+    MUTATE = "mutate"                      # this request with field `path` (dotted attributes) set to `value`
+    RAW_HEADER = "raw_header"              # V2GTP header fields replaced: version=, inverse=, payload_type=, length=
+    OVERSIZED = "oversized"                # `extra` bytes appended to the payload, the length field counts them
 
 
 @dataclass
@@ -59,6 +62,24 @@ class Injector:
                         self.fired.append(a)
                         return a
         return None
+
+
+def raw_header(frame: bytes, version: int | None = None, inverse: int | None = None,
+               payload_type: int | None = None, length: int | None = None) -> bytes:
+    """The frame with chosen V2GTP header fields (the -4 V2GTP cases: wrong version, unknown payload type,
+    a length that runs past the data)."""
+    v, i = frame[0], frame[1]
+    pt, n = int.from_bytes(frame[2:4], "big"), int.from_bytes(frame[4:8], "big")
+    v = v if version is None else int(version)
+    i = i if inverse is None else int(inverse)
+    pt = pt if payload_type is None else int(payload_type)
+    n = n if length is None else int(length)
+    return bytes([v & 0xFF, i & 0xFF]) + pt.to_bytes(2, "big") + (n & 0xFFFFFFFF).to_bytes(4, "big") + frame[8:]
+
+
+def oversized(frame: bytes, extra: int) -> bytes:
+    body = frame[8:] + bytes(int(extra))
+    return frame[:4] + len(body).to_bytes(4, "big") + body
 
 
 def malform_header(frame: bytes) -> bytes:

@@ -23,7 +23,7 @@ from iso15118.shared.exi_codec import EXI  # noqa: E402
 from iso15118.shared.messages.timeouts import Timeouts  # noqa: E402
 from iso15118.shared.messages.v2gtp import V2GTPMessage  # noqa: E402
 
-from v2g_bench.ev.misbehaviour import Misbehaviour, corrupt_exi, malform_header  # noqa: E402
+from v2g_bench.ev.misbehaviour import Misbehaviour, corrupt_exi, malform_header, oversized, raw_header  # noqa: E402,E501
 
 log = logging.getLogger(__name__)
 WRONG_SESSION_ID = "DEADBEEF00000000"
@@ -76,6 +76,14 @@ class TracedEVCCSession(EVCCCommunicationSession):
                 note += f" (replays {which})"
             elif k is Misbehaviour.WRONG_SESSION_ID:
                 frame = self._with_session_id(message, WRONG_SESSION_ID)
+            elif k is Misbehaviour.MUTATE:
+                frame, replayed = self._mutated(message, str(fault.params["path"]), fault.params.get("value"))
+                note += f" ({fault.params['path']} = {fault.params.get('value')!r})"
+            elif k is Misbehaviour.RAW_HEADER:
+                frame = raw_header(frame, **{x: fault.params[x] for x in ("version", "inverse", "payload_type",
+                                                                          "length") if x in fault.params})
+            elif k is Misbehaviour.OVERSIZED:
+                frame = oversized(frame, int(fault.params.get("extra", 70000)))
             elif k is Misbehaviour.MALFORMED_HEADER:
                 frame = malform_header(frame)
             elif k is Misbehaviour.CORRUPT_EXI:
@@ -102,6 +110,41 @@ class TracedEVCCSession(EVCCCommunicationSession):
         if fault is None:
             self._sent.setdefault(name, (frame, getattr(h.codec.last, "encoded", None)))
         self._record("tx", frame, note, decoded=replayed)
+
+    def _mutated(self, message: V2GTPMessage, path: str, value):
+        """The request re-encoded with one field changed (invalid parameter values, SAP offers)."""
+        msg = self.current_state.message
+        *parents, leaf = path.split(".")
+        obj = msg
+        for p in parents:
+            obj = obj[int(p)] if isinstance(obj, list) else getattr(obj, p)
+        original = obj[int(leaf)] if isinstance(obj, list) else getattr(obj, leaf)
+
+        def put(v):
+            if isinstance(obj, list):
+                obj[int(leaf)] = v
+            else:
+                object.__setattr__(obj, leaf, v)
+        put(value(original) if callable(value) else value)
+        try:
+            payload = EXI().to_exi(msg, self.get_exi_ns(message.payload_type))
+        finally:
+            put(original)
+        return V2GTPMessage(self.protocol, message.payload_type, payload).to_bytes(), None
+
+    async def stop(self, reason: str):
+        # linger: after the session's end the EV keeps TCP open to see whether (and when) the charger
+        # closes it (the -4 pattern "the SUT terminates the session by closing the TCP connection")
+        linger = getattr(self._bench, "linger_s", None)
+        if linger:
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            while not self.reader.at_eof() and loop.time() - t0 < linger:
+                await asyncio.sleep(0.02)
+            waited = loop.time() - t0
+            self._bench.trace.note(f"linger: charger {'closed TCP' if self.reader.at_eof() else 'kept TCP open'} "
+                                   f"{waited:.3f} s after the session's end")
+        return await super().stop(reason)
 
     def _with_session_id(self, message: V2GTPMessage, sid: str) -> bytes:
         msg = self.current_state.message
@@ -149,6 +192,7 @@ class BenchEVCCHandler(CommunicationSessionHandler):
         super().__init__(config, iface, codec, controller)
         self.codec, self.controller, self.trace = codec, controller, trace
         self.injector, self.on_message = injector, on_message
+        self.linger_s: float | None = None      # keep TCP open this long after the end (see TracedEVCCSession.stop)
         self.allow_pnc = allow_pnc
         if wanted_control_mode is not None:
             controller.wanted_control_mode = 1 if wanted_control_mode.name == "SCHEDULED" else 2

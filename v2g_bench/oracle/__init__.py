@@ -11,9 +11,10 @@ __all__ = ["analyze", "read_capture", "Report", "Violation"]
 def __getattr__(name: str):
     # lazy: scapy and the codec load only when used
     if name in ("analyze", "Report", "Violation"):
-        from v2g_bench.oracle import analyze as mod
+        import importlib
 
-        return getattr(mod, name)
+        # the submodule and the function share the name "analyze": import the module by its full name
+        return getattr(importlib.import_module("v2g_bench.oracle.analysis"), name)
     if name == "read_capture":
         from v2g_bench.oracle.capture import read_capture
 

@@ -25,7 +25,7 @@ def analyze_cmd(
     allow_20_without_tls: bool = typer.Option(False, help="do not flag -20 over plain TCP (V2G20-2356)"),
 ) -> None:
     """Decode every frame strictly, pair requests and responses, judge the SECC's side."""
-    from v2g_bench.oracle.analyze import analyze
+    from v2g_bench.oracle.analysis import analyze
 
     try:
         rep = analyze(capture, trace=trace, tls_required_for_20=not allow_20_without_tls)

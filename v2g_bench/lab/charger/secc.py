@@ -161,6 +161,9 @@ class EVSELimits:
         from iso15118.shared.messages.iso15118_20.dc import (
             BPTDCChargeParameterDiscoveryResParams, DCChargeParameterDiscoveryResParams)
         st, ch, dis = self._stage()
+        over = defects.active("overstate_ratings")
+        k = over["factor"] if over else 1.0
+        ch, dis = ch * k, dis * k
         R = RationalNumber.get_rational_repr
         dc = DCChargeParameterDiscoveryResParams(
             evse_max_charge_power=R(ch), evse_min_charge_power=R(0), evse_max_charge_current=R(st.charge.i_max_a),
@@ -560,6 +563,10 @@ async def start_service(plant, cfg: dict, ctx) -> SeccService:
             return {"active": defects.snapshot(),
                     "known": {d.name: {"what": d.what, "breaks": d.breaks, "params": dict(d.params)}
                               for d in defects.DEFECTS.values()}}
+        async def secc_request_stop(reason: str = "Local"):
+            # the charger ends the EV's session on its own (operator / fault): EVSENotification Terminate
+            return {"stopped": controller.charger.request_stop(reason)}
+        ctx.register_op("secc.request_stop", secc_request_stop)
         ctx.register_op("secc.defect", secc_defect)
         ctx.register_op("secc.defects", secc_defects)
     return service

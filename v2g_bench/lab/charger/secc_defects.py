@@ -44,13 +44,15 @@ DEFECTS: dict[str, Defect] = {d.name: d for d in (
     Defect("wrong_response_code", "the response `message` carries ResponseCode `code`",
            "V2G20-736", (("message", "ServiceDiscoveryRes"), ("code", "FAILED"))),
     Defect("stale_present_values", "EVSEPresentVoltage/Current frozen at their first reported value",
-           "V2G20-2183"),
+           "V2GB-15118-PV-01"),
     Defect("exceed_discharge_limit", "the stage discharges at `factor` x the EV's maximum discharge power",
-           "V2G20-2188", (("factor", 1.5),)),
+           "V2GB-15118-BPT-02", (("factor", 1.5),)),
     Defect("loop_limits_beyond_cpd", "DC_ChargeLoopRes states limits `factor` x those of DC_ChargeParameterDiscoveryRes",
            "V2G20-2654", (("factor", 1.5),)),
-    Defect("answer_invalid_v2gtp", "frames with a wrong V2GTP version / inverse version are processed",
-           "TC_SECC_CMN_VTB_V2GTPSessionSetup_004"),
+    Defect("answer_invalid_v2gtp", "frames with a wrong V2GTP version, inverse version or payload type are "
+           "processed as if the header were right", "TC_SECC_CMN_VTB_V2GTPSessionSetup_004"),
+    Defect("overstate_ratings", "DC_ChargeParameterDiscoveryRes states `factor` x the stage's ratings",
+           "V2G20-2188", (("factor", 1.5),)),
     Defect("zero_session_id", "SessionSetupRes carries SessionID 0", "V2G20-2106"),
     Defect("reuse_session_id", "every new session gets the same SessionID", "V2G20-2621"),
     Defect("sap_lowest_priority", "SupportedAppProtocolRes picks the EV's lowest-priority protocol",
@@ -275,13 +277,17 @@ def _hook_stop() -> None:
 def _hook_v2gtp_header() -> None:
     from iso15118.shared.messages.v2gtp import V2GTPMessage
 
-    original = V2GTPMessage.is_header_valid.__func__
+    original = V2GTPMessage.from_bytes.__func__
 
     @classmethod
-    def is_header_valid(cls, protocol, header):
-        if active("answer_invalid_v2gtp") and len(header) >= 8:
-            # version bytes not checked; payload type and length still are
-            header = bytes([0x01, 0xFE]) + bytes(header[2:])
-        return original(cls, protocol, header)
+    def from_bytes(cls, protocol, data):
+        if active("answer_invalid_v2gtp") and len(data) >= 8:
+            # the header's version bytes and payload type are not checked (taken as the valid ones)
+            ptype = int.from_bytes(data[2:4], "big")
+            ns = getattr(protocol, "ns", "") or ""
+            if ptype not in (0x8001, 0x8002, 0x8003, 0x8004, 0x8005, 0x8006, 0x9000, 0x9001):
+                ptype = 0x8002 if ns.startswith("urn:iso:std:iso:15118:-20") else 0x8001
+            data = bytes([0x01, 0xFE]) + ptype.to_bytes(2, "big") + bytes(data[4:])
+        return original(cls, protocol, data)
 
-    V2GTPMessage.is_header_valid = is_header_valid
+    V2GTPMessage.from_bytes = from_bytes
