@@ -77,7 +77,7 @@ def test_a_bad_row_stops_collection_with_the_row_named(pytester, tmp_path):
     res = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--v2g-reports", str(tmp_path / "r"))
     assert res.ret != 0
     res.stdout.fnmatch_lines(["*CaseDefinitionError*case 'TC_K_01_CS'*requires 'DC_BTP'*"])
-    res.assert_outcomes()   # nothing ran: neither passed nor skipped
+    res.assert_outcomes(errors=1)   # a collection error: nothing ran, neither passed nor skipped
 
 
 def test_slow_cases_are_left_out_unless_asked_for(pytester, tmp_path):
