@@ -1,0 +1,121 @@
+"""V2G use cases judged on measured power (issue 15): every scenario in scenarios/ is a case.
+
+Each row loads its scenario file (strictly), plans it with the reference scheduler, runs it on the virtual lab's
+multi-EVSE site (one charger + OCPP station + battery emulator per EV, building load, grid events on the plant
+clock) with the CSMS emulator commanding the plan - 2.0.1 discharge periods or 2.1 CentralSetpoint periods - and
+time compressed, then judges what was measured (v2g_bench.scenarios.judges): per-interval compliance, SOC floor and
+departure from measured energy, the site limit, cost vs the plan, and the scenario's own criterion (frequency
+response, backup transfer, cycling). The one-page summary plot and the verdict JSON are attached.
+
+Default run: the building peak-shaving row only (4 EVSEs behind one connection, ~1 min). The whole suite
+(`make scenarios`, marked slow so the default run deselects it) takes about 6 min on a 2-core machine.
+Time compression: V2G_SCENARIO_TIME_SCALE (default 900; 1 = real time).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from v2g_bench.conformance import Case, cases_test, step
+from v2g_bench.errors import Inconclusive, Nonconformance
+from v2g_bench.scheduler.scenario import load_scenario
+
+PART_REQ = {"compliance": "V2GB-SCN-PLAN-01", "guarantees": "V2GB-SCN-SOC-01", "site": "V2GB-SCN-SITE-01",
+            "cost": "V2GB-SCN-COST-01", "frequency": "V2GB-SCN-FCR-01", "backup": "V2GB-SCN-V2H-01",
+            "cycling": "V2GB-SCN-CYC-01", "samples": "V2GB-SCN-PLAN-01"}
+
+
+def ratings_of(dut) -> dict:
+    def r(x):
+        return None if x is None else {"power_max_w": x.power_max_w, "current_max_a": x.current_max_a}
+    return {"charge": r(dut.charge), "discharge": r(dut.discharge)}
+
+
+def load(name: str):
+    def fn(ctx):
+        ctx.vars["scenario"] = sc = load_scenario(name)
+        ctx.attach("scenario.txt", f"{sc.source}\n{sc.description}\n{len(sc.evs)} EV(s), {sc.site.n} intervals "
+                                   f"of {sc.site.dt_s:g} s from {sc.clock(0)}")
+    return fn
+
+
+def run(ctx):
+    """Plan -> profiles -> the lab site -> measured; a DUT that cannot serve the scenario is skipped, not judged."""
+    from v2g_bench.scenarios.judges import judge_run
+    from v2g_bench.scenarios.plot import plot_summary
+    from v2g_bench.scenarios.runner import RunOptions, ScenarioNotApplicable, run_scenario
+    dut = ctx.dut_profile
+    opts = RunOptions(time_scale=float(os.environ.get("V2G_SCENARIO_TIME_SCALE", "900")),
+                      ocpp_version=ctx.version or "2.0.1")
+    work = Path(tempfile.mkdtemp(prefix="v2g-scenario-"))      # the lab and the CSMS's PKI: not evidence
+    try:
+        try:
+            rec = run_scenario(ctx.vars["scenario"], ratings=ratings_of(dut), opts=opts, workdir=work,
+                               pixit=dict(dut.pixit))
+        except ScenarioNotApplicable as e:
+            pytest.skip(f"the DUT cannot run this scenario: {e}")
+        finally:
+            for f in ("ocpp-frames.jsonl", "lab/lab.log"):
+                if (work / f).exists():
+                    ctx.evidence.attach_file(work / f, name=f.replace("/", "-"))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    verdict = judge_run(rec, {"tolerances": dict(dut.tolerances)})
+    ctx.vars["record"], ctx.vars["verdict"] = rec, verdict
+    ctx.attach("notes.txt", "\n".join(rec.notes))
+    ctx.attach("verdict.json", verdict.to_dict())
+    ctx.attach("summary.txt", verdict.summary())
+    ctx.attach("summary.png", plot_summary(rec, verdict))
+
+
+def part(prefix: str):
+    def fn(ctx):
+        v = ctx.vars["verdict"]
+        parts = {k: p for k, p in v.parts.items() if k.split(" ")[0] == prefix}
+        if not parts:
+            raise Inconclusive(f"the run produced no {prefix} judgement")
+        for name, p in parts.items():
+            ctx.attach(f"{name}.txt", p.summary())
+        failed = [f"{name}: {c.line()}" for name, p in parts.items() for c in p.failed]
+        if failed:
+            raise Nonconformance("\n".join(failed), req=PART_REQ[prefix])
+        unsure = [f"{name}: {r}" for name, p in parts.items() if p.verdict == "inconclusive"
+                  for r in (p.reasons or ["a criterion could not be evaluated"])]
+        if unsure:
+            raise Inconclusive("; ".join(unsure))
+    return fn
+
+
+def scenario_case(id_, name, title, judged, *, covers=(), requires=("DC_BPT",), versions=("2.0.1",), slow=True):
+    steps = [step("plan, command and measure the scenario on the site", run, kind="stimulus")]
+    steps += [step(f"judge: {p}", part(p), req=PART_REQ[p], kind="judge") for p in judged]
+    return Case(id_, title=title, standard="Scenarios", block="V2G use cases (measured power)",
+                covers=tuple(dict.fromkeys((*covers, *(PART_REQ[p] for p in judged)))),
+                requires=requires, versions=versions, slow=slow, lab_only=True, markers=("power",),
+                given=[step(f"scenario {name} loads (strict)", load(name), kind="given")], steps=steps)
+
+
+BASE = ("compliance", "guarantees", "cost")
+CASES = [
+    scenario_case("SCN-PEAK-SHAVING", "building-peak-shaving",
+                  "Office peak shaving: 4 V2G cars keep the 150 kW connection, leave at 80 %",
+                  (*BASE, "site"), requires=("DC_BPT", "SiteManagement"), slow=False),
+    scenario_case("SCN-ARBITRAGE", "day-ahead-arbitrage",
+                  "Day-ahead arbitrage with a tariff re-published mid-run (re-planned, new setpoints)",
+                  BASE, covers=("V2GB-SCN-TARIFF-01", "Q03.FR.01"), requires=("DC_BPT", "V2X"), versions=("2.1",)),
+    scenario_case("SCN-FLEET", "delivery-vans-50", "Depot fleet: vans behind a 300 kW connection, all at 90 %",
+                  (*BASE, "site"), requires=("DC_BPT", "SiteManagement")),
+    scenario_case("SCN-SCHOOL-BUS", "school-bus-solar", "School buses soak up midday PV under a 100 kW export limit",
+                  (*BASE, "site"), requires=("DC", "SiteManagement")),
+    scenario_case("SCN-FCR", "frequency-response-step", "FCR +-5 kW: a -200 mHz step answered by droop, reserve both ways",
+                  (*BASE, "frequency"), covers=("Q08.FR.01",), requires=("DC_BPT", "FrequencyResponse")),
+    scenario_case("SCN-V2H-BACKUP", "v2h-backup", "V2H: grid loss -> the house served within 2 s, reserve kept",
+                  (*BASE, "backup"), requires=("DC_BPT", "Backup")),
+    scenario_case("SCN-CYCLING", "battery-cycling-20-80", "20-80 % cycling: throughput and degradation reported",
+                  (*BASE, "cycling"), requires=("DC_BPT",), versions=("2.1",)),
+]
+test_scenarios = cases_test(CASES)
