@@ -1,5 +1,5 @@
 # The two commands of the README. Each does its own set-up (scripts/bootstrap.sh, idempotent).
-.PHONY: run test bootstrap bench clean lint
+.PHONY: run test bootstrap bench clean lint scenarios
 V := .venv/bin
 
 bootstrap:
@@ -13,6 +13,10 @@ test: bootstrap lint
 
 bench: bootstrap
 	$(V)/python -m benchmarks
+
+# The whole V2G scenario suite on the virtual lab (~6 min, time compressed); DUT=profiles/x.dut.toml to change the DUT
+scenarios: bootstrap
+	$(V)/python -m pytest -p no:cacheprovider tests/conformance/scenarios --run-slow -rs $(if $(DUT),--dut $(DUT)) $(PYTEST_ARGS)
 
 clean:
 	rm -rf reports/* .pytest_cache
