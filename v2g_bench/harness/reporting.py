@@ -30,15 +30,25 @@ PACKAGES = ("v2g-bench", "iso15118", "ocpp", "websockets", "pyvisa", "pyvisa-py"
 DEFAULT_LINK_PATTERN = "https://github.com/search?type=code&q=%22{}%22"
 
 
-# Evidence above this size, and every capture, lives beside the report (linked), not inside it: the
-# single-file Allure HTML inlines attachments as base64, and a run of hundreds of cases must still open.
-INLINE_MAX_BYTES = 256_000
+# What the single-file Allure HTML inlines (as base64, all decoded when it opens): plots, and summaries
+# up to 16 kB. Traces, samples, logs and captures live beside the report (linked), so a run of
+# hundreds of cases still opens in seconds (benchmarks/report_size.py).
+INLINE_MAX_BYTES = 16_000
+INLINE_IMAGE_MAX_BYTES = 256_000
+IMAGE_SUFFIXES = {".png", ".svg", ".jpg", ".jpeg"}
 LINK_ALWAYS = {".pcap", ".pcapng"}
 
 
+def inline_in_report(path: Path, size: int) -> bool:
+    suffix = path.suffix.lower()
+    if suffix in LINK_ALWAYS:
+        return False
+    return size <= (INLINE_IMAGE_MAX_BYTES if suffix in IMAGE_SUFFIXES else INLINE_MAX_BYTES)
+
+
 def attach_evidence(ev, reports: Path) -> tuple[int, int]:
-    """Attach a test's evidence files to its Allure result: small ones inline, large ones and pcaps as a
-    link relative to the run's `html/` folder. Returns (inlined, linked)."""
+    """Attach a test's evidence files to its Allure result: plots and small summaries inline, the rest
+    (traces, samples, logs, pcaps) as links relative to the run's `html/` folder. Returns (inlined, linked)."""
     try:
         import allure
     except ImportError:  # pragma: no cover - allure-pytest is a dependency
@@ -55,7 +65,7 @@ def attach_evidence(ev, reports: Path) -> tuple[int, int]:
         if size == 0:
             continue
         rel = str(p.relative_to(ev.dir))
-        if size > INLINE_MAX_BYTES or p.suffix.lower() in LINK_ALWAYS:
+        if not inline_in_report(p, size):
             try:
                 target = os.path.relpath(p, Path(reports) / "html")
             except ValueError:

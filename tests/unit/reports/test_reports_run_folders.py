@@ -75,13 +75,14 @@ def test_progress_prints_one_line_per_case_off_a_tty(two_runs):
                     reason="needs the Allure CLI and Java (scripts/bootstrap.sh installs both)")
 def test_allure_totals_equal_the_cases_run_and_each_case_appears_once(two_runs, tmp_path):
     import subprocess
-    _, first, _, _ = two_runs
+    _, _, run, _ = two_runs
     out = tmp_path / "allure"
-    subprocess.run([allure_cli(), "generate", "--clean", "-o", str(out), str(first / "allure-results")],
+    subprocess.run([allure_cli(), "generate", "--clean", "-o", str(out), str(run / "allure-results")],
                    check=True, capture_output=True, timeout=300)
     summary = json.loads((out / "widgets" / "summary.json").read_text())
-    counts = runs.read_manifest(first)["counts"]
+    counts = runs.read_manifest(run)["counts"]
     assert summary["statistic"]["total"] == N_CASES == sum(counts.values())
+    assert len(json.loads((out / "widgets" / "history-trend.json").read_text())) == 2   # this run + the previous
     assert summary["statistic"]["failed"] == counts["failed"] and summary["statistic"]["broken"] == counts["error"]
 
     def leaves(node, path=()):
@@ -95,6 +96,20 @@ def test_allure_totals_equal_the_cases_run_and_each_case_appears_once(two_runs, 
     assert all(len(path) == 2 for path, _ in tree), tree   # standard / block, no module sub-suites
     standards = {path[0] for path, _ in tree}
     assert standards <= {"ISO 15118-20", "OCPP 2.0.1", "OCPP 2.1"} and not any("tests." in s for s in standards)
-    env = (first / "allure-results" / "environment.properties").read_text()
+    env = (run / "allure-results" / "environment.properties").read_text()
     assert "bench.laboratory=Example EV Lab" in env and "PAST DUE" in env
-    assert json.loads((first / "allure-results" / "executor.json").read_text())["buildName"].endswith("by J. Tester")
+    assert json.loads((run / "allure-results" / "executor.json").read_text())["buildName"].endswith("by J. Tester")
+
+
+def test_plots_are_inlined_and_traces_samples_and_pcaps_linked_beside_the_report(two_runs):
+    _, first, _, _ = two_runs
+    results = first / "allure-results"
+    for f in results.glob("*-result.json"):
+        r = json.loads(f.read_text())
+        atts = {a["name"]: a for a in r.get("attachments", [])}
+        assert "power-tracking.png" in atts and "capture.pcap" not in atts and "dc-samples.csv" not in atts
+        links = (results / atts["large evidence (links)"]["source"]).read_text().splitlines()
+        targets = [ln for ln in links if not ln.startswith("#")]
+        assert {t.rsplit("/", 1)[-1] for t in targets} == {"capture.pcap", "dc-samples.csv", "v2gtp-trace.jsonl"}
+        for t in targets:                                  # relative to html/, where the Allure HTML lives
+            assert (first / "html" / t).resolve().is_file(), t

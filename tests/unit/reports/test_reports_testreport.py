@@ -24,6 +24,8 @@ def test_test_report_carries_the_17025_elements(two_runs, tmp_path):
                  "V2G20-0100", "Measured figures", "± 35", "Plots", "Reviewed and approved by"):
         assert must in html, must
     assert "past due" in html and "calibration due 2099-12-31" in html   # the valid one is not flagged
+    assert "judged at 1 s on the lab&#39;s request" in html                # the engine's PIXIT deviation
+    assert "V2G_SECC_Sequence_Performance_Time" in html                    # and the PIXIT the case used
     data = load_run(run)
     assert sum(data.counts().values()) == N_CASES
     assert f'<td class="num">{N_CASES}</td>' in html                     # the report's total = cases run
