@@ -17,6 +17,7 @@ from typing import Any
 from v2g_bench.conformance.match import check_fields, expand_dotted
 from v2g_bench.conformance.steps import Step
 from v2g_bench.conformance.wire import response_times
+from v2g_bench.exi.values import find_key, rational  # noqa: F401 - re-exported for case tables
 from v2g_bench.errors import BenchError, CaseDefinitionError, Inconclusive, Nonconformance
 
 
@@ -28,28 +29,8 @@ def trace_entries(res) -> list[dict]:
         return [e for e in map(json.loads, f) if e.get("dir") in ("tx", "rx")]
 
 
-def find_key(obj: Any, key: str) -> Any:
-    """The first value of `key` anywhere inside a decoded message."""
-    if isinstance(obj, dict):
-        if key in obj:
-            return obj[key]
-        for v in obj.values():
-            r = find_key(v, key)
-            if r is not None:
-                return r
-    elif isinstance(obj, list):
-        for v in obj:
-            r = find_key(v, key)
-            if r is not None:
-                return r
-    return None
 
 
-def rational(v: Any) -> float | None:
-    """An ISO 15118-20 RationalNumber {Value, Exponent} as a float."""
-    if v is None:
-        return None
-    return float(v["Value"]) * 10.0 ** int(v.get("Exponent", 0))
 
 
 def first_entry(entries: list[dict], direction: str, name: str) -> dict:

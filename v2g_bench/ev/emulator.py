@@ -18,7 +18,7 @@ import gc
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from v2g_bench.harness.asyncrt import LoopThread
 from v2g_bench.errors import BenchError, SafeStateError
@@ -92,21 +92,8 @@ class SessionResult:
                 f"({self.moved_wh:+.2f} Wh) in {self.wall_s:.1f} s; last: {' | '.join(self.last_messages)}")
 
 
-def _find(obj: Any, key: str):
-    if isinstance(obj, dict):
-        if key in obj:
-            return obj[key]
-        for v in obj.values():
-            r = _find(v, key)
-            if r is not None:
-                return r
-    return None
 
 
-def _rational(v: Any) -> float | None:
-    if isinstance(v, dict) and "Value" in v:
-        return float(v["Value"]) * 10.0 ** int(v.get("Exponent", v.get("Multiplier", 0)))
-    return None
 
 
 def analyzer_energy_source(ctx: BenchContext | None, role: str, element: int = 1):

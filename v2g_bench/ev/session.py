@@ -24,27 +24,14 @@ from iso15118.shared.messages.timeouts import Timeouts  # noqa: E402
 from iso15118.shared.messages.v2gtp import V2GTPMessage  # noqa: E402
 
 from v2g_bench.ev.misbehaviour import Misbehaviour, corrupt_exi, malform_header, oversized, raw_header  # noqa: E402,E501
+from v2g_bench.exi.values import find_key as _find, rational as _rational  # noqa: E402
 
 log = logging.getLogger(__name__)
 WRONG_SESSION_ID = "DEADBEEF00000000"
 
 
-def _find(obj, key):
-    if isinstance(obj, dict):
-        if key in obj:
-            return obj[key]
-        for v in obj.values():
-            r = _find(v, key)
-            if r is not None:
-                return r
-    return None
 
 
-def _rational(v) -> float | None:
-    if isinstance(v, dict) and "Value" in v:
-        exp = v.get("Exponent", v.get("Multiplier", 0))
-        return float(v["Value"]) * 10.0 ** int(exp)
-    return None
 
 
 class TracedEVCCSession(EVCCCommunicationSession):

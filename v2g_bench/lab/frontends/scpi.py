@@ -219,10 +219,11 @@ class Any_:
         return text.strip()
 
 
-def split_params(data: str) -> list[str]:
-    """Split program data at commas outside quotes. Raises -102 on an unterminated string."""
+def split_outside_quotes(text: str, sep: str) -> list[str]:
+    """Split at `sep` outside '…' / "…" strings (SCPI program units at ';', parameters at ',').
+    Raises -102 on an unterminated string."""
     out, cur, quote = [], [], None
-    for ch in data:
+    for ch in text:
         if quote:
             cur.append(ch)
             if ch == quote:
@@ -230,16 +231,22 @@ def split_params(data: str) -> list[str]:
         elif ch in "\"'":
             quote = ch
             cur.append(ch)
-        elif ch == ",":
-            out.append("".join(cur).strip())
+        elif ch == sep:
+            out.append("".join(cur))
             cur = []
         else:
             cur.append(ch)
     if quote:
         raise ScpiError(-102, "unterminated string")
-    last = "".join(cur).strip()
-    if out or last:
-        out.append(last)
+    out.append("".join(cur))
+    return out
+
+
+def split_params(data: str) -> list[str]:
+    """Split program data at commas outside quotes. Raises -102 on an unterminated string."""
+    out = [p.strip() for p in split_outside_quotes(data, ",")]
+    if out == [""]:
+        out = []
     if any(p == "" for p in out):
         raise ScpiError(-102, "empty parameter")
     return out
@@ -473,24 +480,7 @@ class ScpiInstrument:
 
     @staticmethod
     def _split_units(line: str) -> list[str]:
-        units, cur, quote = [], [], None
-        for ch in line:
-            if quote:
-                cur.append(ch)
-                if ch == quote:
-                    quote = None
-            elif ch in "\"'":
-                quote = ch
-                cur.append(ch)
-            elif ch == ";":
-                units.append("".join(cur))
-                cur = []
-            else:
-                cur.append(ch)
-        if quote:
-            raise ScpiError(-102, "unterminated string")
-        units.append("".join(cur))
-        return units
+        return split_outside_quotes(line, ";")
 
     def _execute_unit(self, unit: str, path: list[tuple[str, str]]):
         # header / data separation: header ends at the first whitespace
