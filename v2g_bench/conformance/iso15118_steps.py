@@ -23,7 +23,8 @@ from v2g_bench.conformance.match import check_fields, expand_dotted
 from v2g_bench.conformance.steps import Step
 from v2g_bench.errors import BenchError, CaseDefinitionError, Inconclusive, Nonconformance
 
-EV_RESPONSE_FLOOR_S = 5.0        # the EV waits this long for any response: times are judged from the capture
+EV_RESPONSE_FLOOR_S = 8.0        # the EV waits this long for any response: times are judged from the capture
+OVERLOAD_SLACK_S = 1.0           # lateness an overloaded shared machine can explain (virtual lab only)
 _SHARED: dict[tuple, Any] = {}
 _SHARED_LOCK = threading.Lock()
 
@@ -57,10 +58,12 @@ class ev_session(Step):  # noqa: N801
     def __init__(self, *, protocol: str = "ISO15118-20", service: str = "DC_BPT", control_mode: str = "dynamic",
                  plan: Any = None, misbehave: tuple | None = None, linger_s: float | None = None,
                  ev_model: dict | None = None, timeout_s: float = 60.0, save_as: str = "session",
-                 measure: bool = False, req: str | tuple[str, ...] | None = None):
+                 measure: bool = False, response_floor_s: float = EV_RESPONSE_FLOOR_S,
+                 req: str | tuple[str, ...] | None = None):
         self.protocol, self.service, self.control_mode = protocol, service, control_mode
         self.plan, self.misbehave, self.linger_s, self.ev_model = plan, misbehave, linger_s, ev_model
         self.timeout_s, self.save_as, self.measure, self.req = timeout_s, save_as, measure, req
+        self.response_floor_s = response_floor_s
         what = "" if not misbehave else f", the EV {misbehave[0]} at {misbehave[1]}"
         self.name = f"the EV runs a {protocol} {service} {control_mode} session{what}"
 
@@ -98,7 +101,7 @@ class ev_session(Step):  # noqa: N801
 
     def _run(self, ctx, plan):
         ev = ctx.ev
-        ev.response_timeout_floor_s = max(EV_RESPONSE_FLOOR_S, ev.response_timeout_floor_s or 0.0)
+        ev.response_timeout_floor_s = self.response_floor_s
         saved = {}
         for k, v in (ctx.resolve(self.ev_model) or {}).items():
             if not hasattr(ev.model, k):
@@ -275,9 +278,12 @@ class secc_closes_tcp(Step):  # noqa: N801
         if st.t_closed is None:
             raise Nonconformance(f"the charger did not close the TCP connection (the EV waited "
                                  f"{self.within_s:g} s and more)", req=self.reqs())
-        if st.closed_by != "secc":
-            raise Inconclusive(f"the EV closed the connection first ({st.t_closed - ref:.2f} s after the last frame)")
         dt = st.t_closed - ref
+        if st.closed_by != "secc":
+            if dt > self.within_s:     # the EV waited out the limit (linger) and gave up: the charger never closed
+                raise Nonconformance(f"the charger kept TCP open {dt:.2f} s after its last message (limit "
+                                     f"{self.within_s:g} s); the EV closed it", req=self.reqs())
+            raise Inconclusive(f"the EV closed the connection first ({dt:.2f} s after the last frame)")
         if dt > self.within_s:
             raise Nonconformance(f"the charger closed TCP {dt:.2f} s after its last message (limit "
                                  f"{self.within_s:g} s)", req=self.reqs())
@@ -342,7 +348,9 @@ class response_time(Step):  # noqa: N801
             why = bench_overloaded()
             msg = (f"{len(late)} of {len(times)} responses to {self.request} later than {limit * 1000:.0f} ms "
                    f"(worst {times[-1] * 1000:.0f} ms on the wire; {lim.source})")
-            if why and ctx.bench_profile.uses_builtin_lab:
+            # the simulated charger shares the CPUs with the bench: on an overloaded machine a response up to
+            # OVERLOAD_SLACK_S late says nothing about it; later than that no scheduling hiccup explains it
+            if why and ctx.bench_profile.uses_builtin_lab and times[-1] <= limit + OVERLOAD_SLACK_S:
                 raise Inconclusive(f"{msg}; the simulated charger shares an overloaded machine ({why})")
             raise Nonconformance(msg, req=self.reqs())
 

@@ -51,6 +51,10 @@ DEFECTS: dict[str, Defect] = {d.name: d for d in (
            "V2G20-2654", (("factor", 1.5),)),
     Defect("answer_invalid_v2gtp", "frames with a wrong V2GTP version, inverse version or payload type are "
            "processed as if the header were right", "TC_SECC_CMN_VTB_V2GTPSessionSetup_004"),
+    Defect("bad_response_header", "responses go out with V2GTP protocol version 0x02 / inverse 0xFD",
+           "TC_SECC_CMN_VTB_V2GTPSessionSetup_001"),
+    Defect("empty_evseid", "SessionSetupRes carries an empty EVSEID (not valid EXI for the -20 schema)",
+           "V2G20-736"),
     Defect("overstate_ratings", "DC_ChargeParameterDiscoveryRes states `factor` x the stage's ratings",
            "V2G20-2188", (("factor", 1.5),)),
     Defect("zero_session_id", "SessionSetupRes carries SessionID 0", "V2G20-2106"),
@@ -219,6 +223,8 @@ def _hook_create_next_message() -> None:
                     header = getattr(next_msg, "header", None)
                     if header is not None:
                         header.session_id = sid
+            if name == "sessionsetupres" and active("empty_evseid") and hasattr(next_msg, "evse_id"):
+                object.__setattr__(next_msg, "evse_id", "")
             if name == "supportedappprotocolres" and active("sap_lowest_priority"):
                 offered = getattr(self.comm_session, "_v2g_bench_sap_offer", None) or []
                 if offered and getattr(next_msg, "schema_id", None) is not None:
@@ -252,9 +258,27 @@ def _hook_send() -> None:
             msg = getattr(self.current_state, "message", None)
             if msg is not None and _matches(late["message"], msg):
                 await asyncio.sleep(late["seconds"])
+        if active("bad_response_header"):
+            message = _BadHeader(message)
         return await original(self, message)
 
     SECCCommunicationSession.send = send
+
+
+class _BadHeader:
+    """A V2GTP message whose header bytes say protocol version 0x02 / inverse 0xFD."""
+
+    def __init__(self, message):
+        self._m = message
+
+    def to_bytes(self) -> bytes:
+        return bytes([0x02, 0xFD]) + self._m.to_bytes()[2:]
+
+    def __getattr__(self, name):
+        return getattr(self._m, name)
+
+    def __str__(self) -> str:
+        return str(self._m)
 
 
 def _hook_stop() -> None:

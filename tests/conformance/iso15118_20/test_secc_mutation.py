@@ -1,0 +1,51 @@
+"""Each case can fail: with a defect of the simulated charger's SECC switched on (secc20_mutations.py), the case
+must fail (a Nonconformance). The default run exercises every defect once (CI_SUBSET); the whole case x defect
+table runs with V2G_MUTATION=full (make mutation-iso). The defect-free charger is the default suite itself."""
+import os
+
+import pytest
+
+from v2g_bench.conformance import run_case
+from v2g_bench.errors import Nonconformance
+
+from secc20_mutations import CI_EXTRA, CI_SUBSET, mutations
+from secc20_rows import message_group_cases, timeout_cases
+from secc20_special import special_cases
+
+ALL = {c.id: c for c in message_group_cases() + special_cases() + timeout_cases()}
+TABLE = mutations()
+FULL = os.environ.get("V2G_MUTATION") == "full"
+
+
+def _rows():
+    pairs = {(case, TABLE[case][0]): TABLE[case][1] for case in CI_SUBSET.values() if case in TABLE}
+    pairs.update({(case, d): p for case, (d, p) in CI_EXTRA.items()})
+    if FULL:
+        pairs.update({(case, d): p for case, (d, p) in TABLE.items()})
+    rows = []
+    for (case_id, defect), params in sorted(pairs.items()):
+        marks = [pytest.mark.lab_only]
+        if ALL[case_id].slow:
+            marks.append(pytest.mark.slow)
+        rows.append(pytest.param(case_id, defect, params, id=f"{case_id}-x-{defect}", marks=marks))
+    return rows
+
+
+@pytest.mark.parametrize(("case_id", "defect", "params"), _rows())
+def test_case_catches_defect(case_id, defect, params, request, dut_profile):
+    case = ALL[case_id]
+    missing = [f for f in case.requires if not dut_profile.claims(f)]
+    if missing:
+        pytest.skip(f"the DUT does not claim {', '.join(missing)}")
+    control = request.getfixturevalue("dut").control
+    control.call("secc.defects", clear=True)
+    control.call("secc.defect", name=defect, **params)
+    try:
+        with pytest.raises(Nonconformance) as caught:
+            run_case(case, None, request)
+    except pytest.fail.Exception:
+        raise AssertionError(f"{case_id} passed with the SECC defect {defect} {params or ''} switched on: "
+                             "the case cannot catch it") from None
+    finally:
+        control.call("secc.defects", clear=True)
+    assert caught.value is not None
