@@ -278,6 +278,10 @@ class EvIoSerialBoard(RoleDriver):
         self._stop.set()
         if self._keepalive is not None:
             self._keepalive.join(timeout=2.0)
+        try:
+            self.command("WDOG 0")       # a clean close: the board must not time out on us later
+        except Exception:  # noqa: BLE001 - a lost link: the board's watchdog makes it safe instead
+            pass
         self._closed = True
         try:
             self.port.close()

@@ -99,6 +99,7 @@ class ChademoCharger:
             if not enabled or ev_lost or faults:
                 self._go("stopping")
             elif now - self._since >= self.insulation_s:
+                self.plant.active_outlet = "chademo"     # the CCS pilot's interlock does not apply to this outlet
                 self.plant.set_contactor(True)
                 self._go("energized")
         elif self.state == "energized":
@@ -111,6 +112,7 @@ class ChademoCharger:
             self.plant.set_power_setpoint(0.0)
             if abs(self.plant.state().dc_current_a) <= STOP_CURRENT_A:
                 self.plant.set_contactor(False)
+                self.plant.active_outlet = None
                 self._go("idle" if not enabled else "stopped")
         elif self.state == "stopped" and not enabled:
             self._go("idle")
@@ -177,6 +179,7 @@ class ChademoCharger:
         if self.state != "idle":
             self.plant.set_power_setpoint(0.0)
             self.plant.set_contactor(False)
+            self.plant.active_outlet = None
         self._go("idle")
         return self.status()
 

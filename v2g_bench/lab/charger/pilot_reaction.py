@@ -67,6 +67,9 @@ class PilotReaction:
 
     # -- the rule ---------------------------------------------------------------------------------
     def interlock(self) -> str | None:
+        # the stage serves one outlet at a time: the CHAdeMO outlet has no IEC 61851 pilot
+        if getattr(self.plant, "active_outlet", None) == "chademo":
+            return None
         if self.defects["ignore_cp"] or self.plant.pilot.energy_allowed():
             return None
         r = self.plant.pilot.reading()
@@ -79,6 +82,8 @@ class PilotReaction:
         if what == "pwm" or not self.plant.pilot.driven and what != "released":
             return
         st = r.state if r.diode_ok or not r.pwm_on else None
+        if st == self.last_state and what not in ("configure", "released"):
+            return                       # the charger reacts to state changes (a PP/diode write in A is none)
         pilot = self.plant.pilot
         if st == "A" or what == "released":
             pilot.set_pwm(None)
@@ -117,6 +122,9 @@ class PilotReaction:
             self._deenergize(st, why)
 
     def _deenergize(self, st: str, why: str) -> None:
+        if getattr(self.plant, "active_outlet", None) == "chademo":
+            self._note(st, f"not this outlet's energy (CHAdeMO active): {why}")
+            return
         self.plant.set_power_setpoint(0.0)
         self.plant.set_contactor(False)
         if self.charger is not None and self.charger.session is not None:
