@@ -68,9 +68,12 @@ class Tally:
     interrupted: str | None = None                             # the test the operator interrupted
 
     def record(self, report) -> None:
-        self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + float(getattr(report, "duration", 0) or 0)
+        d = float(getattr(report, "duration", 0) or 0)
         if getattr(report, "v2g_interrupted", False):
-            self.interrupted = report.nodeid
+            self.interrupted = report.nodeid       # its duration counts from the test's start: not a sum
+            self.durations[report.nodeid] = max(self.durations.get(report.nodeid, 0.0), d)
+        else:
+            self.durations[report.nodeid] = self.durations.get(report.nodeid, 0.0) + d
         v = classify(report)
         if v is None:
             return
