@@ -78,7 +78,12 @@ class Tally:
         if v is None:
             return
         prev = self.verdicts.get(report.nodeid)
-        # the worst verdict of setup/call/teardown wins (a teardown error after a pass is an error)
+        # The worst verdict of setup/call wins; a teardown error turns only a pass into an error (a DUT
+        # failure or an inconclusive stands, as in Allure, JUnit's failure and the test report).
+        if report.when == "teardown" and prev not in (None, "passed"):
+            if v == "error":
+                self.messages[report.nodeid] = (self.messages.get(report.nodeid, "") + " (and a bench error at teardown)")[:240]
+            return
         if prev is None or RANK[v] > RANK[prev]:
             self.verdicts[report.nodeid] = v
             if v in ("failed", "error", "inconclusive"):

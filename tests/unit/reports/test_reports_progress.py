@@ -46,3 +46,16 @@ def test_tty_shows_a_bar_with_eta_and_never_wraps_a_case_line():
     case_lines = [ln for ln in text.replace("\r", "\n").splitlines() if ln.startswith("[1/3]")]
     assert case_lines and all(len(ln) <= 70 for ln in case_lines)
     assert not any(ln.startswith("x" * 10) for ln in text.splitlines())     # no wrapped tail of the long ID
+
+
+def test_a_teardown_error_turns_only_a_pass_into_an_error():
+    from v2g_bench.harness.runner import Tally
+    t = Tally()
+    for nodeid, call in (("t::dut_fails", ("t.py", 1, "AssertionError: late")), ("t::passes", None)):
+        for when, outcome, lr in (("setup", "passed", None), ("call", "failed" if call else "passed", call),
+                                  ("teardown", "failed", ("t.py", 2, "SafeStateError: output did not turn off"))):
+            r = Rep(nodeid, when, outcome)
+            r.longrepr = lr
+            t.record(r)
+    assert t.verdicts == {"t::dut_fails": "failed", "t::passes": "error"}
+    assert t.messages["t::dut_fails"].endswith("(and a bench error at teardown)")

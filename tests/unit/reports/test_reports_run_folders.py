@@ -10,6 +10,7 @@ import pytest
 from conftest import N_CASES
 from v2g_bench.harness.runner import allure_cli
 from v2g_bench.report import runs
+from v2g_bench.report.results import load_run
 
 
 def test_each_run_has_its_own_folder_manifest_junit_and_traceability(two_runs):
@@ -21,6 +22,7 @@ def test_each_run_has_its_own_folder_manifest_junit_and_traceability(two_runs):
         m = runs.read_manifest(run)
         assert m["status"] == "complete" and m["build_order"] == order
         assert m["collected"] == N_CASES and sum(m["counts"].values()) == N_CASES
+        assert load_run(run).counts() == m["counts"]       # the terminal's counts = the reports' counts
         assert m["operator"] == "J. Tester" and m["bench"]["laboratory"].startswith("Example EV Lab")
         assert m["dut"]["serial"] and m["started"] <= m["ended"]
         suite = ET.parse(run / "junit.xml").getroot().find("testsuite")
