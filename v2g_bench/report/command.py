@@ -6,7 +6,6 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from v2g_bench.errors import BenchError
 from v2g_bench.report import runs
@@ -26,16 +25,14 @@ def report_command(*, run: str | None, reports: Path, results: Path | None, out:
     from v2g_bench.report.results import load_run
     reports = Path(reports)
     if list_runs:
-        t = Table(title=f"runs in {reports / runs.RUNS}")
-        for col in ("run", "status", "DUT", "firmware", "passed", "failed", "error", "inconclusive", "skipped"):
-            t.add_column(col)
-        for r in runs.list_runs(reports):
+        found = runs.list_runs(reports)
+        console.print(f"{len(found)} run(s) in {reports / runs.RUNS} (passed/failed/error/inconclusive/skipped):")
+        for r in found:      # one plain line per run: readable in a log and on a narrow terminal
             m = runs.read_manifest(r) or {}
-            c = m.get("counts") or {}
-            d = m.get("dut") or {}
-            t.add_row(r.name, str(m.get("status", "?")), str(d.get("key", "?")), str(d.get("firmware", "?")),
-                      *(str(c.get(v, "")) for v in ("passed", "failed", "error", "inconclusive", "skipped")))
-        console.print(t)
+            c, d = m.get("counts") or {}, m.get("dut") or {}
+            counts = "/".join(str(c.get(v, "?")) for v in ("passed", "failed", "error", "inconclusive", "skipped"))
+            console.print(f"{r.name}  {m.get('status', 'no manifest')}  firmware {d.get('firmware', '?')}  {counts}",
+                          soft_wrap=True, markup=False)
         return 0
     if compare:
         from v2g_bench.report.compare import compare_runs, render_markdown
