@@ -105,7 +105,7 @@ def expected_profile(rec: RunRecord, i: int) -> CommandedProfile:
         nonlocal starts, power
         base = CommandedProfile(np.asarray(starts, float), np.asarray(power, float), c.end_s)
         cut = sorted({x for x in starts if a < x < b} | {a, b})
-        new_s = [x for x in starts if x < a] + [x for x in cut if x < c.end_s]
+        new_s = [x for x in starts if x < a] + [x for x in cut if x < c.end_s] + [x for x in starts if x > b]
         new_p = [float(base.at(x)) for x in new_s]
         new_p = [fn(x, p) if a <= x < b else p for x, p in zip(new_s, new_p)]
         starts, power = new_s, new_p
@@ -192,10 +192,19 @@ def judge_run(rec: RunRecord, dut: dict) -> ScenarioVerdict:
                    - arr["dc_out_wh"][0, i]) / 1000.0
         soc_tol = energy_rel * e_moved + tol.energy_dev_floor_kwh
         in_window = a_s <= ev.departure_s <= b_s + 1e-6
+        # what the scenario's events took from (or gave to) the battery beyond the plan - the frequency response,
+        # the islanded house - moves the departure SOC the plan could promise; the floor does not move
+        plain = CommandedProfile(np.asarray(rec.commanded[i].starts_s, float), np.asarray(rec.commanded[i].power_w,
+                                 float), rec.commanded[i].end_s)
+        extra_kwh = float(np.sum(step_energy_kwh(cmd, edges) - step_energy_kwh(plain, edges)))
+        extra_batt = ev.eta_charge * extra_kwh if extra_kwh > 0 else extra_kwh / ev.eta_discharge
+        target = ev.target_kwh + extra_batt
         g = judge_guarantees(t, soc, floor_kwh=ev.floor_kwh, reserve_kwh=ev.reserve_kwh,
-                             target_kwh=ev.target_kwh if in_window else None,
+                             target_kwh=target if in_window else None,
                              departure_s=ev.departure_s if in_window else None, soc_tolerance_kwh=soc_tol)
         g.metrics["soc_from"] = "measured DC energy x the scenario's EV efficiency (not the EV's report)"
+        if extra_kwh:
+            g.metrics["target_moved_by_events_kwh"] = extra_batt
         if not in_window:
             g.metrics["departure"] = "outside the played window: not judged in this run"
         out.parts[f"guarantees {ev.name}"] = g

@@ -116,6 +116,6 @@ CASES = [
     scenario_case("SCN-V2H-BACKUP", "v2h-backup", "V2H: grid loss -> the house served within 2 s, reserve kept",
                   (*BASE, "backup"), requires=("DC_BPT", "Backup")),
     scenario_case("SCN-CYCLING", "battery-cycling-20-80", "20-80 % cycling: throughput and degradation reported",
-                  (*BASE, "cycling"), requires=("DC_BPT",), versions=("2.1",)),
+                  (*BASE, "cycling"), requires=("DC_BPT",)),
 ]
 test_scenarios = cases_test(CASES)
