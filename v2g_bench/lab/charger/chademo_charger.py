@@ -62,9 +62,12 @@ class ChademoCharger:
 
     # -- the loop ---------------------------------------------------------------------------------
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        nxt = loop.time()
         while True:
             jitter = float(self.defects["jitter_ms"]) / 1000.0
-            await asyncio.sleep(self.period_s + (random.uniform(0, jitter) if jitter else 0.0))
+            nxt = max(nxt + self.period_s, loop.time())       # a fixed cycle, not period + work (no drift)
+            await asyncio.sleep(nxt - loop.time() + (random.uniform(0, jitter) if jitter else 0.0))
             try:
                 self.step()
                 if not self.defects["silent"] and self._ev_present():
