@@ -43,6 +43,7 @@ PLAIN_MARKERS = {
     "timing": "protocol timers and performance times",
     "lab_only": "needs the built-in virtual lab (fault injection); skipped on a real bench",
     "slow": "waits out long normative timers; deselected unless --run-slow",
+    "scale": "aggregator-scale runs (1,000+ stations, 10,000+ EVs); deselected unless --run-scale",
 }
 
 
@@ -52,6 +53,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--dut", default=None, help=f"DUT profile (TOML); default {DEFAULT_DUT.relative_to(REPO_ROOT)}")
     g.addoption("--run-slow", action="store_true", default=False,
                 help="also run the cases marked slow (they wait out long normative timers, e.g. 60 s sequence timeouts)")
+    g.addoption("--run-scale", action="store_true", default=False,
+                help="also run the cases marked scale (1,000+ simulated stations, 10,000+ EV plans: minutes)")
+    g.addoption("--benches", default=None,
+                help="several bench profiles, comma-separated: xdist worker i runs on bench i mod N (one lab, N "
+                     "benches, one suite split across them, one merged report); overrides --bench")
     g.addoption("--v2g-reports", default=None,
                 help="folder for evidence and Allure results (v2g-bench run: its run folder); without it, evidence "
                      "goes to reports/self-test and no Allure results are written unless --alluredir is given")
@@ -85,13 +91,23 @@ def pytest_configure(config: pytest.Config) -> None:
 def _profiles(config: pytest.Config):
     if config._v2g_profiles is None:
         try:
-            bench = load_bench(config.getoption("--bench") or DEFAULT_BENCH)
+            bench = load_bench(_bench_path(config))
             dut = load_dut(config.getoption("--dut") or DEFAULT_DUT)
             check_compatible(bench, dut)      # before anything is energized
         except ProfileError as e:
             raise pytest.UsageError(str(e)) from None
         config._v2g_profiles = (bench, dut)
     return config._v2g_profiles
+
+
+def _bench_path(config: pytest.Config):
+    """--benches: this xdist worker's own bench (gw<i> -> bench i mod N; the controller and a plain run: the
+    first), so N workers drive N benches at once and their results land in one Allure report."""
+    many = [b.strip() for b in (config.getoption("--benches") or "").split(",") if b.strip()]
+    if not many:
+        return config.getoption("--bench") or DEFAULT_BENCH
+    wid = reporting.worker_id(config)
+    return many[int(wid[2:]) % len(many) if wid.startswith("gw") else 0]
 
 
 # ------------------------------------------------------------------------------ skip logic ---
@@ -116,6 +132,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             config.hook.pytest_deselected(items=slow)
             items[:] = [it for it in items if not it.get_closest_marker("slow")]
             config._v2g_slow_deselected = len(slow)
+    if not config.getoption("--run-scale"):
+        scale = [it for it in items if it.get_closest_marker("scale")]
+        if scale:
+            config.hook.pytest_deselected(items=scale)
+            items[:] = [it for it in items if not it.get_closest_marker("scale")]
     needs_dut = [it for it in items
                  if any(it.get_closest_marker(m) for m in (*STANDARD_MARKERS, "requires", "lab_only"))]
     if not needs_dut:
@@ -281,6 +302,8 @@ def _apply_suite_labels(item: pytest.Item) -> None:
     profiles = item.config._v2g_profiles
     if profiles is not None and not existing.get("dut"):
         result.labels.append(Label(name="dut", value=reporting.dut_key(profiles[1])))
+    if profiles is not None and item.config.getoption("--benches") and not existing.get("bench"):
+        result.labels.append(Label(name="bench", value=profiles[0].name))   # which bench ran it, in the merged report
 
 
 def _attach_evidence(item: pytest.Item) -> None:
