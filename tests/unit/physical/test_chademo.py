@@ -108,3 +108,20 @@ def test_bad_dlc_and_silence_are_seen(ev, ctl):
     while not ev.log.timeouts and time.monotonic() < deadline:
         time.sleep(0.05)
     assert any(fid == 0x108 for _, fid, _ in ev.log.timeouts), ev.log.timeouts
+
+
+def test_a_lost_ev_stops_the_charger(lab, ctl, tmp_path):
+    """Lost link: the EV's frames stop (its process gone) while energized -> the charger stops within its
+    1 s CAN timeout and opens the contactor."""
+    from v2g_bench.chademo.ev import ChademoEV
+    from v2g_bench.roles import RoleConfig
+    e = ChademoEV.open(RoleConfig("chademo", "chademo_ev", options={"interface": "socketcand", "channel": "can0",
+                                                                      "host": "127.0.0.1", "port": lab.ports["can"]}))
+    e.start(10.0)
+    e.wait_charger(lambda s, d: s["ChargerStatus"] == 1, timeout_s=5, what="charging")
+    assert ctl.state()["contactor_closed"]
+    e.close()                                    # no stop request: the frames just end
+    deadline = time.monotonic() + 5
+    while ctl.state()["contactor_closed"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not ctl.state()["contactor_closed"] and ctl.call("chademo.status")["state"] == "idle"

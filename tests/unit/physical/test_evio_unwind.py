@@ -41,3 +41,35 @@ class _nothing:
 
     def __exit__(self, *a):
         return False
+
+
+def test_a_killed_bench_process_leaves_the_ev_unplugged(board_lab):
+    """Lost link: the process holding the board dies (SIGKILL: no unwind at all); the board's watchdog opens
+    the relay, the charger sees A and de-energizes."""
+    import subprocess
+    import sys
+    import time
+    code = ("from v2g_bench.instruments.ev_io import EvIoSerialBoard\n"
+            "from v2g_bench.roles import RoleConfig\n"
+            f"io = EvIoSerialBoard.open(RoleConfig('ev_io', 'evio_serial', resource={board_lab.path!r}, timeout_s=1.0,"
+            " options={'watchdog_s': 0.5}), None)\n"
+            "io.plug_in(state='B'); io.set_cp('C'); print('ready', flush=True)\n"
+            "import time; time.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        board_lab.call(board_lab.plant.set_contactor, True)
+        assert board_lab.plant.state().contactor_closed
+        p.kill()
+        p.wait(5)
+        deadline = time.monotonic() + 3
+        while board_lab.board.plug and time.monotonic() < deadline:
+            time.sleep(0.05)
+        st = board_lab.board.status()
+        assert not st["plug"] and st["applied"] == "A"
+        assert not board_lab.plant.state().contactor_closed
+        assert any(e[1] == "SAFE" and e[2] == "watchdog" for e in board_lab.board.events)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)

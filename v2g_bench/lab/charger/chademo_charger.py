@@ -116,8 +116,8 @@ class ChademoCharger:
             if abs(self.plant.state().dc_current_a) <= STOP_CURRENT_A:
                 self.plant.set_contactor(False)
                 self.plant.active_outlet = None
-                self._go("idle" if not enabled else "stopped")
-        elif self.state == "stopped" and not enabled:
+                self._go("idle" if not enabled or ev_lost else "stopped")
+        elif self.state == "stopped" and (not enabled or ev_lost):
             self._go("idle")
 
     def _power_w(self) -> float:
