@@ -100,6 +100,9 @@ class ev_session(Step):  # noqa: N801
         ctx.vars[self.save_as] = res
 
     def _run(self, ctx, plan):
+        if self.service.startswith("DC") and ctx.has_role("battery"):
+            # a DC session precharges to the EV battery's voltage: the battery emulator must hold the DC link
+            ctx.role("dc_link")
         ev = ctx.ev
         ev.response_timeout_floor_s = self.response_floor_s
         saved = {}

@@ -35,6 +35,9 @@ def mutations() -> dict[str, tuple[str, dict]]:
         m[f"ISO20_{g}_AC_unknown_session"] = ("accept_any_session_id", {})
         m[f"ISO20_{g}_AC_scheduled_performance"] = _late(g)
         m[f"ISO20_{g}_AC_BPT_dynamic_good"] = _wrong(g)
+        m[f"ISO20_{g}_AC_BPT_out_of_sequence"] = ("ignore_sequence", {})
+        m[f"ISO20_{g}_AC_BPT_unknown_session"] = ("accept_any_session_id", {})
+        m[f"ISO20_{g}_AC_BPT_dynamic_performance"] = _late(g)
     for g in TIMEOUT_GROUPS:
         m[f"ISO20_{g}_DC_BPT_sequence_timeout"] = ("never_timeout", {})
     for svc, mode in (("DC_BPT", "scheduled"), ("DC", "dynamic"), ("DC", "scheduled")):
@@ -54,6 +57,10 @@ def mutations() -> dict[str, tuple[str, dict]]:
         "ISO20_ServiceDetail_invalid_service": ("wrong_response_code", {"message": "ServiceDetailRes", "code": "OK"}),
         "ISO20_ServiceSelection_invalid_pair": ("wrong_response_code", {"message": "ServiceSelectionRes",
                                                                         "code": "OK"}),
+        "ISO20_Authorization_selection_not_offered": ("wrong_response_code", {"message": "AuthorizationRes",
+                                                                              "code": "OK"}),
+        "ISO20_DC_ChargeParameterDiscovery_wrong_parameter": ("wrong_response_code", {
+            "message": "DC_ChargeParameterDiscoveryRes", "code": "OK"}),
         "ISO20_ServiceSelection_invalid_parameter_set": ("wrong_response_code", {"message": "ServiceSelectionRes",
                                                                                  "code": "OK"}),
         "ISO20_ScheduleExchange_DC_BPT_scheduled_variant": _wrong("ScheduleExchange"),
@@ -75,7 +82,6 @@ NO_DEFECT = {
     "ISO20_V2GTP_length_zero": "the frame carries no message: nothing a charger could answer (framing layer)",
     "ISO20_V2GTP_length_beyond_data": "the charger waits for bytes that never come: it cannot answer what it "
                                       "never received",
-    "ISO20_V2GTP_oversized": "a 70 kB payload exceeds every -20 message; the framing layer drops it before the SECC",
     "ISO20_SDP_no_security": "the SDP server of the stack is not hooked; the oracle's SDP rules are unit-tested "
                              "on crafted captures (tests/unit/oracle)",
     "ISO20_SAP_not_without_TLS": "the defect-free simulated charger already violates it (selects -20 over TCP)",

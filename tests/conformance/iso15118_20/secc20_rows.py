@@ -195,7 +195,8 @@ def message_group_cases() -> list[Case]:
     for g in AC_GROUPS:
         rows += [good_case(g, "AC", "scheduled"), sequence_case(g, "AC", "scheduled"),
                  unknown_session_case(g, "AC", "scheduled"), performance_case(g, "AC", "scheduled"),
-                 good_case(g, "AC_BPT", "dynamic")]
+                 good_case(g, "AC_BPT", "dynamic"), sequence_case(g, "AC_BPT", "dynamic"),
+                 unknown_session_case(g, "AC_BPT", "dynamic"), performance_case(g, "AC_BPT", "dynamic")]
     return rows
 
 

@@ -127,8 +127,6 @@ def special_cases() -> list[Case]:
                    "payload length 0 with an EXI body following: not answered", {"length": 0}),
         v2gtp_case("length_beyond_data", "TC_SECC_CMN_VTB_V2GTPSessionSetup_002",
                    "payload length beyond the data sent: not answered", {"length": 4096}),
-        v2gtp_case("oversized", "TC_SECC_CMN_VTB_V2GTPSessionSetup_002",
-                   "a 70 kB payload (beyond any -20 message): not answered", {"extra": 70000}, kind="oversized"),
         Case("ISO20_V2GTP_header_of_responses", title="every response carries version 0x01/0xFE and a -20 payload type",
              standard=STANDARD, block="V2GTP", side="SECC", covers=("TC_SECC_CMN_VTB_V2GTPSessionSetup_001",),
              requires=("ISO15118-20", "DC_BPT"),
@@ -200,6 +198,22 @@ def special_cases() -> list[Case]:
                                                              {"path": "selected_energy_service.parameter_set_id",
                                                               "value": 60000})),
                     answered("ServiceSelectionRes", ResponseCode="FAILED_ServiceSelectionInvalid", req="V2G20-467")]),
+        Case("ISO20_Authorization_selection_not_offered", title="AuthorizationReq selecting PnC when only EIM was "
+             "offered: WARNING_AuthorizationSelectionInvalid", standard=STANDARD, block="Authorization", side="SECC",
+             covers=("V2G20-2209", "V2G20-2226"), requires=("ISO15118-20", "DC_BPT"),
+             steps=[ev_session(linger_s=LINGER_S, misbehave=("mutate", "AuthorizationReq",
+                                                             {"path": "selected_auth_service", "value": _pnc})),
+                    answered("AuthorizationRes", ResponseCode="WARNING_AuthorizationSelectionInvalid",
+                             req="V2G20-2209")]),
+        Case("ISO20_DC_ChargeParameterDiscovery_wrong_parameter", title="DC_ChargeParameterDiscoveryReq with a "
+             "maximum voltage below the minimum: FAILED_WrongChargeParameter", standard=STANDARD,
+             block="DC_ChargeParameterDiscovery", side="SECC", covers=("V2G20-2272",),
+             requires=("ISO15118-20", "DC_BPT"),
+             steps=[ev_session(linger_s=LINGER_S, misbehave=("mutate", "DC_ChargeParameterDiscoveryReq",
+                                                             {"path": "bpt_dc_params.ev_max_voltage",
+                                                              "value": _rational(10)})),
+                    answered("DC_ChargeParameterDiscoveryRes", ResponseCode="FAILED_WrongChargeParameter",
+                             req="V2G20-2272")]),
         # --- content per control mode and service (V2G20-1600: the variant of the selected control mode)
         Case("ISO20_ScheduleExchange_DC_BPT_scheduled_variant", title="ScheduleExchangeRes in Scheduled mode carries "
              "a Scheduled_SEResControlMode", standard=STANDARD, block="ScheduleExchange", side="SECC",
@@ -266,6 +280,18 @@ def special_cases() -> list[Case]:
             rows.append(good_case(g, svc, mode))
         rows.append(performance_case("DC_ChargeLoop", svc, mode))
     return rows
+
+
+def _pnc(_original):
+    from iso15118.shared.messages.enums import AuthEnum
+    return AuthEnum.PNC
+
+
+def _rational(volts: float):
+    def make(_original):
+        from iso15118.shared.messages.iso15118_20.common_types import RationalNumber
+        return RationalNumber.get_rational_repr(volts)
+    return make
 
 
 def _bpt_plan():
