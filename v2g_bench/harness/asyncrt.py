@@ -80,3 +80,17 @@ class LagMonitor:
         with self._lock:
             return max((lag for t, lag in self._events if t >= t0 and t - lag <= t1), default=0.0)
 
+
+async def close_server(server, timeout_s: float = 2.0) -> bool:
+    """Close an asyncio (or websockets) server and wait for it, at most `timeout_s`; False if it did not finish.
+
+    The one way every front-end and the CSMS stop their listening socket (a stuck client must not hang a stop)."""
+    if server is None:
+        return True
+    server.close()
+    try:
+        await asyncio.wait_for(server.wait_closed(), timeout_s)
+        return True
+    except asyncio.TimeoutError:
+        return False
+

@@ -22,6 +22,7 @@ from typing import Any, Awaitable, Callable
 
 from v2g_bench.errors import BenchError, LabError
 from v2g_bench.lab.plant import FAULTS, Plant
+from v2g_bench.harness.asyncrt import close_server
 
 log = logging.getLogger("v2g_bench.lab.control")
 MAX_REQUEST = 64 * 1024
@@ -220,12 +221,7 @@ class ControlServer:
         return self.port
 
     async def stop(self) -> None:
-        if self.server is not None:
-            self.server.close()
-            try:
-                await asyncio.wait_for(self.server.wait_closed(), 2.0)
-            except asyncio.TimeoutError:
-                pass
+        await close_server(self.server, 2.0)
 
 
 class LabControl:

@@ -30,6 +30,7 @@ import weakref
 from pathlib import Path
 
 from v2g_bench.lab.plant import Plant
+from v2g_bench.harness.asyncrt import close_server
 
 log = logging.getLogger("v2g_bench.lab.frontends.can")
 
@@ -292,9 +293,4 @@ class SocketcandServer:
         if self._task:
             self._task.cancel()
         self.drop_connections()
-        if self.server:
-            self.server.close()
-            try:
-                await asyncio.wait_for(self.server.wait_closed(), 2.0)
-            except asyncio.TimeoutError:
-                pass
+        await close_server(self.server, 2.0)

@@ -17,6 +17,7 @@ import logging
 
 from v2g_bench.lab.plant import Plant
 from v2g_bench.lab.frontends.scpi import ScpiInstrument
+from v2g_bench.harness.asyncrt import close_server
 
 log = logging.getLogger("v2g_bench.lab.frontends.scpi")
 
@@ -119,9 +120,4 @@ class ScpiServer:
         if hasattr(self.inst, "close"):
             self.inst.close()
         self.drop_connections()
-        if self.server is not None:
-            self.server.close()
-            try:
-                await asyncio.wait_for(self.server.wait_closed(), 2.0)
-            except asyncio.TimeoutError:
-                pass
+        await close_server(self.server, 2.0)
