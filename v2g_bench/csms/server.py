@@ -36,6 +36,7 @@ from v2g_bench.csms.payloads import dumps, minimal_payload
 from v2g_bench.csms.recording import CALL, CALLERROR, CALLRESULT, Frame, FrameRecorder, utc_now_iso
 from v2g_bench.csms.directions import station_sends
 from v2g_bench.csms.validation import SUBPROTOCOLS, VERSION_OF_SUBPROTOCOL, schemas_for
+from v2g_bench.harness.asyncrt import close_server
 
 log = logging.getLogger("v2g_bench.csms")
 compat.install()
@@ -476,10 +477,7 @@ class CsmsServer:
 
     async def stop(self) -> None:
         if self._server is not None:
-            self._server.close()
-            try:
-                await asyncio.wait_for(self._server.wait_closed(), 5)
-            except asyncio.TimeoutError:
+            if not await close_server(self._server, 5):
                 log.warning("CSMS: connections did not close within 5 s")
             self._server = None
         self.recorder.close()
