@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import atexit
+import json
 import signal
 from pathlib import Path
 
@@ -371,6 +372,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 def pytest_runtest_logreport(report) -> None:
     from v2g_bench.harness.runner import classify
+    props = dict(report.user_properties or ())
+    if report.when == "call" and "v2g_pixit" in props:        # the parameters an engine case was judged by
+        _PIXIT_USED[report.nodeid] = json.loads(props["v2g_pixit"])
+    if report.when == "call" and "v2g_deviations" in props:
+        _DEVIATIONS[report.nodeid] = json.loads(props["v2g_deviations"])
     covers = dict(report.user_properties).get("covers") if report.user_properties else None
     if not covers:
         return
@@ -384,6 +390,8 @@ def pytest_runtest_logreport(report) -> None:
 
 
 _TRACE: dict[str, dict] = {}
+_PIXIT_USED: dict[str, dict] = {}
+_DEVIATIONS: dict[str, list] = {}
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
@@ -391,6 +399,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     if reporting.worker_id(config) == "main":
         reporting.write_traceability(Path(config._v2g_reports),
                                      [(i, n, t["verdict"]) for n, t in _TRACE.items() for i in t["ids"]])
+        if _TRACE and config._v2g_profiles is not None:            # a DUT was judged: its PICS/PIXIT document
+            from v2g_bench.conformance import pics
+            pics.write(Path(config._v2g_reports), config._v2g_profiles[1], _PIXIT_USED, _DEVIATIONS)
         if _INTERRUPT:
             _junit_property(config, "run.status", f"interrupted by the operator ({_INTERRUPT['by']}) "
                                                   f"during {_INTERRUPT['nodeid']}")

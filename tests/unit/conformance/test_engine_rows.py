@@ -97,3 +97,22 @@ def test_a_pixit_tightens_a_normative_timer_but_never_loosens_it(declared, limit
     assert ctx.timer("t", 0.25) == limit
     assert bool(ctx.deviations) is deviation
     assert ctx.pixit_used["t"]["normative_s"] == 0.25
+
+
+def test_pics_pixit_document_lists_claims_declared_and_used_parameters(tmp_path):
+    import json
+
+    from v2g_bench.conformance import pics
+    from v2g_bench.profiles import DEFAULT_DUT, load_dut
+    dut = load_dut(DEFAULT_DUT)
+    used = {"t::a[X]": {"secc_charge_loop_performance_time_s": {"limit_s": 0.25, "normative_s": 0.25,
+                                                               "declared_s": None}},
+            "t::b[Y]": {"secc_charge_loop_performance_time_s": {"limit_s": 0.25, "normative_s": 0.25,
+                                                               "declared_s": None}, "round_trip_efficiency_min": 0.85}}
+    path = pics.write(tmp_path, dut, used, {"t::b[Y]": ["[pixit] x = 2 s would loosen 1 s: ignored"], "t::a[X]": []})
+    doc = json.loads(path.read_text())
+    assert "DC_BPT" in doc["pics"]["claims"]["energy_services"]
+    assert doc["pixit"]["tolerances"]["power_abs_w"] == dut.tolerances["power_abs_w"]
+    u = doc["pixit"]["used"]["secc_charge_loop_performance_time_s"]
+    assert u["cases"] == ["t::a[X]", "t::b[Y]"] and len(u["values"]) == 1
+    assert list(doc["deviations"]) == ["t::b[Y]"]
