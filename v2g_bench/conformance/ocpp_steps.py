@@ -72,6 +72,7 @@ def set_profile(evse_id: int, purpose: str, periods: list[tuple[int, float]], *,
                                          transaction_id=ctx.resolve(tx), duration_s=duration_s)
         if edit is not None:
             edit(prof)
+        ctx.vars["profile_sent"] = prof          # commanded() anchors the power judgement on its start
         return {"evseId": evse_id, "chargingProfile": prof}
     s = ocpp.call("SetChargingProfile", payload, save_as=save_as, req=req)
     s.name = f"CSMS sets a {purpose} (id {id}, stack {stack}) on EVSE {evse_id}: {periods}"
@@ -187,6 +188,13 @@ class commanded(Step):  # noqa: N801
     def run(self, ctx):
         from v2g_bench.verification.compliance import CommandedProfile
         t0 = time.monotonic()
+        sched = (ctx.vars.get("profile_sent") or {}).get("chargingSchedule", [{}])[0]
+        if "startSchedule" in sched:
+            # anchored on the profile's own start (wall clock of the CSMS), not on when this step ran: the
+            # station applies the profile from its startSchedule, however late the bench gets here
+            import datetime as dt
+            start = dt.datetime.fromisoformat(sched["startSchedule"].replace("Z", "+00:00"))
+            t0 -= (dt.datetime.now(dt.timezone.utc) - start).total_seconds()
         ctx.save(self.save_as, CommandedProfile.from_steps([(t0 + a, w) for a, w in self.periods], t0 + self.until_s))
         ctx.vars[f"{self.save_as}_end"] = t0 + self.until_s
 
@@ -202,7 +210,8 @@ class let_run(Step):  # noqa: N801
         self.req = None
 
     def run(self, ctx):
-        end = time.monotonic() + self.seconds if self.seconds else ctx.vars[f"{self.until}_end"]
+        # to the end, plus a second so the last commanded interval is fully covered by samples
+        end = time.monotonic() + self.seconds if self.seconds else ctx.vars[f"{self.until}_end"] + 1.0
         while time.monotonic() < end:
             time.sleep(min(0.2, max(0.0, end - time.monotonic())))
 

@@ -83,7 +83,9 @@ class SmartChargingMixin:
         return self._composite(self.cfg.evse_id, utcnow(), duration_s)
 
     def composite_schedule(self, evse_id: int, duration: int, unit: str) -> dict:
-        start = utcnow().replace(microsecond=0)
+        # scheduleStart on the next whole second: every profile set up to now applies from period 0
+        now = utcnow()
+        start = now.replace(microsecond=0) + (dt.timedelta(seconds=1) if now.microsecond else dt.timedelta(0))
         k = self._volts() if unit == "A" else 1.0
         periods = []
         for off, w in self._composite(evse_id, start, duration):
@@ -115,7 +117,8 @@ class SmartChargingMixin:
                                     volts=self._volts())
         frac = self.der.max_discharge_fraction(now) if self.version == "2.1" else None
         if frac is not None:         # R: LimitMaxDischarge caps discharge at a share of the rating
-            w = w.combine(PowerWindow(-frac * self.cfg.max_discharge_w, math.inf))
+            rated = min(self.cfg.max_discharge_w, self.plant.cfg.stage.discharge.p_max_w)
+            w = w.combine(PowerWindow(-frac * rated, math.inf))
         if self.defects.on("ignore_setpoint") and w.setpoint_w is not None:
             w = PowerWindow(w.lo_w, w.hi_w, None, w.sources)
         if self.defects.on("ignore_discharge_limit") and (w.lo_w < 0 or (w.setpoint_w or 0) < 0):

@@ -150,8 +150,10 @@ class TransactionsMixin:
 
     # -- plug, token, start, stop ------------------------------------------------------------------
     async def plug_in(self) -> dict:
-        self.plugged = True
+        was, self.plugged = self.plugged, True
         await self._safe_status()
+        if self.tx_id is not None and not was:      # E03: the transaction began at authorization
+            self.queue_tx_event("Updated", "CablePluggedIn")
         if self.online and self.cp is not None:
             self._spawn(self.notify_ev_charging_needs())
         if self.authorized_token is not None and self.tx_id is None:
@@ -253,13 +255,22 @@ class TransactionsMixin:
                 return "Rejected"        # K05.FR.02: only a TxProfile may come with a remote start
             self.pending_remote_profile = profile
         if self.plugged or self._starts_at_authorization():
-            self._spawn(self.start_transaction(id_token=id_token, remote_start_id=remote_start_id,
-                                               trigger="RemoteStart"))
+            self._spawn(self._remote_start(id_token, remote_start_id))
         else:
             # F02: authorized remotely before the EV is plugged in; the transaction starts at plug-in
             self.authorized_token = id_token
             self.pending_remote_start_id = remote_start_id
         return "Accepted"
+
+    async def _remote_start(self, id_token: dict, remote_start_id: int) -> None:
+        await asyncio.sleep(0.05)       # our RequestStartTransactionResponse goes out first
+        if self.device.get("AuthCtrlr", "AuthorizeRemoteStart") == "true" and self.online:
+            # F01/F02: AuthorizeRemoteStart = true -> the station authorizes the remote token first
+            r = await self._call("Authorize", id_token={"id_token": id_token["idToken"], "type": id_token["type"]})
+            if r.id_token_info["status"] != "Accepted":
+                self.pending_remote_profile = None
+                return
+        await self.start_transaction(id_token=id_token, remote_start_id=remote_start_id, trigger="RemoteStart")
 
     def remote_stop(self, transaction_id: str) -> str:
         if self.tx_id is None or transaction_id != self.tx_id:

@@ -1,0 +1,212 @@
+"""OCPP block B — Provisioning (boot, variables, reports, reset, network profiles): OCTT charging-station
+cases as rows. The bench plays the CSMS; see docs/ocpp-suite.md for the case x defect table."""
+from v2g_bench.conformance import V, cases_test, step
+from v2g_bench.conformance import ocpp
+from v2g_bench.conformance.match import ANY, one_of, present
+from v2g_bench.conformance.ocpp_steps import report, report_has, started, tc
+
+
+def gv(*pairs, attr=None):
+    """GetVariables payload for (component, variable) pairs."""
+    return {"getVariableData": [{"component": {"name": c}, "variable": {"name": v},
+                                 **({"attributeType": attr} if attr else {})} for c, v in pairs]}
+
+
+def sv(*triples, attr=None):
+    return {"setVariableData": [{"component": {"name": c}, "variable": {"name": v}, "attributeValue": val,
+                                 **({"attributeType": attr} if attr else {})} for c, v, val in triples]}
+
+
+def results(key, *statuses):
+    """{key: [{attributeStatus: s}, ...]} in order."""
+    return {key: [{"attributeStatus": s} for s in statuses]}
+
+
+def network_profile(slot, *, security_profile=1):
+    def payload(ctx):
+        data = {"ocppTransport": "JSON", "ocppCsmsUrl": "wss://csms.example.invalid/ocpp", "messageTimeout": 30,
+                "securityProfile": security_profile, "ocppInterface": "Wired0"}
+        data["ocppVersion"] = "OCPP20" if ctx.version == "2.0.1" else "OCPP21"
+        return {"configurationSlot": slot, "connectionData": data}
+    return payload
+
+
+def reconnects(ctx):
+    """The CSMS drops the connection; the station must come back by itself (its retry back-off)."""
+    sid = ctx.bench_profile.roles["csms"].options["station_id"]
+    ctx.csms.disconnect(sid, code=1001, reason="CSMS going away (test)")
+    ctx.csms.wait_for_disconnect(sid, 5)
+    s = ctx.csms.wait_for_station(sid, timeout=30)
+    ctx.attach("reconnected", {"station": sid, "after_s": round(s.connected_at - ctx.now(), 3)})
+
+
+CASES = [
+    tc("TC_B_01_CS", "Cold boot: BootNotification accepted, connector status reported", block="B",
+       covers=("B01.FR.01", "B01.FR.05", "B01.FR.09"),
+       steps=[ocpp.answer(of="boot", reason=one_of("PowerUp", "ApplicationReset", "FirmwareUpdate", "LocalReset",
+                                                       "RemoteReset", "ScheduledReset", "Triggered", "Unknown",
+                                                       "Watchdog"),
+                          **{"chargingStation.vendorName": present, "chargingStation.model": present}),
+              ocpp.expect("StatusNotification", within_s=15, connectorStatus="Available", evseId=1,
+                          connectorId=ANY)]),
+    tc("TC_B_06_CS", "Get one variable", block="B",
+       steps=[ocpp.call("GetVariables", gv(("OCPPCommCtrlr", "HeartbeatInterval"))),
+              ocpp.answer(getVariableResult=[{"attributeStatus": "Accepted", "attributeValue": present,
+                                              "component": {"name": "OCPPCommCtrlr"},
+                                              "variable": {"name": "HeartbeatInterval"}}])]),
+    tc("TC_B_07_CS", "Get several variables in one request", block="B",
+       steps=[ocpp.call("GetVariables", gv(("OCPPCommCtrlr", "HeartbeatInterval"), ("TxCtrlr", "TxStartPoint"),
+                                           ("AuthCtrlr", "AuthorizeRemoteStart"))),
+              ocpp.answer(results("getVariableResult", "Accepted", "Accepted", "Accepted"))]),
+    tc("TC_B_09_CS", "Set one variable; the new value is read back", block="B",
+       steps=[ocpp.call("SetVariables", sv(("OCPPCommCtrlr", "OfflineThreshold", "123"))),
+              ocpp.answer(results("setVariableResult", "Accepted")),
+              ocpp.call("GetVariables", gv(("OCPPCommCtrlr", "OfflineThreshold"))),
+              ocpp.answer(getVariableResult=[{"attributeStatus": "Accepted", "attributeValue": "123"}])]),
+    tc("TC_B_10_CS", "Set several variables in one request", block="B",
+       steps=[ocpp.call("SetVariables", sv(("OCPPCommCtrlr", "OfflineThreshold", "150"),
+                                           ("TxCtrlr", "EVConnectionTimeOut", "45"))),
+              ocpp.answer(results("setVariableResult", "Accepted", "Accepted")),
+              ocpp.call("GetVariables", gv(("OCPPCommCtrlr", "OfflineThreshold"), ("TxCtrlr", "EVConnectionTimeOut"))),
+              ocpp.answer(getVariableResult=[{"attributeValue": "150"}, {"attributeValue": "45"}])]),
+    tc("TC_B_11_CS", "A badly formatted value is refused", block="B",
+       steps=[ocpp.call("SetVariables", sv(("OCPPCommCtrlr", "OfflineThreshold", "soon"))),
+              ocpp.answer(results("setVariableResult", "Rejected")),
+              ocpp.call("GetVariables", gv(("OCPPCommCtrlr", "OfflineThreshold"))),
+              ocpp.answer(getVariableResult=[{"attributeValue": "60"}])]),
+    tc("TC_B_12_CS", "Base report: configuration inventory", block="B",
+       steps=[ocpp.call("GetBaseReport", {"requestId": 12, "reportBase": "ConfigurationInventory"}),
+              ocpp.answer(status="Accepted"),
+              report("NotifyReport", 12, items="reportData"),
+              report_has({"component.name": "OCPPCommCtrlr", "variable.name": "HeartbeatInterval"}),
+              report_has({"variableAttribute": [{"mutability": "ReadOnly"}]}, none=True)]),
+    tc("TC_B_13_CS", "Base report: full inventory", block="B",
+       steps=[ocpp.call("GetBaseReport", {"requestId": 13, "reportBase": "FullInventory"}),
+              ocpp.answer(status="Accepted"),
+              report("NotifyReport", 13, items="reportData"),
+              report_has({"component.name": "SecurityCtrlr", "variable.name": "SecurityProfile",
+                          "variableAttribute": [{"mutability": "ReadOnly", "value": present}]}),
+              report_has({"component.name": "OCPPCommCtrlr", "variable.name": "HeartbeatInterval"})]),
+    tc("TC_B_14_CS", "Base report: summary inventory", block="B",
+       steps=[ocpp.call("GetBaseReport", {"requestId": 14, "reportBase": "SummaryInventory"}),
+              ocpp.answer(status="Accepted"),
+              report("NotifyReport", 14, items="reportData"),
+              report_has({"variable.name": "AvailabilityState"})]),
+    tc("TC_B_16_CS", "Custom report filtered by component criteria", block="B",
+       steps=[ocpp.call("GetReport", {"requestId": 16, "componentCriteria": ["Available"]}),
+              ocpp.answer(status="Accepted"),
+              report("NotifyReport", 16, items="reportData"),
+              report_has({"component.name": "ChargingStation"}),
+              report_has({"component.name": "OCPPCommCtrlr"}, none=True)]),
+    tc("TC_B_17_CS", "Custom report for a listed component/variable", block="B",
+       steps=[ocpp.call("GetReport", {"requestId": 17, "componentVariable": [
+                  {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]}),
+              ocpp.answer(status="Accepted"),
+              report("NotifyReport", 17, items="reportData"),
+              report_has({"component.name": "OCPPCommCtrlr", "variable.name": "HeartbeatInterval"}, count=1)]),
+    tc("TC_B_18_CS", "Custom report combining criteria and component", block="B",
+       steps=[ocpp.call("GetReport", {"requestId": 18, "componentCriteria": ["Enabled"],
+                                      "componentVariable": [{"component": {"name": "SmartChargingCtrlr"}}]}),
+              ocpp.answer(status="Accepted"),
+              report("NotifyReport", 18, items="reportData"),
+              report_has({"component.name": "SmartChargingCtrlr", "variable.name": "Enabled"}),
+              report_has({"component.name": "AuthCtrlr"}, none=True)]),
+    tc("TC_B_19_CS", "Custom report whose criteria match nothing", block="B",
+       steps=[ocpp.call("GetReport", {"requestId": 19, "componentCriteria": ["Problem"]}),
+              ocpp.answer(status="EmptyResultSet"),
+              ocpp.no_call("NotifyReport", for_s=2, requestId=19)]),
+    tc("TC_B_54_CS", "Custom report: component without variable", block="B",
+       steps=[ocpp.call("GetReport", {"requestId": 54, "componentVariable": [{"component": {"name": "TxCtrlr"}}]}),
+              ocpp.answer(status="Accepted"),
+              report("NotifyReport", 54, items="reportData"),
+              report_has({"component.name": "TxCtrlr", "variable.name": "TxStartPoint"}),
+              report_has({"component.name": "TxCtrlr", "variable.name": "TxStopPoint"}),
+              report_has({"component.name": "OCPPCommCtrlr"}, none=True)]),
+    tc("TC_B_56_CS", "Custom report without evseId", block="B",
+       steps=[ocpp.call("GetReport", {"requestId": 56, "componentVariable": [
+                  {"component": {"name": "ChargingStation"}, "variable": {"name": "AvailabilityState"}}]}),
+              ocpp.answer(status="Accepted"),
+              report("NotifyReport", 56, items="reportData"),
+              report_has({"component.name": "ChargingStation", "variable.name": "AvailabilityState"}, count=1)]),
+    tc("TC_B_53_CS", "Full inventory holds the mandatory device-model variables", block="B",
+       steps=[ocpp.call("GetBaseReport", {"requestId": 53, "reportBase": "FullInventory"}),
+              ocpp.answer(status="Accepted"),
+              report("NotifyReport", 53, items="reportData"),
+              *[report_has({"component.name": c, "variable.name": v}) for c, v in (
+                  ("AuthCtrlr", "AuthorizeRemoteStart"), ("AuthCtrlr", "LocalAuthorizeOffline"),
+                  ("AuthCtrlr", "LocalPreAuthorize"), ("OCPPCommCtrlr", "NetworkConfigurationPriority"),
+                  ("OCPPCommCtrlr", "NetworkProfileConnectionAttempts"), ("OCPPCommCtrlr", "OfflineThreshold"),
+                  ("OCPPCommCtrlr", "ResetRetries"), ("OCPPCommCtrlr", "FileTransferProtocols"),
+                  ("SampledDataCtrlr", "TxEndedMeasurands"), ("SampledDataCtrlr", "TxEndedInterval"),
+                  ("SampledDataCtrlr", "TxStartedMeasurands"), ("SampledDataCtrlr", "TxUpdatedMeasurands"),
+                  ("SampledDataCtrlr", "TxUpdatedInterval"), ("SecurityCtrlr", "SecurityProfile"),
+                  ("SecurityCtrlr", "OrganizationName"), ("TxCtrlr", "EVConnectionTimeOut"),
+                  ("TxCtrlr", "StopTxOnEVSideDisconnect"), ("TxCtrlr", "StopTxOnInvalidId"),
+                  ("TxCtrlr", "TxStartPoint"), ("TxCtrlr", "TxStopPoint"), ("ClockCtrlr", "DateTime"),
+                  ("ClockCtrlr", "TimeSource"), ("DeviceDataCtrlr", "ItemsPerMessageGetReport"),
+                  ("DeviceDataCtrlr", "BytesPerMessageGetReport"))]]),
+    tc("TC_B_20_CS", "Whole-station OnIdle reset without a transaction", block="B", requires=("RESET",),
+       steps=[ocpp.call("Reset", {"type": "OnIdle"}), ocpp.answer(status="Accepted"),
+              ocpp.expect("BootNotification", within_s=60, reason="RemoteReset")]),
+    tc("TC_B_21_CS", "OnIdle reset deferred until the transaction ends", block="B", requires=("RESET",),
+       actions=("start_transaction",),
+       steps=[*started(),
+              ocpp.call("Reset", {"type": "OnIdle"}), ocpp.answer(status="Scheduled"),
+              ocpp.no_call("BootNotification", for_s=2),
+              ocpp.call("RequestStopTransaction", {"transactionId": V("started.transactionInfo.transactionId")}),
+              ocpp.answer(status="Accepted"),
+              ocpp.expect("TransactionEvent", eventType="Ended", within_s=15),
+              ocpp.expect("BootNotification", within_s=60, reason="RemoteReset")]),
+    tc("TC_B_22_CS", "Immediate reset ends the running transaction", block="B", requires=("RESET",),
+       actions=("start_transaction",),
+       steps=[*started(),
+              ocpp.call("Reset", {"type": "Immediate"}), ocpp.answer(status="Accepted"),
+              ocpp.expect("TransactionEvent", eventType="Ended", triggerReason="ResetCommand",
+                          **{"transactionInfo.stoppedReason": "ImmediateReset"}, within_s=15),
+              ocpp.expect("BootNotification", within_s=60, reason="RemoteReset")]),
+    tc("TC_B_28_CS", "Per-EVSE reset refused when not supported", block="B", requires=("RESET",),
+       covers=("B11.FR.10",),
+       steps=[ocpp.call("Reset", {"type": "OnIdle", "evseId": 1}), ocpp.answer(status="Rejected"),
+              ocpp.no_call("BootNotification", for_s=2)]),
+    tc("TC_B_29_CS", "Per-EVSE reset during a transaction refused when not supported", block="B",
+       requires=("RESET",), actions=("start_transaction",), covers=("B12.FR.01", "B12.FR.09"),
+       steps=[*started(),
+              ocpp.call("Reset", {"type": "OnIdle", "evseId": 1}), ocpp.answer(status="Rejected"),
+              ocpp.no_call("TransactionEvent", for_s=1.5, eventType="Ended")]),
+    tc("TC_B_32_CS", "Get on an unknown component", block="B",
+       steps=[ocpp.call("GetVariables", gv(("NoSuchCtrlr", "HeartbeatInterval"))),
+              ocpp.answer(results("getVariableResult", "UnknownComponent"))]),
+    tc("TC_B_33_CS", "Get on an unknown variable", block="B",
+       steps=[ocpp.call("GetVariables", gv(("OCPPCommCtrlr", "NoSuchVariable"))),
+              ocpp.answer(results("getVariableResult", "UnknownVariable"))]),
+    tc("TC_B_34_CS", "Get with an unsupported attribute type", block="B",
+       steps=[ocpp.call("GetVariables", gv(("OCPPCommCtrlr", "HeartbeatInterval"), attr="MaxSet")),
+              ocpp.answer(results("getVariableResult", "NotSupportedAttributeType"))]),
+    tc("TC_B_35_CS", "Set on an unknown component", block="B",
+       steps=[ocpp.call("SetVariables", sv(("NoSuchCtrlr", "HeartbeatInterval", "10"))),
+              ocpp.answer(results("setVariableResult", "UnknownComponent"))]),
+    tc("TC_B_36_CS", "Set on an unknown variable", block="B",
+       steps=[ocpp.call("SetVariables", sv(("OCPPCommCtrlr", "NoSuchVariable", "10"))),
+              ocpp.answer(results("setVariableResult", "UnknownVariable"))]),
+    tc("TC_B_37_CS", "Set with an unsupported attribute type", block="B",
+       steps=[ocpp.call("SetVariables", sv(("OCPPCommCtrlr", "OfflineThreshold", "10"), attr="MinSet")),
+              ocpp.answer(results("setVariableResult", "NotSupportedAttributeType"))]),
+    tc("TC_B_39_CS", "Set on a read-only variable refused", block="B",
+       steps=[ocpp.call("SetVariables", sv(("OCPPCommCtrlr", "MessageTimeout", "99"))),
+              ocpp.answer(results("setVariableResult", "Rejected")),
+              ocpp.call("GetVariables", gv(("OCPPCommCtrlr", "MessageTimeout"))),
+              ocpp.answer(getVariableResult=[{"attributeValue": "10"}])]),
+    tc("TC_B_43_CS", "Network profile for an invalid slot refused", block="B", requires=("NETWORKPROFILES",),
+       covers=("B09.FR.02",),
+       steps=[ocpp.call("SetNetworkProfile", network_profile(9)), ocpp.answer(status="Rejected")]),
+    tc("TC_B_57_CS", "The station reconnects after the connection is lost", block="B",
+       steps=[step("the CSMS drops the connection; the station reconnects (retry back-off)", reconnects,
+                   kind="expect"),
+              ocpp.call("GetVariables", gv(("OCPPCommCtrlr", "HeartbeatInterval"))),
+              ocpp.answer(results("getVariableResult", "Accepted"))]),
+    tc("TC_B_108_CS", "The active network profile slot cannot be overwritten", block="B", versions=("2.1",),
+       requires=("NETWORKPROFILES",),
+       steps=[ocpp.call("SetNetworkProfile", network_profile(0)), ocpp.answer(status="Rejected")]),
+]
+
+test_block_b = cases_test(CASES)
