@@ -34,6 +34,17 @@ WRONG_SESSION_ID = "DEADBEEF00000000"
 
 
 
+def message_name(msg) -> str:
+    """The request's name: the body element for -2/DIN (their messages are all V2GMessage)."""
+    if msg is None:
+        return "?"
+    body = getattr(msg, "body", None)
+    if type(msg).__name__ == "V2GMessage" and hasattr(body, "get_message"):
+        inner = body.get_message()
+        return type(inner).__name__ if inner is not None else "V2GMessage"
+    return type(msg).__name__
+
+
 class TracedEVCCSession(EVCCCommunicationSession):
     def __init__(self, *args, bench_handler: "BenchEVCCHandler", **kw):
         super().__init__(*args, **kw)
@@ -44,7 +55,7 @@ class TracedEVCCSession(EVCCCommunicationSession):
     async def send(self, message: V2GTPMessage):
         h = self._bench
         frame = message.to_bytes()
-        name = type(self.current_state.message).__name__ if self.current_state.message is not None else "?"
+        name = message_name(self.current_state.message)
         fault = h.injector.take(name) if h.injector else None
         note = ""
         replayed = None          # decoded body of a replayed frame (the trace shows what was sent)

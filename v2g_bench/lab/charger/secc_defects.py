@@ -136,6 +136,9 @@ def _is_secc(obj: Any) -> bool:
 
 
 def _matches(wanted: str, msg: Any) -> bool:
+    body = getattr(msg, "body", None)
+    if type(msg).__name__ == "V2GMessage" and hasattr(body, "get_message"):   # -2/DIN: the body names it
+        msg = body.get_message()
     return _norm(wanted) == _norm(type(msg).__name__)
 
 
