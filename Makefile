@@ -1,5 +1,5 @@
 # The two commands of the README. Each does its own set-up (scripts/bootstrap.sh, idempotent).
-.PHONY: run test bootstrap bench clean lint scenarios scale
+.PHONY: run test bootstrap bench clean lint scenarios scale mutation-iso
 V := .venv/bin
 
 bootstrap:
@@ -21,6 +21,11 @@ scenarios: bootstrap
 # Aggregator scale (issue 17, minutes): 1,000-station aggregator scenario, 10,000 coupled EVs, 100,000 EVs on Dask
 scale: bootstrap
 	$(V)/python -m pytest -p no:cacheprovider tests/unit/scale tests/unit/scheduler --run-scale -m scale -rs $(PYTEST_ARGS)
+
+# ISO 15118 SECC suite x defects (issue 12): every case with the simulated charger's defect that must make it fail,
+# the 60 s sequence-timeout cases included; -2/DIN/AC rows run with the all-protocol virtual DUT (docs/iso15118-suite.md)
+mutation-iso: bootstrap
+	V2G_MUTATION=full $(V)/python -m pytest -n 2 -p no:cacheprovider tests/conformance/iso15118_20/test_secc_mutation.py --run-slow --dut profiles/virtual-dut-all.dut.toml -rs $(PYTEST_ARGS)
 
 clean:
 	rm -rf reports/* .pytest_cache
