@@ -109,3 +109,22 @@ CI_SUBSET = {
 }
 # defects whose CI row is not their table row (keep_tcp_open breaks every "TCP closed" step)
 CI_EXTRA = {"ISO20_Authorization_DC_BPT_unknown_session": ("keep_tcp_open", {})}
+
+
+def derive(case) -> tuple[str, dict] | None:
+    """The defect for a row of the -2 / DIN tables (same pattern as the -20 table), from its steps."""
+    from v2g_bench.conformance.iso15118 import response
+    from v2g_bench.conformance.iso15118_steps import answered, oracle_clean
+
+    for s in case.steps:
+        if isinstance(s, answered):
+            code = str(s.want.get("ResponseCode", ""))
+            if "UnknownSession" in code:
+                return ("accept_any_session_id", {})
+            if "SequenceError" in code:
+                return ("ignore_sequence", {})
+        if isinstance(s, oracle_clean) and s.rules and "EXI-strict" in s.rules:
+            return ("empty_evseid", {})
+        if isinstance(s, response):
+            return ("wrong_response_code", {"message": s.message, "code": "FAILED"})
+    return None

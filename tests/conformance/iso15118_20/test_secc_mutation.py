@@ -8,12 +8,32 @@ import pytest
 from v2g_bench.conformance import run_case
 from v2g_bench.errors import Nonconformance
 
-from secc20_mutations import CI_EXTRA, CI_SUBSET, mutations
+from secc20_mutations import CI_EXTRA, CI_SUBSET, derive, mutations
 from secc20_rows import message_group_cases, timeout_cases
 from secc20_special import special_cases
 
 ALL = {c.id: c for c in message_group_cases() + special_cases() + timeout_cases()}
 TABLE = mutations()
+
+
+def _other_tables() -> None:
+    """The -2 and DIN rows (their own test modules), each with the defect derived from its steps."""
+    import importlib.util
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent.parent
+    for rel in ("iso15118_2/test_secc_iso2.py", "din70121/test_secc_din.py"):
+        spec = importlib.util.spec_from_file_location(f"_mutation_{Path(rel).stem}", here / rel)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        for c in mod.CASES:
+            ALL[c.id] = c
+            d = derive(c)
+            if d is not None:
+                TABLE[c.id] = d
+
+
+_other_tables()
 FULL = os.environ.get("V2G_MUTATION") == "full"
 
 
