@@ -99,7 +99,7 @@ class answer(Step):  # noqa: N801
         if not self.want:
             raise CaseDefinitionError("answer(): no expected field given")
         expand_dotted(self.want)
-        self.name = f"the answer has {', '.join(self.want)}"
+        self.name = "the answer has " + ", ".join(f"{k}={v!r}" for k, v in self.want.items())
 
     def run(self, ctx):
         if self.of not in ctx.vars:

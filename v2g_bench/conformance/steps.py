@@ -70,6 +70,9 @@ class V:
 
     path: str
 
+    def __repr__(self) -> str:
+        return f"<{self.path}>"
+
     def get(self, vars_: dict) -> Any:
         head, *rest = self.path.split(".")
         if head not in vars_:
