@@ -22,7 +22,7 @@ These are the simulated charger's behaviour, not the bench's judgement: the judg
 and share no code with this module.
 
 Control ops: site.info, site.battery, site.building, site.grid, site.frequency_support, site.backup,
-site.measure, site.reset.
+site.measure, site.record / site.samples (the analyzer's memory on plant time), site.reset.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from typing import Any
 
 from v2g_bench.errors import LabError
 from v2g_bench.lab.plant import Plant, PlantConfig
+from v2g_bench.lab.plant.measurement import seeded_gauss
 
 # The local functions read the plant's present grid state (plant._grid_f / _grid_v) directly: they run inside
 # its integration with its lock held, once per sub-step, where a full state() snapshot would recurse.
@@ -97,6 +98,30 @@ class Islanding:
             return 0.0                           # switching over: the house is dark, the stage idles
         share = self.site.home_load_w(t) / max(1, len(self.site.backup))
         return -dc_for_ac(plant, share)
+
+
+@dataclass
+class Recorder:
+    """The site analyzer's memory: a row every `period_s` of PLANT time, taken inside the plant's integration, so a
+    bench (or lab) stall of any length loses no sample - the bench reads the memory out (op site.samples).
+    Row: (t, dc_w, ac_w, dc_import_wh, dc_export_wh, ac_import_wh, ac_export_wh, freq_hz, grid_v)."""
+    period_s: float
+    next_t: float
+    rows: list = field(default_factory=list)
+    max_rows: int = 2_000_000
+
+    def __call__(self, plant: Plant, t: float, setpoint_w: float) -> float:
+        if t >= self.next_t and len(self.rows) < self.max_rows:
+            p = plant._p
+            # the analyzer's power readings carry the lab's measurement noise; its integrators are exact
+            k = len(self.rows)
+            rel = plant.cfg.measurement.noise_rel
+            dc = p * (1.0 + rel * seeded_gauss(plant.seed, 5, k))
+            ac = (p + plant._loss(p)) * (1.0 + rel * seeded_gauss(plant.seed, 6, k))
+            self.rows.append((t, dc, ac, plant._dc_imp, plant._dc_exp, plant._ac_imp, plant._ac_exp,
+                              plant._grid_f, plant._grid_v))
+            self.next_t += self.period_s * max(1.0, math.floor((t - self.next_t) / self.period_s) + 1.0)
+        return setpoint_w
 
 
 def dc_for_ac(plant: Plant, ac_out_w: float) -> float:
@@ -229,6 +254,41 @@ class Site:
                 "grid_w": 0.0 if island else load - pv + ev_ac,
                 "unserved_w": max(0.0, load + ev_ac) if island else 0.0, "evse": rows}
 
+    def record(self, period_s: float, start_t: float | None = None) -> dict:
+        """Start the analyzer memory on every charger: a row every period_s plant seconds from start_t."""
+        period = _finite("period_s", period_s)
+        if period <= 0:
+            raise LabError("site.record: period_s must be > 0", where="site.record")
+        t0 = self.clock.now() if start_t is None else _finite("start_t", start_t)
+        for p in self.plants:
+            with p._lock:
+                p._sync()
+                self._set_local(p, Recorder, Recorder(period, t0))
+        return {"t": self.clock.now(), "period_s": period}
+
+    def samples(self, since: int = 0, limit: int = 20000) -> dict:
+        """Rows [since, since + limit) of every charger's memory, aligned by index (the site meter from EVSE 1's
+        time): {"next": k, "t": [...], "load_w", "pv_w", "grid_w", "unserved_w", "evse": [[row...] per EVSE]}."""
+        recs = []
+        for p in self.plants:
+            with p._lock:
+                p._sync()
+                recs.append(next((f for f in p.local_functions if isinstance(f, Recorder)), None))
+        if any(r is None for r in recs):
+            raise LabError("site.samples before site.record", where="site.samples", fix="call site.record first")
+        n = min(len(r.rows) for r in recs)
+        hi = min(n, int(since) + int(limit))
+        ts = [r[0] for r in recs[0].rows[since:hi]]
+        evse = [r.rows[since:hi] for r in recs]
+        load = [self.load.at(t) for t in ts]
+        pv = [self.pv.at(t) for t in ts]
+        lost = [row[8] < GRID_LOST_BELOW_V * self.nominal_v for row in evse[0]]
+        ev_ac = [sum(e[j][2] for e in evse) for j in range(len(ts))]
+        return {"next": hi, "t": ts, "load_w": load, "pv_w": pv,
+                "grid_w": [0.0 if lost[j] else load[j] - pv[j] + ev_ac[j] for j in range(len(ts))],
+                "unserved_w": [max(0.0, load[j] + ev_ac[j]) if lost[j] else 0.0 for j in range(len(ts))],
+                "evse": evse}
+
     def reset(self) -> dict:
         for p in self.plants:
             p.local_functions.clear()
@@ -282,7 +342,8 @@ async def start_service(plant: Plant, cfg: dict, ctx) -> SiteService:
     site = Site(plants, nominal_v=plant_cfg.grid.voltage_v)
     for name, fn in {"site.info": site.info, "site.battery": site.battery, "site.building": site.building,
                      "site.grid": site.grid, "site.frequency_support": site.frequency_support,
-                     "site.backup": site.backup_op, "site.measure": site.measure, "site.reset": site.reset}.items():
+                     "site.backup": site.backup_op, "site.measure": site.measure, "site.reset": site.reset,
+                     "site.record": site.record, "site.samples": site.samples}.items():
         ctx.register_op(name, fn)
     ctx.ready["site"] = {"evses": n, "stations": [getattr(s, "cfg", None) and s.cfg.station_id for s in stations]}
     return SiteService(site, stations)

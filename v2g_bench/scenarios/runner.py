@@ -103,6 +103,23 @@ class Trace:
         self.ac_in_wh.append([r["ac_import_wh"] for r in rows])
         self.ac_out_wh.append([r["ac_export_wh"] for r in rows])
 
+    def add_rows(self, r: dict, t0_plant: float, w0: float) -> None:
+        """Rows read out of the site analyzer's memory (op site.samples), plant time -> plan seconds."""
+        for j, t in enumerate(r["t"]):
+            rows = [e[j] for e in r["evse"]]
+            self.t.append(t - t0_plant + w0)
+            self.grid_w.append(r["grid_w"][j])
+            self.load_w.append(r["load_w"][j])
+            self.pv_w.append(r["pv_w"][j])
+            self.unserved_w.append(r["unserved_w"][j])
+            self.freq_hz.append(rows[0][7])
+            self.dc_w.append([x[1] for x in rows])
+            self.ac_w.append([x[2] for x in rows])
+            self.dc_in_wh.append([x[3] for x in rows])
+            self.dc_out_wh.append([x[4] for x in rows])
+            self.ac_in_wh.append([x[5] for x in rows])
+            self.ac_out_wh.append([x[6] for x in rows])
+
     def arrays(self) -> dict:
         return {k: np.asarray(v, dtype=float) for k, v in self.__dict__.items()}
 
@@ -347,7 +364,7 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                     gross = cap * GROSS_OVER_USABLE
                     ss.ctl.call("site.battery", evse=i, capacity_wh=gross * 1000.0, soc=soc0 / gross)
                 # profiles: start on a whole second with a zero lead, so nothing flows before the plan
-                lead = int(math.ceil(opts.lead_s + 0.05 * n))
+                lead = int(math.ceil(opts.lead_s + 0.15 * n))
                 now_utc = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
                 start_mono = time.monotonic() - (dt.datetime.now(dt.timezone.utc) - now_utc).total_seconds()
                 t0_mono = start_mono + lead
@@ -355,9 +372,9 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                 soc0 = {ev.name: plan.ev(ev.name).soc_kwh[a] for ev in evs}
                 for i, ev in enumerate(evs):
                     p_kw = plan.ev(ev.name).power_kw[a:b]
-                    periods = schedule_periods(p_kw, slot_s, lead)
+                    periods = schedule_periods(np.append(p_kw, 0.0), slot_s, lead)   # 0 W after the window
                     prof = build_profile(csms, ss.stations[i], opts.ocpp_version, 100 + i, ss.tx[i], periods, now_utc,
-                                         lead + (b - a) * slot_s)
+                                         lead + (b - a + 1) * slot_s)
                     r = csms.call("SetChargingProfile", {"evseId": 1, "chargingProfile": prof}, station=ss.stations[i])
                     if r.get("status") != "Accepted":
                         from v2g_bench.errors import Nonconformance
@@ -408,15 +425,20 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                 updates = sorted(u for u in sc.tariff_updates if w0 < u[0] < b * site.dt_s)
                 trace = Trace()
                 end_plant = plant_at(b * site.dt_s)
+                # the analyzer's memory on plant time: no sample is lost to a stall of the bench or the lab
+                period = min(site.dt_s / (120 if n <= 10 else 30), 2.0 * factor * opts.period_for(sc))
+                ss.ctl.call("site.record", period_s=period, start_t=t0_plant - 2 * period)
                 deadline = time.monotonic() + (end_plant - t0_plant) / factor + lead + 30
                 log(f"playing {b - a} slots x {slot_s} s (x{factor:g}) ...")
+                k_next = 0
                 while True:
                     if time.monotonic() > deadline:
                         raise BenchError("the lab's plant clock did not reach the end of the window in time",
                                          where="scenario runner")
-                    pt, pm, m = ss.plant_time()
-                    if pt >= t0_plant - 0.5 * site.dt_s:
-                        trace.add(m, pt - t0_plant + w0)
+                    r = ss.ctl.call("site.samples", since=k_next, limit=max(50, 20000 // n))
+                    k_next = r["next"]
+                    trace.add_rows(r, t0_plant, w0)
+                    pt = trace.t[-1] + t0_plant - w0 if trace.t else -math.inf
                     if pt >= end_plant:
                         break
                     if updates and pt >= plant_at(updates[0][0]):
@@ -427,15 +449,17 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                         imp[k:], exp[k:] = new_imp[k:], new_exp[k:]
                         plans.append((k * site.dt_s, plan))
                         start_k_mono = t0_mono + (k - a) * slot_s
-                        start_k_utc = now_utc + dt.timedelta(seconds=lead + (k - a) * slot_s)
                         if time.monotonic() > start_k_mono - 0.1:
                             raise BenchError("re-planning took longer than one compressed slot", where="scenario runner")
                         for i, ev in enumerate(evs):
                             p_new = (plan.ev(ev.name).power_kw[: b - k] if ev.name in {e.name for e in plan.evs}
                                      else np.zeros(b - k))
-                            periods = schedule_periods(p_new, slot_s, 0)
+                            # a replacement covers from the original start (old periods until k): a profile that
+                            # starts in the future would leave the charger without one - at the EV's maximum
+                            p_all = np.concatenate([np.asarray(commanded[i].power_w[: k - a]) / 1000.0, p_new, [0.0]])
+                            periods = schedule_periods(p_all, slot_s, lead)
                             prof = build_profile(csms, ss.stations[i], opts.ocpp_version, 100 + i, ss.tx[i], periods,
-                                                 start_k_utc, (b - k) * slot_s)
+                                                 now_utc, lead + (b - a + 1) * slot_s)
                             r = csms.call("SetChargingProfile", {"evseId": 1, "chargingProfile": prof},
                                           station=ss.stations[i])
                             if r.get("status") != "Accepted":
