@@ -59,7 +59,6 @@ DEFECTS: dict[str, Defect] = {d.name: d for d in (
            "TC_R_103_CS[ocpp2.1]"),
     Defect("network_profile_any_slot", "accepts SetNetworkProfile for a slot outside NetworkConfigurationPriority",
            "TC_B_43_CS[ocpp2.0.1]"),
-    Defect("security_downgrade", "accepts a lower SecurityCtrlr.SecurityProfile", "TC_A_22_CS[ocpp2.0.1]"),
 )}
 
 

@@ -50,6 +50,7 @@ class DerControl:
 class DerControls:
     def __init__(self, accept_unsupported=lambda: False):
         self.controls: dict[str, DerControl] = {}
+        self._live: dict[str, bool] = {}          # scheduled controls seen active (for start/stop events)
         self._accept_unsupported = accept_unsupported      # the station defect hook
 
     def set(self, is_default: bool, control_id: str, control_type: str, payload: dict) -> str:
@@ -88,6 +89,20 @@ class DerControls:
         out: dict[str, list] = {}
         for c in found:
             out.setdefault(FIELD[c.type], []).append(c.report_item())
+        return out
+
+    def transitions(self, t: dt.datetime) -> list[tuple[str, bool]]:
+        """Scheduled controls that started or stopped since the last call: [(control id, started)] (R05:
+        NotifyDERStartStop)."""
+        out = []
+        for c in self.controls.values():
+            if c.is_default or c.superseded:
+                continue
+            live = c.active_at(t)
+            was = self._live.get(c.id, False)
+            if live != was:
+                out.append((c.id, live))
+                self._live[c.id] = live
         return out
 
     def max_discharge_fraction(self, t: dt.datetime) -> float | None:

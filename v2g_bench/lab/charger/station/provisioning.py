@@ -70,7 +70,7 @@ class ProvisioningMixin:
         slots = self.device.vars[("OCPPCommCtrlr", "NetworkConfigurationPriority")].values_list.split(",")
         if str(slot) not in slots and not self.defects.on("network_profile_any_slot"):
             return "Rejected"                               # B09.FR.02: no such configuration slot
-        if int(data.get("securityProfile", 0)) < self.security_profile and not self.defects.on("security_downgrade"):
+        if int(data.get("securityProfile", 0)) < self.security_profile:
             return "Rejected"                               # A05: never downgrade the security profile
         active = self.device.get("OCPPCommCtrlr", "NetworkConfigurationPriority").split(",")[0]
         if self.version == "2.1" and str(slot) == active:

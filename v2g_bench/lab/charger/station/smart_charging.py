@@ -16,7 +16,7 @@ from ocpp.charge_point import camel_to_snake_case
 from v2g_bench.lab.charger.coupling import EVNeeds
 from v2g_bench.lab.charger.profile_stack import PowerWindow, iso
 
-from .config import utcnow
+from .config import iso_ms, utcnow
 
 
 class SmartChargingMixin:
@@ -154,6 +154,10 @@ class SmartChargingMixin:
             await asyncio.sleep(self.cfg.control_interval_s)
             try:
                 self.apply_now()
+                if self.version == "2.1" and self.online:
+                    for control_id, live in self.der.transitions(utcnow()):
+                        self._spawn(self._call("NotifyDERStartStop", control_id=control_id, started=live,
+                                               timestamp=iso_ms(utcnow())))
             except Exception as e:     # never let the control loop die silently
                 self.errors.append(f"control loop: {e!r}")
 

@@ -1,0 +1,76 @@
+"""OCPP 2.1 block Q — Bidirectional power transfer / V2X (operation modes, central setpoints, idle) and the
+2.1 smart-charging rows that switch operation modes (K_101): OCTT charging-station cases as rows, the power
+judged on the DC link with the analyzer wherever the case commands it."""
+from v2g_bench.conformance import V, cases_test
+from v2g_bench.conformance import judge, ocpp
+from v2g_bench.conformance.match import where
+from v2g_bench.conformance.ocpp_steps import commanded, let_run, set_profile, started, tc
+
+TX = V("started.transactionInfo.transactionId")
+V21 = ("2.1",)
+POWER = dict(markers=("power",), requires=("DC_BPT", "V2X"), versions=V21, actions=("start_transaction",))
+
+
+def with_periods(*periods):
+    """Replace the built profile's periods with these (2.1 operation modes written out)."""
+    def edit(p):
+        p["chargingSchedule"][0]["chargingSchedulePeriod"] = [dict(x) for x in periods]
+    return edit
+
+
+def setpoint(start, sp, *, limit=8000.0, discharge=-8000.0):
+    return {"startPeriod": start, "operationMode": "CentralSetpoint", "setpoint": sp, "limit": limit,
+            "dischargeLimit": discharge}
+
+
+def has_measurand(name):
+    return where(lambda mvs: any(sv.get("measurand") == name for mv in mvs for sv in mv["sampledValue"]),
+                 f"a sampledValue of {name}")
+
+
+CASES = [
+    tc("TC_Q_109_CS", "Central dynamic setpoint pushed by the CSMS: power follows charge and discharge setpoints",
+       block="Q", covers=("V2GB-OCPP-PWR-01",), **POWER,
+       steps=[*started(),
+              judge.record_dc_power(), let_run(1.0),
+              set_profile(1, "TxProfile", [(0, 0)], id=60, tx=TX,
+                          edit=with_periods(setpoint(0, 3000.0), setpoint(8, -3000.0), setpoint(16, 0.0))),
+              ocpp.answer(status="Accepted"),
+              commanded([(0, 3000), (8, -3000), (16, 0)], until_s=24),
+              let_run(),
+              judge.power_follows("commanded")]),
+    tc("TC_K_101_CS", "A profile switches operation mode: charging only, setpoint discharge, idle", block="K",
+       covers=("V2GB-OCPP-PWR-01",), **POWER,
+       steps=[*started(),
+              judge.record_dc_power(), let_run(1.0),
+              set_profile(1, "TxProfile", [(0, 0)], id=61, tx=TX, edit=with_periods(
+                  {"startPeriod": 0, "operationMode": "ChargingOnly", "limit": 5000.0},
+                  setpoint(8, -4000.0),
+                  {"startPeriod": 16, "operationMode": "Idle"})),
+              ocpp.answer(status="Accepted"),
+              commanded([(0, 5000), (8, -4000), (16, 0)], until_s=24),
+              let_run(),
+              judge.power_follows("commanded")]),
+    tc("TC_Q_125_CS", "Idle operation: no power flows", block="Q", covers=("V2GB-OCPP-PWR-01",), **POWER,
+       steps=[*started(),
+              judge.record_dc_power(), let_run(1.0),
+              set_profile(1, "TxProfile", [(0, 0)], id=62, tx=TX,
+                          edit=with_periods({"startPeriod": 0, "operationMode": "Idle"})),
+              ocpp.answer(status="Accepted"),
+              commanded([(0, 0)], until_s=10),
+              let_run(),
+              judge.power_follows("commanded")]),
+    tc("TC_Q_100_CS", "V2X transaction measurands configured and reported", block="Q", versions=V21,
+       requires=("V2X",), actions=("start_transaction",),
+       steps=[ocpp.call("SetVariables", {"setVariableData": [
+                  {"component": {"name": "SampledDataCtrlr"}, "variable": {"name": "TxUpdatedMeasurands"},
+                   "attributeValue": "Energy.Active.Import.Register,Energy.Active.Export.Register"},
+                  {"component": {"name": "SampledDataCtrlr"}, "variable": {"name": "TxUpdatedInterval"},
+                   "attributeValue": "1"}]}),
+              ocpp.answer(setVariableResult=[{"attributeStatus": "Accepted"}, {"attributeStatus": "Accepted"}]),
+              *started(),
+              ocpp.expect("TransactionEvent", within_s=10, eventType="Updated", triggerReason="MeterValuePeriodic",
+                          meterValue=has_measurand("Energy.Active.Export.Register"))]),
+]
+
+test_block_q = cases_test(CASES)
