@@ -144,7 +144,10 @@ def cp_stop_on(to: str, req=("IEC61851-1:A.4",)):
         evs = io.events()
         ctx.attach("board events", [e.__dict__ for e in evs])
         t_cp = next((e.t_ms for e in evs if e.what == "CP" and e.value == to), None)
-        t_off = next((e.t_ms for e in evs if e.what == "HV" and e.value == "0"), None)
+        if t_cp is not None and any(e.what == "HV" and e.value == "0" and e.t_ms < t_cp for e in evs):
+            raise Inconclusive(f"the inlet went off before the EV went to state {to}: nothing to judge ({evs})")
+        t_off = next((e.t_ms for e in evs if e.what == "HV" and e.value == "0" and t_cp is not None
+                      and e.t_ms >= t_cp), None)
         if t_cp is None or t_off is None:
             raise BenchError(f"the board did not time-stamp the transition (events: {evs})",
                              fix="the EV-IO board must report CP and HV events (EVT?)")
