@@ -2,6 +2,7 @@
 kept. The cases (fault_suite/faults_cases.py) run once, through the real plugin and `v2g-bench`'s verdict
 classification, against the built-in virtual lab; each row here judges one of them. docs/reliability.md
 has the table."""
+import fcntl
 import json
 import os
 import subprocess
@@ -41,10 +42,7 @@ MATRIX = {
 }
 
 
-@pytest.fixture(scope="module")
-def matrix_run(tmp_path_factory):
-    """Run every case once (one lab); return {case: {"verdict", "messages", "state", "evidence"}}."""
-    out = tmp_path_factory.mktemp("faults")
+def _run_matrix(out: Path) -> dict:
     log = out / "faults.jsonl"
     env = {**os.environ, "V2G_FAULT_LOG": str(log), "PYTHONPATH": f"{SUITE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     env.pop("PYTEST_XDIST_WORKER", None)
@@ -67,14 +65,30 @@ def matrix_run(tmp_path_factory):
     evidence = out / "reports" / "evidence"
     for case, row in rows.items():
         safe = case.replace("[", "_").replace("]", "")
-        row["evidence"] = [d for d in evidence.iterdir() if d.name.endswith(safe)] if evidence.exists() else []
-    return rows, cp
+        row["evidence"] = [str(d) for d in evidence.iterdir() if d.name.endswith(safe)] if evidence.exists() else []
+    return {"rows": rows, "output": cp.stdout[-3000:] + cp.stderr[-2000:]}
+
+
+@pytest.fixture(scope="module")
+def matrix_run(tmp_path_factory):
+    """Every case run once per session, also under xdist (the workers share the result through a lock)."""
+    base = tmp_path_factory.getbasetemp()
+    # under xdist the session's temp dir is the workers' common parent; without it, this session's own
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "v2g-fault-matrix"
+    shared.mkdir(exist_ok=True)
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)           # the other worker waits for the one run
+        done = shared / "result.json"
+        if not done.exists():
+            done.write_text(json.dumps(_run_matrix(shared)))
+        result = json.loads(done.read_text())
+    return result["rows"], result["output"]
 
 
 @pytest.mark.parametrize("case", list(MATRIX))
 def test_fault_gives_its_verdict_outputs_off_and_evidence(matrix_run, case):
     rows, cp = matrix_run
-    assert case in rows, f"case did not run:\n{cp.stdout[-3000:]}\n{cp.stderr[-2000:]}"
+    assert case in rows, f"case did not run:\n{cp}"
     row = rows[case]
     fault, expected = MATRIX[case]
     assert row["verdict"] == expected, f"{fault}: verdict {row['verdict']}, expected {expected}; {row['messages']}"
@@ -84,7 +98,7 @@ def test_fault_gives_its_verdict_outputs_off_and_evidence(matrix_run, case):
     st = row["state"]
     assert st is not None and st["outputs_off"], f"{fault}: energy still flowing after the unwind: {st}"
     assert len(row["evidence"]) == 1, f"{fault}: no evidence folder ({row['evidence']})"
-    samples = row["evidence"][0] / "samples.csv"
+    samples = Path(row["evidence"][0]) / "samples.csv"
     assert samples.exists() and len(samples.read_text().splitlines()) >= 2, f"{fault}: samples lost"
 
 
