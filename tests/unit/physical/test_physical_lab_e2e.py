@@ -4,6 +4,8 @@ ISO 15118-20 DC_BPT session (SDP + V2GTP) over the same link; CP B then de-energ
 on the board's clock; the unwind leaves CP A, unplugged, no power."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from v2g_bench.ev.labnet import unavailable_reason
@@ -49,9 +51,12 @@ def test_plug_slac_session_and_cp_stop_through_the_lab_process(lab, tmp_path):
                              plan=[Phase(4000, 2.0), Phase(-4000, 2.0)], timeout=60)
         assert res.passed, res.summary()
         assert "SessionStopRes" in res.rx_names
-        # again energized (a charger may close for a new session); CP B must open it within 100 ms
-        ctl.contactor(True)
-        io.wait_for(lambda x: x.hv_v > 60, timeout_s=2, what="inlet energized again")
+        # a second session, stopped by the EV leaving C: the charger must de-energize within 100 ms
+        box = {}
+        t = threading.Thread(target=lambda: box.setdefault("r", ev.run_session(
+            protocol="ISO15118-20", service="DC_BPT", control_mode="dynamic", plan=[Phase(4000, 60.0)], timeout=90)))
+        t.start()
+        io.wait_for(lambda x: x.hv_v > 60, timeout_s=30, what="inlet energized by the second session")
         io.events()
         io.set_cp("B")
         io.wait_for(lambda x: x.hv_v < 60, timeout_s=2, what="inlet off after CP B")
@@ -59,6 +64,8 @@ def test_plug_slac_session_and_cp_stop_through_the_lab_process(lab, tmp_path):
         t_b = next(e.t_ms for e in ev_ if e.what == "CP" and e.value == "B")
         t_off = next(e.t_ms for e in ev_ if e.what == "HV" and e.value == "0" and e.t_ms >= t_b)
         assert 0 <= t_off - t_b <= 100, ev_
+        t.join(30)                                 # the charger ended the EV's session (EVSENotification)
+        assert not t.is_alive()
     finally:
         ev.safe_state()
         ev.close()
