@@ -9,6 +9,7 @@ import textwrap
 import time
 
 import psutil
+import pytest
 
 from v2g_bench.ev import netns
 from v2g_bench.harness import leftovers
@@ -123,3 +124,23 @@ def test_names_carry_the_owner_pid_and_live_owners_are_never_stale():
     assert netns._owner_alive(name) == (False, f"pid {dead.pid}")
     assert netns._owner_alive("eth0") is None and netns._owner_alive("evil0") is None  # not ours
     assert netns._owner_alive(f"v2gdoc{os.getpid()}") == (True, f"v2g-bench doctor pid {os.getpid()}")
+
+
+def test_doctor_finds_and_removes_a_dead_runs_namespace_and_veth():
+    if netns.veth_unavailable_reason() or netns.netns_unavailable_reason():
+        pytest.skip(f"needs root/CAP_NET_ADMIN: {netns.veth_unavailable_reason() or netns.netns_unavailable_reason()}")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait(10)
+    tag = netns._b36(dead.pid, netns.PID_DIGITS)
+    ns_name, veth = f"evnm{tag}zz", f"evm{tag}zzb"
+    subprocess.run(["ip", "netns", "add", ns_name], check=True, timeout=10)
+    subprocess.run(["ip", "link", "add", veth, "type", "veth", "peer", "name", f"evm{tag}zza"], check=True, timeout=10)
+    try:
+        r = subprocess.run([sys.executable, "-m", "v2g_bench.cli", "doctor"], capture_output=True, text=True,
+                           timeout=180, env={**os.environ, "COLUMNS": "400"})
+        assert "leftovers of killed runs" in r.stdout
+        assert f"netns {ns_name}" in r.stdout and f"veth {veth}" in r.stdout, r.stdout[-3000:]
+        assert ns_name not in netns._namespaces() and veth not in netns._links()
+    finally:
+        subprocess.run(["ip", "netns", "del", ns_name], capture_output=True, timeout=10)
+        subprocess.run(["ip", "link", "del", veth], capture_output=True, timeout=10)
