@@ -28,11 +28,15 @@ def mutations() -> dict[str, tuple[str, dict]]:
         if g != "SessionSetup":
             m[f"ISO20_{g}_DC_BPT_out_of_sequence"] = ("ignore_sequence", {})
             m[f"ISO20_{g}_DC_BPT_unknown_session"] = ("accept_any_session_id", {})
-        m[f"ISO20_{g}_DC_BPT_dynamic_performance"] = _late(g)
+        if g.startswith("DC_") or GROUPS[g][3][0]:
+            m[f"ISO20_{g}_DC_BPT_dynamic_performance"] = _late(g)
+    for g in ("PowerDelivery", "DC_ChargeLoop"):
+        m[f"ISO20_{g}_DC_BPT_scheduled_out_of_sequence"] = ("ignore_sequence", {})
+        m[f"ISO20_{g}_DC_BPT_scheduled_unknown_session"] = ("accept_any_session_id", {})
     for g in AC_GROUPS:
         m[f"ISO20_{g}_AC_scheduled_good"] = _wrong(g)
-        m[f"ISO20_{g}_AC_out_of_sequence"] = ("ignore_sequence", {})
-        m[f"ISO20_{g}_AC_unknown_session"] = ("accept_any_session_id", {})
+        m[f"ISO20_{g}_AC_scheduled_out_of_sequence"] = ("ignore_sequence", {})
+        m[f"ISO20_{g}_AC_scheduled_unknown_session"] = ("accept_any_session_id", {})
         m[f"ISO20_{g}_AC_scheduled_performance"] = _late(g)
         m[f"ISO20_{g}_AC_BPT_dynamic_good"] = _wrong(g)
         m[f"ISO20_{g}_AC_BPT_out_of_sequence"] = ("ignore_sequence", {})
