@@ -64,7 +64,7 @@ DEFECTS: dict[str, Defect] = {d.name: d for d in (
     Defect("sap_accept_unknown", "an EV offering no supported protocol still gets OK_SuccessfulNegotiation",
            "TC_SECC_CMN_VTB_SupportedAppProtocol_002"),
     Defect("no_terminate_notification", "a charger-side stop is not signalled (no EVSENotification Terminate)",
-           "V2G20-1477"),
+           "V2GB-15118-STOP-01"),
 )}
 
 _lock = threading.Lock()
