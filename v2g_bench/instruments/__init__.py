@@ -24,6 +24,7 @@ DRIVERS = {
     "can_bms_sma": "v2g_bench.instruments.can_node:SmaBmsNode",
     # EV-side interface board: control pilot, proximity, plug relay, E-stop (role "ev_io")
     "evio_serial": "v2g_bench.instruments.ev_io:EvIoSerialBoard",
+    "pyplc_celeron55": "v2g_bench.instruments.vendors.pyplc_celeron55:Celeron55EvIo",   # pyPLC's EV-side device
     # CHAdeMO EV emulator over CAN (role "chademo")
     "chademo_ev": "v2g_bench.chademo.ev:ChademoEV",
     # the EV's HomePlug Green PHY link: ISO 15118-3 SLAC (role "plc")

@@ -300,3 +300,92 @@ async def start_service(plant, cfg: dict, ctx) -> SerialBoardService:
             ctx.register_op(name, fn)
     log.info("EV-IO serial board on %s", path)
     return SerialBoardService(board)
+
+
+class Celeron55Board:
+    """The same board speaking pyPLC's "celeron55device" line protocol (uhi22/pyPLC hardwareInterface.py,
+    PevMode with celeron55's EV-side interface): the host writes `cp=0|1` (state B/C), `contactor=0|1`,
+    `lock`, `unlock`, `disp<n>=<text>`; the device streams `inlet_v=`, `dc_link_v=`, `cp_pwm=`,
+    `cp_output_state=`, `ccs_contactor_wanted_closed=`, `contactor_confirmed=`, `plugged_in=` lines every
+    `period_s`. It has no plug relay, no PP, no E-stop and no timestamps: the plug is physical (always in here)."""
+
+    def __init__(self, plant, *, period_s: float = 0.1):
+        self.plant, self.period_s = plant, period_s
+        self.cp_c = False
+        self.contactor_wanted = False
+        self.master = self.slave = -1
+        self.path = ""
+        self._buf = b""
+        self._task: asyncio.Task | None = None
+        attach_reaction(plant, charger_for(plant))
+
+    def open(self) -> str:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave, termios.TCSANOW)
+        os.set_blocking(self.master, False)
+        self.path = os.ttyname(self.slave)
+        asyncio.get_running_loop().add_reader(self.master, self._readable)
+        self._task = asyncio.get_running_loop().create_task(self._stream())
+        self.plant.pilot.set_ev_state("B")          # plugged in: the device's CP rests in B
+        return self.path
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self.master >= 0:
+            asyncio.get_running_loop().remove_reader(self.master)
+            for fd in (self.master, self.slave):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self.master = self.slave = -1
+        self.plant.pilot.release()
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.master, 4096)
+        except OSError:
+            return
+        self._buf += data
+        while b"\n" in self._buf:
+            raw, self._buf = self._buf.split(b"\n", 1)
+            line = raw.decode("utf-8", "replace").strip()
+            if line in ("cp=0", "cp=1"):
+                self.cp_c = line == "cp=1"
+                self.plant.pilot.set_ev_state("C" if self.cp_c else "B")
+            elif line in ("contactor=0", "contactor=1"):
+                self.contactor_wanted = line == "contactor=1"
+            # lock/unlock/disp lines: accepted, nothing to model
+
+    async def _stream(self) -> None:
+        while True:
+            await asyncio.sleep(self.period_s)
+            s = self.plant.state()
+            r = self.plant.pilot.reading()
+            inlet = s.dc_voltage_v if s.contactor_closed else 0.0
+            lines = [f"inlet_v={round(inlet)}", f"dc_link_v={round(s.battery_ocv_v)}",
+                     f"cp_pwm={round(r.duty_pct) if r.pwm_on else 0}", f"cp_output_state={int(self.cp_c)}",
+                     f"ccs_contactor_wanted_closed={int(self.contactor_wanted)}",
+                     f"contactor_confirmed={int(self.contactor_wanted)}", "plugged_in=1"]
+            try:
+                os.write(self.master, ("\n".join(lines) + "\n").encode())
+            except OSError:
+                pass
+
+
+class Celeron55Service:
+    def __init__(self, board: Celeron55Board):
+        self.board = board
+
+    async def stop(self) -> None:
+        self.board.close()
+
+
+async def start_celeron55_service(plant, cfg: dict, ctx) -> Celeron55Service:
+    """The pyPLC celeron55 dialect on its own pty (not part of the default lab; its tests start it directly)."""
+    board = Celeron55Board(plant, period_s=float(cfg.get("period_s", 0.1)))
+    path = board.open()
+    if ctx is not None:
+        ctx.ready["serial_board_c55"] = {"path": path}
+    return Celeron55Service(board)
