@@ -190,6 +190,14 @@ class EvIoSerialBoard(RoleDriver):
         self.set_cp("A")
         self.plug(False)
 
+    def ev_ready(self) -> None:
+        """The EV asks for energy (state C) — the DUT action `ev_ready`."""
+        self.set_cp("C")
+
+    def ev_suspend(self) -> None:
+        """The EV stops asking for energy (state B) — the DUT action `ev_suspend`."""
+        self.set_cp("B")
+
     def estop(self) -> None:
         self.command("ESTOP")
 

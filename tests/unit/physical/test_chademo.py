@@ -125,3 +125,32 @@ def test_a_lost_ev_stops_the_charger(lab, ctl, tmp_path):
     while ctl.state()["contactor_closed"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not ctl.state()["contactor_closed"] and ctl.call("chademo.status")["state"] == "idle"
+
+
+class _Ctx:
+    """A stand-in case context: real roles (EV emulator, analyzer, the lab's dut ops), stub bookkeeping."""
+
+    def __init__(self, ev, analyzer, ctl):
+        self.roles = {"chademo": ev}
+        self.analyzer = analyzer
+        self.dut = types.SimpleNamespace(op=lambda name, **kw: ctl.call(name, **kw))
+        self.vars = {}
+
+    def role(self, name):
+        return self.roles[name]
+
+    def attach(self, *_):
+        pass
+
+
+def test_the_chademo_step_words_fail_a_defective_charger(ev, ctl, analyzer):
+    from v2g_bench.conformance import physical_steps as ps
+    from v2g_bench.errors import Nonconformance
+    ctx = _Ctx(ev, analyzer, ctl)
+    ps.chademo_charges(5.0).run(ctx)
+    ctl.call("chademo.defect", bad_dlc=True)       # 0x109 now with 5 data bytes
+    with pytest.raises(Nonconformance, match="malformed charger frames"):
+        ps.chademo_cycle().run(ctx)
+    ctl.call("chademo.defect", bad_dlc=False, ignore_stop=True)
+    with pytest.raises(Nonconformance, match="did not stop"):
+        ps.chademo_stops("stop").run(ctx)
