@@ -274,6 +274,29 @@ def load_bench(path: str | Path) -> BenchProfile:
                         laboratory=str(bench.get("laboratory", "")), operator=str(bench.get("operator", "")))
 
 
+def _visa_problem(resource: str) -> str | None:
+    """What is wrong with a VISA resource string (None = fine), with the likely intended string."""
+    from pyvisa import rname
+    if resource != resource.strip():
+        return f"has spaces around it (fix: {resource.strip()!r})"
+    probe = _PLACEHOLDER.sub("1", resource)   # placeholders are ports: validate the shape
+    upper_tail = re.sub(r"::(socket|instr)$", lambda m: "::" + m.group(1).upper(), probe)
+    try:
+        parsed = rname.parse_resource_name(probe)
+    except Exception as e:  # pyvisa raises InvalidResourceName (a ValueError subclass)
+        if upper_tail != probe:
+            return f"is not a VISA resource string: the resource class is upper case (fix: {upper_tail!r})"
+        return f'is not a VISA resource string ({e}) (fix: e.g. "TCPIP0::10.0.0.5::5025::SOCKET")'
+    if isinstance(parsed, rname.TCPIPSocket):
+        port = str(parsed.port)
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            return f"has port {port!r}: a TCP port is a number 1..65535 (fix: e.g. \"TCPIP0::{parsed.host_address}::5025::SOCKET\")"
+    if isinstance(parsed, rname.TCPIPInstr) and parsed.lan_device_name.isdigit():
+        return (f"names LAN device {parsed.lan_device_name!r}, which looks like a port; did you mean "
+                f"'TCPIP0::{parsed.host_address}::{parsed.lan_device_name}::SOCKET'?")
+    return None
+
+
 def _check_resource(where: str, driver_cls: Any, resource: Any, errors: list[str]) -> None:
     transport = getattr(driver_cls, "transport", "none")
     if transport == "visa":
@@ -281,13 +304,9 @@ def _check_resource(where: str, driver_cls: Any, resource: Any, errors: list[str
             errors.append(f"{where}.resource: missing (fix: a VISA resource string, e.g. "
                           "\"TCPIP0::10.0.0.5::5025::SOCKET\" or \"ASRL/dev/ttyUSB0::INSTR\")")
             return
-        from pyvisa import rname
-        probe = _PLACEHOLDER.sub("1", resource)   # placeholders are ports: validate the shape
-        try:
-            rname.parse_resource_name(probe)
-        except Exception as e:  # pyvisa raises InvalidResourceName (a ValueError subclass)
-            errors.append(f"{where}.resource: {resource!r} is not a VISA resource string ({e}) (fix: e.g. "
-                          "\"TCPIP0::10.0.0.5::5025::SOCKET\")")
+        problem = _visa_problem(resource)
+        if problem:
+            errors.append(f"{where}.resource: {resource!r} {problem}")
     elif transport in ("modbus", "can") and resource is not None and not isinstance(resource, str):
         errors.append(f"{where}.resource: must be a string")
 

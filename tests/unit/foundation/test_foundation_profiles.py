@@ -284,3 +284,16 @@ def test_profile_check_cli_on_junk_prints_one_message_and_no_traceback(tmp_path)
                        capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "300"})
     assert r.returncode == 1 and "not a text file" in r.stdout + r.stderr
     assert "Traceback" not in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("resource, expect", [
+    ("TCPIP0::10.0.0.5::notaport::SOCKET", "has port 'notaport': a TCP port is a number 1..65535"),
+    ("TCPIP0::10.0.0.5::99999::SOCKET", "has port '99999'"),
+    ("TCPIP0::10.0.0.5::5025::socket", "the resource class is upper case (fix: 'TCPIP0::10.0.0.5::5025::SOCKET')"),
+    ("TCPIP0::10.0.0.5::5025", "looks like a port; did you mean 'TCPIP0::10.0.0.5::5025::SOCKET'?"),
+    (" TCPIP0::10.0.0.5::5025::SOCKET", "has spaces around it"),
+    ("10.0.0.5:5025", "is not a VISA resource string"),
+])
+def test_bad_visa_resource_strings_say_what_is_wrong(tmp_path, resource, expect):
+    _, msg = errors_of(tmp_path, GOOD_BENCH.replace("TCPIP0::10.0.0.5::5025::SOCKET", resource))
+    assert f"roles.battery.resource: {resource!r} " in msg and expect in msg
