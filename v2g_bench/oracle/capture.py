@@ -176,7 +176,9 @@ def _streams(segs: dict, announced: set[int]) -> list[Stream]:
         st = Stream(len(out), ev, secc)
         frames: list[Frame] = []
         first_bytes = b""
-        for direction, items in dirs.items():
+        v2gtp_seen = False
+        # the EV's direction first: a V2GTP request there makes the SECC's replies V2GTP whatever their header
+        for direction, items in sorted(dirs.items()):
             chunks, end_t, t_open, gap = _reassemble(items)
             st.gap = st.gap or gap
             if t_open is not None and (st.t_open is None or t_open < st.t_open):
@@ -186,7 +188,8 @@ def _streams(segs: dict, announced: set[int]) -> list[Stream]:
             buf = b"".join(c[2] for c in chunks)
             if direction == "ev->secc":
                 first_bytes = buf[:3]
-            got, left = _frames(st.index, direction, chunks)
+            got, left = _frames(st.index, direction, chunks, known=secc[1] in announced or v2gtp_seen)
+            v2gtp_seen = v2gtp_seen or any(f.header_ok for f in got)
             frames += got
             st.leftover += left
         if first_bytes[:1] == b"\x16" and first_bytes[1:2] == b"\x03":
@@ -202,7 +205,10 @@ def _streams(segs: dict, announced: set[int]) -> list[Stream]:
     return out
 
 
-def _frames(stream: int, direction: str, chunks: list) -> tuple[list[Frame], int]:
+MAX_PLAUSIBLE_LENGTH = 1 << 20
+
+
+def _frames(stream: int, direction: str, chunks: list, known: bool = False) -> tuple[list[Frame], int]:
     """Cut one direction's byte stream into V2GTP frames, each timed by the segment that completed it."""
     buf = b"".join(c[2] for c in chunks)
     ends = []                        # (end offset, t) per chunk
@@ -218,8 +224,8 @@ def _frames(stream: int, direction: str, chunks: list) -> tuple[list[Frame], int
     frames, pos = [], 0
     while len(buf) - pos >= V2GTP_HEADER:
         ver, inv, ptype, n = struct.unpack(">BBHI", buf[pos:pos + 8])
-        if ver != 0x01 and inv != 0xFE and not frames:
-            break                    # not V2GTP at all
+        if not frames and (ver, inv) != (0x01, 0xFE) and not (known and n <= MAX_PLAUSIBLE_LENGTH):
+            break                    # not V2GTP at all (on a stream not known to carry it)
         payload = buf[pos + 8: pos + 8 + n]
         last = pos + 8 + max(len(payload), 1) - 1
         frames.append(Frame(time_at(min(last, len(buf) - 1)), time_at(pos), stream, direction, ver, inv, ptype,

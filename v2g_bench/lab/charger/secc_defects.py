@@ -188,8 +188,6 @@ def _hook_stop_state_machine() -> None:
         if active("ignore_sequence") and "SEQUENCE" in str(getattr(response_code, "name", response_code)).upper():
             # answer the out-of-sequence request as if it were fine (the session still ends)
             response_code = type(response_code)("OK")
-        if active("sap_accept_unknown") and "NO_NEGOTIATION" in str(getattr(response_code, "name", "")).upper():
-            response_code = type(response_code)("OK_SuccessfulNegotiation")
         return original(self, reason, faulty_request, response_code, *args, **kwargs)
 
     StateSECC.stop_state_machine = stop_state_machine
@@ -228,6 +226,12 @@ def _hook_create_next_message() -> None:
                         header.session_id = sid
             if name == "sessionsetupres" and active("empty_evseid") and hasattr(next_msg, "evse_id"):
                 object.__setattr__(next_msg, "evse_id", "")
+            if name == "supportedappprotocolres" and active("sap_accept_unknown") \
+                    and getattr(next_msg.response_code, "value", None) == "Failed_NoNegotiation":
+                offered = getattr(self.comm_session, "_v2g_bench_sap_offer", None) or []
+                next_msg.response_code = type(next_msg.response_code)("OK_SuccessfulNegotiation")
+                if offered:
+                    next_msg.schema_id = offered[0].schema_id
             if name == "supportedappprotocolres" and active("sap_lowest_priority"):
                 offered = getattr(self.comm_session, "_v2g_bench_sap_offer", None) or []
                 if offered and getattr(next_msg, "schema_id", None) is not None:
