@@ -46,7 +46,9 @@ class RunOptions:
     time_scale: float = 900.0            # requested compression (plan slot dt_s -> dt_s / time_scale wall seconds)
     sample_period_s: float = 0.02        # wall seconds between site-meter samples
     event_sample_period_s: float = 0.004  # ... when a frequency step or a grid loss is to be timed
-    latency_s: float = 0.12              # wall-clock latency allowed per setpoint change (DUT tick + bench I/O)
+    # wall-clock latency allowed per setpoint change: the DUT's control tick + bench I/O, and on the virtual lab the
+    # stalls of 2 shared, loaded cores (0.15 s seen): x time_scale in plant time
+    latency_s: float = 0.25
     ocpp_version: str = "2.0.1"
     control_interval_s: float = 0.02     # the lab station's control tick in compressed runs
     max_evses: int | None = None         # cap for very large fleets (the plan is then made for the first N EVs)
