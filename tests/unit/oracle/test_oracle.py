@@ -205,3 +205,12 @@ def test_cli_exit_codes(tmp_path):
     junk.write_bytes(b"not a capture at all")
     r = CliRunner().invoke(app, [str(junk)])
     assert r.exit_code == 2 and "error" in r.output
+
+
+def test_the_first_secc_reply_with_a_bad_header_is_judged_not_dropped(tmp_path):
+    from v2g_bench.oracle import analyze
+    frames, close = exchange()
+    t, d, frame = frames[1]                               # the SupportedAppProtocolRes
+    frames[1] = (t, d, bytes([0x02, 0xFD]) + frame[2:])
+    rep = analyze(write_pcap(tmp_path / "h.pcap", frames, close), tls_required_for_20=False)
+    assert "V2GTP-header" in rules(rep)
