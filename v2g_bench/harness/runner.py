@@ -186,6 +186,25 @@ def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _bench_for_manifest(path: Path, load_bench):
+    """The bench profile, or (when its drivers register only inside pytest, e.g. from a conftest) its
+    [bench] table as read: pytest then validates it for real and reports any error as a usage error."""
+    from v2g_bench.errors import ProfileError
+    try:
+        return load_bench(path)
+    except ProfileError:
+        import tomllib
+        from types import SimpleNamespace
+        try:
+            raw = tomllib.loads(path.read_text()).get("bench") or {}
+        except (OSError, tomllib.TOMLDecodeError, AttributeError):
+            raw = {}
+        raw = raw if isinstance(raw, dict) else {}
+        return SimpleNamespace(name=str(raw.get("name", path.stem)), path=path, roles={},
+                               laboratory=str(raw.get("laboratory", "")), operator=str(raw.get("operator", "")),
+                               uses_builtin_lab=raw.get("lab") == "builtin")
+
+
 def start_manifest(bench_p, dut_p, *, operator: str | None, argv: list[str], build_order: int) -> dict:
     from v2g_bench.report.runs import dut_key
     return {
@@ -244,8 +263,8 @@ def run_suite(*, bench=None, dut=None, keyword=None, markexpr=None, suite=(), wo
     from v2g_bench.profiles import load_bench, load_dut
     from v2g_bench.report import runs
     reports = Path(reports).resolve()
-    bench_p = load_bench(bench or DEFAULT_BENCH)
-    dut_p = load_dut(dut or DEFAULT_DUT)
+    dut_p = load_dut(dut or DEFAULT_DUT)        # names the run folder: a broken DUT profile stops here
+    bench_p = _bench_for_manifest(Path(bench or DEFAULT_BENCH), load_bench)
     manifest = start_manifest(bench_p, dut_p, operator=operator, argv=sys.argv[1:], build_order=1)
     key = manifest["dut"]["key"]
     previous = runs.previous_runs(reports, key)
@@ -298,6 +317,8 @@ def run_suite(*, bench=None, dut=None, keyword=None, markexpr=None, suite=(), wo
         if interrupted and junit.exists():
             mark_junit_interrupted(junit, by, tally.interrupted)
         try:
+            # again: drivers a conftest registers exist now (pytest ran in this process)
+            bench_p = _bench_for_manifest(Path(bench or DEFAULT_BENCH), load_bench)
             reporting.write_environment(results, bench_p, dut_p, manifest=manifest)
             write_traceability_from_results(run_dir)
         except OSError as e:

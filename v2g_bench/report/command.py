@@ -54,20 +54,23 @@ def report_command(*, run: str | None, reports: Path, results: Path | None, out:
         return 1 if cmp.new_failures else 0
     run_dir = Path(results) if results else _resolve(reports, run)
     if not run_dir.exists():
-        raise BenchError(f"{run_dir} does not exist", fix="give a run folder (reports/runs/<id>) or an Allure results folder")
+        raise BenchError(f"no Allure results in {run_dir}: the folder does not exist",
+                         fix="give a run folder (reports/runs/<id>, 'v2g-bench report --list') or an Allure results folder")
     data = load_run(run_dir, with_figures=False)
     for w in data.warnings:
         console.print(f"[yellow]note:[/yellow] {escape(w)}", soft_wrap=True)
-    target = Path(out) if out else (run_dir if results is None else run_dir.parent)
+    # --out DIR: everything there; else a run's own folder (a bare results folder: beside it)
+    report_dir = Path(out) if out else (run_dir if results is None else run_dir.parent)
+    html_dir = Path(out) if out else report_dir / "html"
     code = 0
     if allure:
         from v2g_bench.harness.runner import build_html
         try:
-            console.print(f"Allure report: {build_html(data.results_dir, target / 'html')}", soft_wrap=True)
+            console.print(f"Allure report: {build_html(data.results_dir, html_dir)}", soft_wrap=True)
         except BenchError as e:
             console.print(f"[yellow]no Allure HTML:[/yellow] {escape(str(e))}", soft_wrap=True)
             code = 2
     from v2g_bench.report.testreport import build_test_report
-    paths = build_test_report(run_dir, pdf=pdf, out_dir=target)
+    paths = build_test_report(run_dir, pdf=pdf, out_dir=report_dir)
     console.print("test report: " + ", ".join(str(p) for p in paths), soft_wrap=True)
     return code

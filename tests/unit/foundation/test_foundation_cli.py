@@ -82,9 +82,10 @@ def test_run_prints_verdicts_and_exits_nonzero(small_suite):
     assert "FAILED       " in err and "test_dut_violation" in err
     assert "ERROR        " in err and "test_bench_broke" in err
     assert "INCONCLUSIVE" in err and "test_no_verdict" in err
-    junit = (t / "reports" / "junit.xml").read_text()
+    run = t / "reports" / "latest"                      # each run writes its own folder (docs/reports.md)
+    junit = (run / "junit.xml").read_text()
     assert 'tests="5"' in junit
-    assert list((t / "reports" / "allure-results").glob("*-result.json"))
+    assert list((run / "allure-results").glob("*-result.json"))
 
 
 def test_report_builds_single_file_html_offline(small_suite):
@@ -93,7 +94,8 @@ def test_report_builds_single_file_html_offline(small_suite):
     t = small_suite
     cli("run", "--bench", str(t / "b.toml"), "--dut", str(t / "d.toml"), "--suite", str(t / "suite"),
         "--reports", str(t / "reports"), "--no-html", env={"V2G_TEST_RECORD": str(t / "rec.jsonl")})
-    r = cli("report", "--results", str(t / "reports" / "allure-results"), "--out", str(t / "html"), timeout=300)
+    r = cli("report", "--results", str(t / "reports" / "latest" / "allure-results"), "--out", str(t / "html"),
+            "--no-pdf", timeout=300)
     assert r.returncode == 0, r.stderr
     html = (t / "html" / "index.html").read_text()
     assert len(html) > 100_000 and "allure" in html.lower()
