@@ -7,7 +7,8 @@
 - Markers: standards/blocks (`iso15118_20`, `ocpp201`, …) and `requires("DC_BPT", …)` skip a test,
   with the reason, when the DUT does not claim the feature; `covers("TC_K_01_CS", …)` links a
   test to the test-case / requirement IDs it covers.
-- Allure: results go to `reports/allure-results` by default, with environment, categories,
+- Allure: results go to `<--v2g-reports>/allure-results` (v2g-bench run: its run folder; plain pytest
+  writes none), with environment, executor, categories, suites (standard / block),
   links and each test's evidence folder attached.
 """
 from __future__ import annotations
