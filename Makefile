@@ -1,5 +1,5 @@
 # The two commands of the README. Each does its own set-up (scripts/bootstrap.sh, idempotent).
-.PHONY: run test bootstrap bench clean lint scenarios scale mutation-iso
+.PHONY: run test bootstrap bench clean lint scenarios scale mutation-iso fuzz soak
 V := .venv/bin
 
 bootstrap:
@@ -26,6 +26,17 @@ scale: bootstrap
 # the 60 s sequence-timeout cases included; -2/DIN/AC rows run with the all-protocol virtual DUT (docs/iso15118-suite.md)
 mutation-iso: bootstrap
 	V2G_MUTATION=full $(V)/python -m pytest -n 2 -p no:cacheprovider tests/conformance/iso15118_20/test_secc_mutation.py --run-slow --dut profiles/virtual-dut-all.dut.toml -rs $(PYTEST_ARGS)
+
+# Fuzz campaign of every interface the bench faces (issue 16, docs/fuzzing.md): FUZZ_SECONDS total, niced;
+# prints inputs/typed errors/crashes/hangs/memory per target; FUZZ_TARGETS=exi,scpi,... for a subset
+FUZZ_SECONDS ?= 600
+fuzz: bootstrap
+	nice -n 19 $(V)/python -m v2g_bench.fuzz --seconds $(FUZZ_SECONDS) $(if $(FUZZ_TARGETS),--targets $(FUZZ_TARGETS))
+
+# Soak of the lab's ISO 15118 SDP/SECC under malformed V2GTP (SOAK_SECONDS, default 1200): it must still answer
+SOAK_SECONDS ?= 1200
+soak: bootstrap
+	SOAK_SECONDS=$(SOAK_SECONDS) $(V)/python -m pytest -p no:cacheprovider tests/unit/hardening/test_hardening_secc_soak.py --run-soak -rs $(PYTEST_ARGS)
 
 clean:
 	rm -rf reports/* .pytest_cache
