@@ -46,6 +46,7 @@ PLAIN_MARKERS = {
     "lab_only": "needs the built-in virtual lab (fault injection); skipped on a real bench",
     "slow": "waits out long normative timers; deselected unless --run-slow",
     "scale": "aggregator-scale runs (1,000+ stations, 10,000+ EVs); deselected unless --run-scale",
+    "soak": "long abuse of a lab service (make soak, minutes); deselected unless --run-soak",
 }
 
 
@@ -57,6 +58,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="also run the cases marked slow (they wait out long normative timers, e.g. 60 s sequence timeouts)")
     g.addoption("--run-scale", action="store_true", default=False,
                 help="also run the cases marked scale (1,000+ simulated stations, 10,000+ EV plans: minutes)")
+    g.addoption("--run-soak", action="store_true", default=False,
+                help="also run the cases marked soak (long abuse of a lab service; make soak)")
     g.addoption("--benches", default=None,
                 help="several bench profiles, comma-separated: xdist worker i runs on bench i mod N (one lab, N "
                      "benches, one suite split across them, one merged report); overrides --bench")
@@ -139,6 +142,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if scale:
             config.hook.pytest_deselected(items=scale)
             items[:] = [it for it in items if not it.get_closest_marker("scale")]
+    if not config.getoption("--run-soak"):
+        soak = [it for it in items if it.get_closest_marker("soak")]
+        if soak:
+            config.hook.pytest_deselected(items=soak)
+            items[:] = [it for it in items if not it.get_closest_marker("soak")]
     needs_dut = [it for it in items
                  if any(it.get_closest_marker(m) for m in (*STANDARD_MARKERS, "requires", "lab_only"))]
     if not needs_dut:
