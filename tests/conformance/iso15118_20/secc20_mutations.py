@@ -111,6 +111,8 @@ CI_SUBSET = {
     "sap_accept_unknown": "ISO20_SAP_no_common_protocol",
     "no_terminate_notification": "ISO20_EVSE_initiated_stop",
 }
+# a charger that crashes or floods mid-case (test_charger_crash_mid_case_...: failed verdict, safe bench, evidence)
+CRASH_DEFECTS = {"reset_at": {"message": "DC_ChargeLoopRes"}, "flood_at": {"message": "DC_ChargeLoopRes", "kbytes": 256}}
 # defects whose CI row is not their table row (keep_tcp_open breaks every "TCP closed" step)
 CI_EXTRA = {"ISO20_Authorization_DC_BPT_unknown_session": ("keep_tcp_open", {})}
 

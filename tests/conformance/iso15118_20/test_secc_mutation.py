@@ -8,7 +8,7 @@ import pytest
 from v2g_bench.conformance import run_case
 from v2g_bench.errors import Nonconformance
 
-from secc20_mutations import CI_EXTRA, CI_SUBSET, derive, mutations
+from secc20_mutations import CI_EXTRA, CI_SUBSET, CRASH_DEFECTS, derive, mutations
 from secc20_rows import message_group_cases, timeout_cases
 from secc20_special import special_cases
 
@@ -69,3 +69,32 @@ def test_case_catches_defect(case_id, defect, params, request, dut_profile):
     finally:
         control.call("secc.defects", clear=True)
     assert caught.value is not None
+
+
+CRASHES = [(d, CRASH_DEFECTS[d]) for d in CRASH_DEFECTS]
+
+
+@pytest.mark.lab_only
+@pytest.mark.parametrize(("defect", "params"), CRASHES, ids=[c[0] for c in CRASHES])
+def test_charger_crash_mid_case_fails_naming_the_step_and_leaves_the_bench_safe(defect, params, request):
+    """A charger that resets or floods mid-case: a failed verdict naming what was missing, outputs off, the bench
+    unharmed (the next row runs), evidence (trace + pcap) kept."""
+    import time
+
+    case = ALL["ISO20_DC_ChargeLoop_DC_BPT_dynamic_good"]
+    dut = request.getfixturevalue("dut")
+    dut.control.call("secc.defects", clear=True)
+    dut.control.call("secc.defect", name=defect, **params)
+    try:
+        with pytest.raises(Nonconformance, match="DC_ChargeLoopRes"):
+            run_case(case, None, request)
+    finally:
+        dut.control.call("secc.defects", clear=True)
+    end = time.monotonic() + 10
+    st = dut.state()
+    while time.monotonic() < end and (st.get("contactor_closed") or abs(st.get("dc_power_w") or 0) > 1.0):
+        time.sleep(0.1)
+        st = dut.state()
+    assert not st.get("contactor_closed") and abs(st.get("dc_power_w") or 0) <= 1.0, st
+    kept = {p.name for p in request.getfixturevalue("evidence").files()}
+    assert any(n.endswith(".pcap") for n in kept) and any("v2gtp-trace" in n for n in kept), kept

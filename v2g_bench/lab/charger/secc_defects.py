@@ -55,6 +55,10 @@ DEFECTS: dict[str, Defect] = {d.name: d for d in (
            "TC_SECC_CMN_VTB_V2GTPSessionSetup_001"),
     Defect("empty_evseid", "SessionSetupRes carries an empty EVSEID (not valid EXI for the -20 schema)",
            "V2G20-736"),
+    Defect("reset_at", "the charger resets when about to send `message`: TCP aborted (RST), no response",
+           "V2G20-459", (("message", "DC_ChargeLoopRes"),)),
+    Defect("flood_at", "instead of `message` the charger floods the EV with `kbytes` of garbage", "V2G20-736",
+           (("message", "DC_ChargeLoopRes"), ("kbytes", 256))),
     Defect("overstate_ratings", "DC_ChargeParameterDiscoveryRes states `factor` x the stage's ratings",
            "V2G20-2188", (("factor", 1.5),)),
     Defect("zero_session_id", "SessionSetupRes carries SessionID 0", "V2G20-2106"),
@@ -83,7 +87,7 @@ def enable(name: str, **params) -> dict:
         raise BenchError(f"defect {name!r} has no parameter(s) {sorted(unknown)}", where="secc.defect",
                          fix=f"its parameters: {sorted(allowed) or 'none'}")
     values = {**allowed, **params}
-    for k in ("seconds", "factor"):
+    for k in ("seconds", "factor", "kbytes"):
         if k in values:
             try:
                 values[k] = float(values[k])
@@ -267,6 +271,19 @@ def _hook_send() -> None:
                 await asyncio.sleep(late["seconds"])
         if active("bad_response_header"):
             message = _BadHeader(message)
+        msg = getattr(self.current_state, "message", None)
+        reset = active("reset_at")
+        if reset and msg is not None and _matches(reset["message"], msg):
+            self.writer.transport.abort()
+            raise ConnectionResetError("simulated charger reset (defect reset_at)")
+        flood = active("flood_at")
+        if flood and msg is not None and _matches(flood["message"], msg):
+            junk = bytes((i * 151 + 7) & 0xFF for i in range(1024))
+            for _ in range(int(flood.get("kbytes", 256))):
+                self.writer.write(junk)
+                await self.writer.drain()
+            self.writer.transport.abort()
+            raise ConnectionResetError("simulated charger flood (defect flood_at)")
         return await original(self, message)
 
     SECCCommunicationSession.send = send
