@@ -35,8 +35,12 @@ def _is_lab(cmdline: list[str]) -> bool:
     return any(a == "-m" and b == "v2g_bench.lab" for a, b in zip(cmdline, cmdline[1:]))
 
 
-def stale_labs() -> list[StaleLab]:
-    """Lab processes (`python -m v2g_bench.lab`) whose owner is gone."""
+def stale_labs(include_orphans: bool = True) -> list[StaleLab]:
+    """Lab processes (`python -m v2g_bench.lab`) whose owner is gone.
+
+    `include_orphans`: also labs without recorded owners that were reparented to init (a run killed
+    before owners were recorded -- or a lab someone started by hand in the background, so only
+    `v2g-bench doctor`, which the user runs on purpose, removes those)."""
     found = []
     for proc in psutil.process_iter(["pid", "ppid", "cmdline"]):
         try:
@@ -47,7 +51,7 @@ def stale_labs() -> list[StaleLab]:
                 dead = [pid for pid, start in owners if not owner_alive(pid, start)]
                 if dead:
                     found.append(StaleLab(proc.pid, f"its owner process {dead[0]} is gone"))
-            elif proc.info["ppid"] == 1:
+            elif include_orphans and proc.info["ppid"] == 1:
                 found.append(StaleLab(proc.pid, "orphaned (its parent is gone; started before owners were recorded)"))
         except psutil.Error:
             continue              # it ended while we looked, or it is not ours to read
@@ -71,10 +75,10 @@ def stop_lab(pid: int, grace_s: float = TERM_GRACE_S) -> str | None:
     return None
 
 
-def remove_stale_labs() -> list[str]:
+def remove_stale_labs(include_orphans: bool = False) -> list[str]:
     """Stop every stale lab; returns what could not be done (never raises: it runs before a start)."""
     problems = []
-    for lab in stale_labs():
+    for lab in stale_labs(include_orphans):
         log.warning("stopping a stale virtual lab (pid %d): %s", lab.pid, lab.reason)
         err = stop_lab(lab.pid)
         if err:
@@ -94,7 +98,7 @@ def remove_all() -> tuple[list[tuple[str, str, str]], list[str]]:
     """Remove every leftover (labs first: they hold the veth ends). Returns (what was found, problems)."""
     from v2g_bench.ev import netns
     found = find_all()
-    problems = remove_stale_labs()
+    problems = remove_stale_labs(include_orphans=True)
     try:
         problems += netns.remove_stale()
     except netns.NetworkSetupError as e:
