@@ -77,6 +77,7 @@ def mutations() -> dict[str, tuple[str, dict]]:
         "ISO20_BPT_present_values_follow_measured": ("stale_present_values", {}),
         "ISO20_EVSE_initiated_stop": ("no_terminate_notification", {}),
         "ISO20_oracle_every_frame": ("empty_evseid", {}),
+        "ISO20_AuthorizationSetup_EIM_vs_PnC": ("pnc_listed_with_eim_element", {}),
     })
     return m
 
@@ -110,6 +111,7 @@ CI_SUBSET = {
     "sap_lowest_priority": "ISO20_SAP_priority",
     "sap_accept_unknown": "ISO20_SAP_no_common_protocol",
     "no_terminate_notification": "ISO20_EVSE_initiated_stop",
+    "pnc_listed_with_eim_element": "ISO20_AuthorizationSetup_EIM_vs_PnC",
 }
 # a charger that crashes or floods mid-case (test_charger_crash_mid_case_...: failed verdict, safe bench, evidence)
 CRASH_DEFECTS = {"reset_at": {"message": "DC_ChargeLoopRes"}, "flood_at": {"message": "DC_ChargeLoopRes", "kbytes": 256}}

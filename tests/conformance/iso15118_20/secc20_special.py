@@ -214,6 +214,12 @@ def special_cases() -> list[Case]:
                                                               "value": _rational(10)})),
                     answered("DC_ChargeParameterDiscoveryRes", ResponseCode="FAILED_WrongChargeParameter",
                              req="V2G20-2272")]),
+        Case("ISO20_AuthorizationSetup_EIM_vs_PnC", title="AuthorizationSetupRes offers the claimed methods; the EIM "
+             "element only when PnC is not offered, the PnC element (GenChallenge) when it is", standard=STANDARD,
+             block="AuthorizationSetup", side="SECC", covers=("V2G20-1220", "V2G20-2567", "V2G20-1219", "V2G20-2566"),
+             requires=("ISO15118-20", "DC_BPT"),
+             steps=[ev_session(), first_response("AuthorizationSetupRes", "methods and element consistent",
+                                                 _auth_setup_consistent, req="V2G20-1220")]),
         # --- content per control mode and service (V2G20-1600: the variant of the selected control mode)
         Case("ISO20_ScheduleExchange_DC_BPT_scheduled_variant", title="ScheduleExchangeRes in Scheduled mode carries "
              "a Scheduled_SEResControlMode", standard=STANDARD, block="ScheduleExchange", side="SECC",
@@ -280,6 +286,22 @@ def special_cases() -> list[Case]:
             rows.append(good_case(g, svc, mode))
         rows.append(performance_case("DC_ChargeLoop", svc, mode))
     return rows
+
+
+def _auth_setup_consistent(body, ctx):
+    services = body.get("AuthorizationServices") or []
+    services = services if isinstance(services, list) else [services]
+    offered = {str(x) for x in services}
+    if "PnC" in offered:
+        if not body.get("PnC_ASResAuthorizationMode"):
+            return f"PnC offered ({sorted(offered)}) without the PnC element (GenChallenge)"
+    elif not body.get("EIM_ASResAuthorizationMode") and "EIM" in offered:
+        return "only EIM offered but no EIM element"
+    claimed = {a.upper() for a in ctx.dut_profile.auth}
+    unclaimed = {o for o in offered if o.upper() not in claimed}
+    if unclaimed:
+        return f"offers {sorted(unclaimed)} the DUT does not claim (claims {sorted(claimed)})"
+    return None
 
 
 def _pnc(_original):

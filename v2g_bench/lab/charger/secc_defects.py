@@ -59,6 +59,8 @@ DEFECTS: dict[str, Defect] = {d.name: d for d in (
            "V2G20-459", (("message", "DC_ChargeLoopRes"),)),
     Defect("flood_at", "instead of `message` the charger floods the EV with `kbytes` of garbage", "V2G20-736",
            (("message", "DC_ChargeLoopRes"), ("kbytes", 256))),
+    Defect("pnc_listed_with_eim_element", "AuthorizationSetupRes lists PnC among the services but carries the EIM "
+           "element (no GenChallenge)", "V2G20-1220"),
     Defect("overstate_ratings", "DC_ChargeParameterDiscoveryRes states `factor` x the stage's ratings",
            "V2G20-2188", (("factor", 1.5),)),
     Defect("zero_session_id", "SessionSetupRes carries SessionID 0", "V2G20-2106"),
@@ -228,6 +230,11 @@ def _hook_create_next_message() -> None:
                     header = getattr(next_msg, "header", None)
                     if header is not None:
                         header.session_id = sid
+            if name == "authorizationsetupres" and active("pnc_listed_with_eim_element"):
+                services = list(getattr(next_msg, "auth_services", None) or [])
+                pnc = next((a for a in type(services[0]) if a.value == "PnC"), None) if services else None
+                if pnc is not None and pnc not in services:
+                    object.__setattr__(next_msg, "auth_services", services + [pnc])
             if name == "sessionsetupres" and active("empty_evseid") and hasattr(next_msg, "evse_id"):
                 object.__setattr__(next_msg, "evse_id", "")
             if name == "supportedappprotocolres" and active("sap_accept_unknown") \
