@@ -59,3 +59,92 @@ def test_modbus_malformed_mbap_closes_the_connection(modbus_port, bad, why):
         s.sendall(_fc03(0x11))
         s.settimeout(5)
         assert s.recv(64)[:2] == b"\x00\x11"
+
+
+def _raw_client(port: int) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf = b""
+    while b"< hi >" not in buf:
+        buf += s.recv(64)
+    s.sendall(b"< open can0 >< rawmode >")
+    buf = b""
+    while buf.count(b"< ok >") < 2:
+        buf += s.recv(64)
+    return s
+
+
+def test_socketcand_flooding_client_cannot_starve_the_others():
+    import threading
+    import time
+
+    from v2g_bench.lab.frontends.can import CLIENT_BURST, CLIENT_MAX_FPS, SocketcandServer
+
+    loop = LoopThread("can-hardening")
+    hub = SocketcandServer(Plant(), period_s=0.1)
+    port = loop.run(hub.start("127.0.0.1", 0), 10)
+    stop = threading.Event()
+    try:
+        flooder, victim, listener = _raw_client(port), _raw_client(port), _raw_client(port)
+        flood_sent = [0]
+
+        def flood():
+            chunk = b"< send 001 8 FF FF FF FF FF FF FF FF >" * 500
+            flooder.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    flooder.sendall(chunk)
+                    flood_sent[0] += 500
+                except (socket.timeout, OSError):
+                    pass
+
+        got: dict[int, float] = {}
+        n_flood_seen = [0]
+
+        def listen():
+            buf = b""
+            listener.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    buf += listener.recv(1 << 16)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    return
+                while b">" in buf:
+                    elem, _, buf = buf.partition(b">")
+                    parts = elem.split()
+                    if len(parts) >= 5 and parts[1] == b"frame":
+                        if parts[2] == b"123":
+                            got[int(parts[4][:4], 16)] = time.monotonic()
+                        elif parts[2] == b"001":
+                            n_flood_seen[0] += 1
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (flood, listen)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)                        # the flood is on
+        sent_at = {}
+        t_flood0, seen0 = time.monotonic(), n_flood_seen[0]
+        for i in range(20):
+            sent_at[i] = time.monotonic()
+            victim.sendall(f"< send 123 2 {i >> 8:02X} {i & 0xFF:02X} >".encode())
+            time.sleep(0.05)
+        deadline = time.monotonic() + 5
+        while len(got) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        flood_rate = (n_flood_seen[0] - seen0) / (time.monotonic() - t_flood0)
+        stop.set()
+        for t in threads:
+            t.join(5)
+        assert len(got) == 20, f"the listener got {len(got)} of the other client's 20 frames during the flood"
+        worst = max(got[i] - sent_at[i] for i in got)
+        assert worst < 1.0, f"the other client's frames waited up to {worst:.2f} s behind the flood"
+        # the flooder gets at most its share of the bus (plus its burst), not the whole lab
+        assert flood_rate < 1.5 * CLIENT_MAX_FPS + CLIENT_BURST, f"flooder reached {flood_rate:.0f} frames/s"
+        for s in (flooder, victim, listener):
+            s.close()
+    finally:
+        stop.set()
+        loop.run(hub.stop(), 10)
+        loop.stop()

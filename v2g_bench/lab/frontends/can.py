@@ -121,24 +121,52 @@ def _encode_by_hand(fid: int, s: dict[str, float]) -> bytes:
     return word.to_bytes(8, "little")
 
 
+# Fairness between clients (a flooding client must not starve the others, issue 16): a client's
+# elements are handled at most ELEMENTS_PER_TURN at a time before the loop serves the others, and its
+# frames enter the bus at most CLIENT_MAX_FPS (a 500 kbit/s bus carries ~4,000 frames/s; no node
+# gets it all): beyond that its socket is no longer read (TCP back-pressure, nothing is lost). A
+# receiver that does not read loses frames beyond MAX_PENDING_WRITE (counted), like a CAN
+# controller's full receive queue, instead of growing the lab's memory.
+ELEMENTS_PER_TURN = 64
+CLIENT_MAX_FPS = 2000.0
+CLIENT_BURST = 200.0
+MAX_PENDING_WRITE = 1 << 20
+
+
 class _Client(asyncio.Protocol):
     def __init__(self, hub: "SocketcandServer"):
         self.hub = hub
-        self.buf = b""
+        self.buf = bytearray()
         self.state = "hello"          # hello -> open -> raw
         self.transport: asyncio.Transport | None = None
+        self.tokens, self.t_tokens = CLIENT_BURST, 0.0
+        self.paused = False
+        self.scheduled = False
+        self.dropped = 0              # frames this client did not read in time
 
     def connection_made(self, transport):
         self.transport = transport
         self.hub.clients.add(self)
+        self.t_tokens = asyncio.get_running_loop().time()
         transport.write(b"< hi >")
 
     def connection_lost(self, exc):
         self.hub.clients.discard(self)
+        self.transport = None
 
     def send(self, text: str) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(text.encode("ascii"))
+
+    def deliver(self, line: str) -> None:
+        """A bus frame to this client, dropped (and counted) when it does not read."""
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        if t.get_write_buffer_size() > MAX_PENDING_WRITE:
+            self.dropped += 1
+            return
+        t.write(line.encode("ascii"))
 
     def error(self, reason: str) -> None:
         self.send(f"< error {reason} >")
@@ -148,33 +176,89 @@ class _Client(asyncio.Protocol):
             self.transport.close()
             return
         self.buf += data
-        while True:
-            start = self.buf.find(b"<")
-            if start < 0:
-                if self.buf.strip():
+        self._drain()
+
+    def _pause(self) -> None:
+        if not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self.paused and self.transport is not None and not self.transport.is_closing():
+            self.paused = False
+            self.transport.resume_reading()
+
+    def _later(self, delay: float) -> None:
+        """Come back to this client's buffer after the others had their turn."""
+        self._pause()
+        if not self.scheduled:
+            self.scheduled = True
+            loop = asyncio.get_running_loop()
+
+            def again():
+                self.scheduled = False
+                if self.transport is not None:
+                    self._drain()
+            loop.call_later(delay, again) if delay > 0 else loop.call_soon(again)
+
+    def _take_token(self) -> float:
+        """0 if this client may put a frame on the bus now, else seconds until it may."""
+        now = asyncio.get_running_loop().time()
+        self.tokens = min(CLIENT_BURST, self.tokens + (now - self.t_tokens) * CLIENT_MAX_FPS)
+        self.t_tokens = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return 0.0
+        return (1.0 - self.tokens) / CLIENT_MAX_FPS
+
+    def _drain(self) -> None:
+        buf = self.buf
+        pos = 0
+        handled = 0
+        try:
+            while True:
+                if handled >= ELEMENTS_PER_TURN:
+                    self._later(0)
+                    return
+                start = buf.find(b"<", pos)
+                if start < 0:
+                    if bytes(buf[pos:]).strip():
+                        self.error("garbage_outside_element")
+                    pos = len(buf)
+                    break
+                if start > pos and bytes(buf[pos:start]).strip():
                     self.error("garbage_outside_element")
-                self.buf = b""
-                return
-            if start > 0:
-                if self.buf[:start].strip():
-                    self.error("garbage_outside_element")
-                self.buf = self.buf[start:]
-            end = self.buf.find(b">")
-            if end < 0:
-                if len(self.buf) > MAX_ELEMENT:
+                pos = start
+                end = buf.find(b">", pos)
+                if end < 0:
+                    if len(buf) - pos > MAX_ELEMENT:
+                        self.error("element_too_long")
+                        pos = len(buf)
+                    break
+                elem = bytes(buf[pos + 1:end])
+                if end - pos > MAX_ELEMENT:
+                    pos = end + 1
                     self.error("element_too_long")
-                    self.buf = b""
-                return
-            elem, self.buf = self.buf[1:end], self.buf[end + 1:]
-            if end > MAX_ELEMENT:
-                self.error("element_too_long")
-                continue
-            try:
-                text = elem.decode("ascii").strip()
-            except UnicodeDecodeError:
-                self.error("non_ascii")
-                continue
-            self.handle(text)
+                    handled += 1
+                    continue
+                try:
+                    text = elem.decode("ascii").strip()
+                except UnicodeDecodeError:
+                    pos = end + 1
+                    self.error("non_ascii")
+                    handled += 1
+                    continue
+                if text.startswith("send"):
+                    wait = self._take_token()
+                    if wait > 0:
+                        self._later(wait)           # over its share of the bus: read it later
+                        return
+                pos = end + 1
+                handled += 1
+                self.handle(text)
+            self._resume()
+        finally:
+            del buf[:pos]
 
     def handle(self, text: str) -> None:
         if text.startswith("open "):
@@ -262,9 +346,9 @@ class SocketcandServer:
         for c in list(self.clients):
             if c is not sender and c.state == "raw":
                 if d:
-                    asyncio.get_running_loop().call_later(float(d["delay_s"]), c.send, line)
+                    asyncio.get_running_loop().call_later(float(d["delay_s"]), c.deliver, line)
                 else:
-                    c.send(line)
+                    c.deliver(line)
         self.frames_sent += 1
 
     async def _bms_loop(self) -> None:
