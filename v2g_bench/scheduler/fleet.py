@@ -525,7 +525,8 @@ def _blocks(evs: list[EVRequest], leaf: np.ndarray, block_size: int) -> tuple[np
 
 def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1, max_iter: int = 300,
                           rel_gap: float = 1e-7, seed_sample: int = 300, block_size: int | None = None,
-                          feeders: list[FeederLimit] | None = None, pricing=None) -> FleetResult:
+                          feeders: list[FeederLimit] | None = None, pricing=None,
+                          smoothing: float = 0.0) -> FleetResult:
     """Dantzig-Wolfe price coordination for EVs (per-EV billing) sharing the site import/export limit and,
     optionally, a tree of feeder limits below it.
 
@@ -533,7 +534,11 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
     `seed_sample`: for fleets larger than twice this, the first columns are also priced with the duals of an
     exact LP over a random sample of this many EVs (0 = off). `pricing(site, evs, groups, leaf_of_group)`
     returns the shard set to price on (default: `ShardSet` with `workers` processes; `distributed.py` gives a
-    cluster's). The result is exact to `rel_gap` (`FleetResult.gap` is the certified upper - lower bound)."""
+    cluster's). `smoothing` (Wentges): price at smoothing * (the best dual point so far) + (1 - smoothing) *
+    (the master's duals), which damps the duals' zig-zag (fewer rounds); 0 = classic. The result is exact to
+    `rel_gap` (`FleetResult.gap` is the certified upper - lower bound)."""
+    if not 0.0 <= smoothing < 1.0:
+        raise ScheduleInputError(f"smoothing must be in [0, 1), got {smoothing}", where="plan_fleet_decomposed")
     t0 = time.perf_counter()
     _check_fleet(evs)
     if site.pv_kw is not None or site.demand_charge_per_kw > 0:
@@ -593,6 +598,24 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
         y = y_rows.reshape(n_nodes, T)
         return np.array([y[list(paths[n])].sum(axis=0) for n in range(n_nodes)])
 
+    lo_flat, hi_flat = lo_rows.ravel(), hi_rows.ravel()
+
+    def valid_sign(y_rows):
+        # a dual may only push against a finite bound: the Lagrangian bound is then valid for any such y
+        y_rows = np.where(np.isfinite(lo_flat) | (y_rows <= 0), y_rows, 0.0)
+        return np.where(np.isfinite(hi_flat) | (y_rows >= 0), y_rows, 0.0)
+
+    def lagrangian(y_rows, answers, sigma):
+        """L(y) = sum over blocks of min(cost - y.net) + y.(the bound each dual pushes on): a lower bound."""
+        val = sum(float((a[3] + sigma[a[0]]).sum()) for a in answers)
+        bound = np.where(y_rows < 0, hi_flat, lo_flat)
+        return val + float(np.sum(np.where(y_rows != 0, y_rows * np.where(np.isfinite(bound), bound, 0.0), 0.0)))
+
+    def reduced_costs(answers, y_rows, sigma):
+        """The answers' blocks priced against the master's own duals (they were priced at smoothed ones)."""
+        Y = leaf_prices(y_rows)
+        return [(g, c, net, c - np.einsum("gt,gt->g", net, Y[leaf_of_group[g]]) - sigma[g]) for g, c, net, _ in answers]
+
     def price(k, y_rows, sigma):
         answers = shards.price(k, leaf_prices(y_rows), sigma)
         for a in answers:
@@ -612,6 +635,7 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
             k += 1
             add_columns(k, price(k, y_seed, np.zeros(G)), None)
         it, lb, ub = 0, -INF, INF
+        y_center, mispriced = None, False
         t_master = t_price = cpu_master = 0.0
         cpu0 = shards.cpu_s() if hasattr(shards, "cpu_s") else None
         for it in range(1, max_iter + 1):
@@ -624,16 +648,24 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
                                          where="plan_fleet_decomposed")
             sol = master.getSolution()
             ub = master.getInfo().objective_function_value
-            y = np.asarray(sol.row_dual[:R])
+            y = valid_sign(np.asarray(sol.row_dual[:R]))
             sigma = np.asarray(sol.row_dual[R:])
             tol = 1e-9 * max(1.0, abs(ub))
+            smoothed = smoothing > 0 and y_center is not None and not mispriced
+            y_p = smoothing * y_center + (1 - smoothing) * y if smoothed else y
             tm = time.perf_counter()
             k += 1
-            answers = price(k, y, sigma)
+            answers = price(k, y_p, sigma)
             t_price += time.perf_counter() - tm
-            lb = max(lb, ub + sum(float(np.minimum(a[3], 0.0).sum()) for a in answers))
-            if ub - lb <= rel_gap * max(1.0, abs(ub)) or not add_columns(k, answers, tol):
+            bound = lagrangian(y_p, answers, sigma)
+            if bound > lb or y_center is None:
+                lb, y_center = max(lb, bound), y_p
+            if ub - lb <= rel_gap * max(1.0, abs(ub)):
                 break
+            added = add_columns(k, reduced_costs(answers, y, sigma) if smoothed else answers, tol)
+            if not added and not smoothed:
+                break            # nothing prices out at the master's own duals: the master is optimal
+            mispriced = not added   # a smoothed point found nothing new: price at the master's duals next
         x = np.asarray(master.getSolution().col_value)
         if x[:n_art].max(initial=0.0) > 1e-6:
             from v2g_bench.scheduler.explain import explain_infeasible

@@ -77,6 +77,15 @@ def test_blocks_of_evs_reach_the_monolithic_optimum(block):
     assert r.site_kw(site).max() <= 55.0 + 1e-6
 
 
+def test_smoothed_duals_reach_the_same_optimum():
+    p, evs = _fleet(14, 8)
+    site = Site(import_price=p, export_price=p - 0.02, dt_s=3600, load_kw=np.full(p.size, 20.0), import_limit_kw=50.0)
+    ref = reference_lp(site, evs, [(range(14), 50.0, site.base_kw())])
+    r = plan_fleet_decomposed(site, evs, block_size=2, smoothing=0.5, seed_sample=0)
+    assert r.total_cost == pytest.approx(ref, rel=1e-6, abs=1e-6)
+    assert r.gap <= 1e-6 * abs(ref)
+
+
 def test_feeder_tree_limits_are_met_at_the_optimum():
     p, evs = _fleet(18, 5)
     site = Site(import_price=p, export_price=p - 0.02, dt_s=3600, load_kw=np.full(p.size, 10.0), import_limit_kw=70.0)
