@@ -1,5 +1,5 @@
 # The two commands of the README. Each does its own set-up (scripts/bootstrap.sh, idempotent).
-.PHONY: run test bootstrap bench clean lint scenarios scale mutation-iso fuzz soak
+.PHONY: run test bootstrap bench clean lint scenarios scale mutation-iso mutation-ocpp fuzz soak
 V := .venv/bin
 
 bootstrap:
@@ -26,6 +26,13 @@ scale: bootstrap
 # the 60 s sequence-timeout cases included; -2/DIN/AC rows run with the all-protocol virtual DUT (docs/iso15118-suite.md)
 mutation-iso: bootstrap
 	V2G_MUTATION=full $(V)/python -m pytest -n 2 -p no:cacheprovider tests/conformance/iso15118_20/test_secc_mutation.py --run-slow --dut profiles/virtual-dut-all.dut.toml -rs $(PYTEST_ARGS)
+
+# OCPP station suite x the simulated station's defects (issue 13): every defect against one row per case; prints the
+# case x defect table (docs/ocpp-suite.md). Long (about an hour on 2 cores).
+mutation-ocpp: bootstrap
+	rm -f reports/mutation-ocpp.jsonl
+	V2G_MUTATION=full V2G_MUTATION_OUT=reports/mutation-ocpp.jsonl $(V)/python -m pytest -n 2 -p no:cacheprovider tests/conformance/ocpp/test_station_mutations.py -q $(PYTEST_ARGS)
+	$(V)/python -m v2g_bench.lab.charger.station_defects matrix reports/mutation-ocpp.jsonl
 
 # Fuzz campaign of every interface the bench faces (issue 16, docs/fuzzing.md): FUZZ_SECONDS total, niced;
 # prints inputs/typed errors/crashes/hangs/memory per target; FUZZ_TARGETS=exi,scpi,... for a subset
