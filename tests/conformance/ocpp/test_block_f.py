@@ -28,7 +28,7 @@ CASES = [
        steps=[ocpp.dut_action("plug_in"),
               ocpp.expect("StatusNotification", connectorStatus="Occupied", within_s=10),
               remote_start(101), ocpp.answer(status="Accepted"),
-              ocpp.expect("TransactionEvent", within_s=15, eventType="Started", triggerReason="RemoteStart",
+              ocpp.expect("TransactionEvent", within_s=10, eventType="Started", triggerReason="RemoteStart",
                           **{"transactionInfo.remoteStartId": 101, "idToken.idToken": "REMOTE-TOKEN"})]),
     tc("TC_F_02_CS", "Remote start before plug-in, AuthorizeRemoteStart = true", block="F",
        steps=[authorize_remote_start("true"), ocpp.answer(setVariableResult=[{"attributeStatus": "Accepted"}],

@@ -53,7 +53,7 @@ CASES = [
        steps=[availability("Inoperative", EVSE1), ocpp.answer(status="Accepted"),
               ocpp.expect("StatusNotification", connectorStatus="Unavailable", within_s=10),
               ocpp.call("Reset", {"type": "Immediate"}), ocpp.answer(status="Accepted"),
-              ocpp.expect("BootNotification", reason="RemoteReset", within_s=60),
+              ocpp.expect("BootNotification", reason="RemoteReset", within_s=30),
               ocpp.expect("StatusNotification", connectorStatus="Unavailable", within_s=15)]),
     tc("TC_P_01_CS", "DataTransfer with an unknown vendor refused", block="P",
        steps=[ocpp.call("DataTransfer", {"vendorId": "com.example.unknown-vendor", "messageId": "Hello"}),

@@ -93,3 +93,40 @@ class Defects:
 
     def listing(self) -> dict:
         return {"active": sorted(self.active), "known": {d.name: d.what for d in DEFECTS.values()}}
+
+
+def matrix(path: str) -> str:
+    """The case x defect table from a `make mutation-ocpp` run (JSON lines): per case row, the defects that
+    make it fail (killed), and per defect the rows that catch it."""
+    import json
+    from collections import defaultdict
+    killed: dict[str, list[str]] = defaultdict(list)
+    other: dict[str, dict[str, str]] = defaultdict(dict)
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            r = json.loads(line)
+            if r["outcome"] == "killed":
+                killed[r["row"]].append(r["defect"])
+            else:
+                other[r["row"]][r["defect"]] = r["outcome"]
+    rows = sorted(set(killed) | set(other))
+    out = ["| case row | defects that make it fail |", "|---|---|"]
+    for row in rows:
+        out.append(f"| {row} | {', '.join(sorted(killed.get(row, []))) or '(none)'} |")
+    caught = {d for ds in killed.values() for d in ds}
+    out.append("")
+    out.append(f"{len(rows)} rows; {sum(1 for r in rows if killed.get(r))} fail under at least one defect; "
+               f"defects caught: {len(caught)}/{len(DEFECTS)}"
+               + (f"; never caught: {', '.join(sorted(set(DEFECTS) - caught))}" if set(DEFECTS) - caught else ""))
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) == 3 and sys.argv[1] == "matrix":
+        print(matrix(sys.argv[2]))
+    elif len(sys.argv) == 1:
+        for d in DEFECTS.values():
+            print(f"{d.name:32s} {d.caught_by:26s} {d.what}")
+    else:
+        sys.exit("usage: python -m v2g_bench.lab.charger.station_defects [matrix FILE]")
