@@ -203,11 +203,11 @@ class SerialBoard:
         pilot = self.plant.pilot
         st = self.applied_state()
         before = pilot.reading().ev_state
+        if st != before or not self.events:
+            self._event("CP", st)        # stamped when the board switches, before the charger can react
         pilot.set_pp(self.pp if self.plug and not self.estop else None)
         pilot.set_diode(self.diode)
         pilot.set_ev_state(st)
-        if st != before or not self.events:
-            self._event("CP", st)
         self._check_hv()
 
     def _safe(self, why: str) -> None:
