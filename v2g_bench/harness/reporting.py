@@ -254,10 +254,13 @@ def write_environment(results_dir: Path, bench, dut, manifest: dict | None = Non
     roles = sorted(set(ids) | set(bench.roles if bench is not None else ()))
     for role in roles:
         env[f"instrument.{role}"] = instrument_line(role, ids.get(role), bench)
-    pics = manifest.get("pics_pixit") or _pics_file(results_dir.parent)
-    if isinstance(pics, dict):
+    doc = manifest.get("pics_pixit") or _pics_file(results_dir.parent)
+    if isinstance(doc, dict):           # the conformance engine's pics-pixit.json (v2g_bench.conformance.pics)
         flat: dict[str, str] = {}
-        _flatten("pics", pics, flat)
+        _flatten("pics", doc.get("pics", {}), flat)
+        pixit = doc.get("pixit") if isinstance(doc.get("pixit"), dict) else {}
+        _flatten("pixit", pixit.get("declared", {}), flat)
+        _flatten("tolerance", pixit.get("tolerances", {}), flat)
         env.update(flat)
     for p, v in package_versions().items():
         env[f"version.{p}"] = v

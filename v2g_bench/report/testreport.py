@@ -111,15 +111,26 @@ def context_from(run: RunData) -> ReportContext:
     for c in run.cases:
         blocks[c.parent_suite][c.suite] += 1
     ctx.methods = [{"standard": std, "blocks": sorted(b), "n": sum(b.values())} for std, b in sorted(blocks.items())]
-    # PICS / PIXIT
-    if run.pics_pixit:
-        _flatten("", run.pics_pixit, ctx.pics)
+    # PICS / PIXIT: the engine's pics-pixit.json (claims, ratings, declared PIXIT, tolerances), else the
+    # DUT profile's as the Allure environment recorded them; the PIXITs each case was judged by.
+    doc = run.pics_pixit or {}
+    if doc:
+        pixit = doc.get("pixit") if isinstance(doc.get("pixit"), dict) else {}
+        _flatten("", doc.get("pics", {}), ctx.pics)
+        _flatten("pixit", pixit.get("declared", {}), ctx.pics)
+        _flatten("tolerance", pixit.get("tolerances", {}), ctx.pics)
     else:
-        ctx.pics = [(k, v) for k, v in env.items() if k.startswith(("dut.claims", "pixit.", "pics."))]
+        ctx.pics = [(k, v) for k, v in env.items() if k.startswith(("dut.claims", "pixit.", "pics.", "tolerance."))]
     used: dict[tuple[str, str], list[str]] = defaultdict(list)
+    label_of = {c.full_name: (c.title_ids[0] if c.title_ids else c.name) for c in run.cases}
     for c in run.cases:
         for k, v in c.pixit_used.items():
-            used[(k, json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v))].append(c.title_ids[0] if c.title_ids else c.name)
+            used[(k, _value_text(v))].append(label_of[c.full_name])
+    doc_used = ((doc.get("pixit") or {}).get("used") or {}) if isinstance(doc.get("pixit"), dict) else {}
+    for k, entry in doc_used.items():
+        if isinstance(entry, dict):
+            for v in entry.get("values") or []:
+                used[(k, _value_text(v))] += [str(n).split("::")[-1] for n in entry.get("cases") or []]
     ctx.pixit_used = [{"name": k, "value": v, "cases": sorted(set(cs))[:12]} for (k, v), cs in sorted(used.items())]
     # equipment and software
     for k, v in sorted(env.items()):
@@ -138,6 +149,12 @@ def context_from(run: RunData) -> ReportContext:
     for c in run.cases:
         ctx.cases.append(_case_row(c))
         ctx.deviations += _deviations(c)
+    seen = {d["text"] for d in ctx.deviations}
+    for case, notes in (doc.get("deviations") or {}).items() if isinstance(doc.get("deviations"), dict) else ():
+        for note in notes if isinstance(notes, list) else [notes]:
+            if str(note) not in seen:
+                ctx.deviations.append({"case": str(case).split("::")[-1], "text": str(note)})
+                seen.add(str(note))
     if run.status == "interrupted":
         ctx.deviations.insert(0, {"case": "(run)", "text": f"the run was interrupted by the operator "
                                   f"({m.get('interrupted_by') or 'Ctrl-C'}); cases after it never ran"})
@@ -163,6 +180,10 @@ def context_from(run: RunData) -> ReportContext:
         ctx.plots.append({"case": c.title_ids[0] if c.title_ids else c.name, "name": a.name, "src": str(src)})
     ctx.plots_omitted = max(0, len(plots) - MAX_PLOTS)
     return ctx
+
+
+def _value_text(v: Any) -> str:
+    return json.dumps(v, default=str, sort_keys=True) if isinstance(v, (dict, list)) else str(v)
 
 
 def _iso_ms(ms: int) -> str:

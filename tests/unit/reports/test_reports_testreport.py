@@ -64,9 +64,10 @@ def test_partial_crashed_run_is_reported_with_what_it_has(two_runs, tmp_path):
     m.update(status="running", ended=None, collected=N_CASES + 5)
     (run / "run.json").write_text(json.dumps(m))
     results = sorted((run / "allure-results").glob("*-result.json"))
+    kept = json.loads(results[-1].read_text())
     results[0].write_text('{"name": "half-written')                      # a result cut off by the crash
-    att = next((run / "allure-results").glob("*-attachment.png"))
-    att.unlink()                                                           # and a lost attachment
+    png = next(a["source"] for a in kept["attachments"] if a["name"].endswith(".png"))
+    (run / "allure-results" / png).unlink()                                # and a lost attachment
     res = cli("report", str(run), "--no-allure", "--no-pdf")
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr
@@ -89,3 +90,20 @@ def test_a_bare_results_folder_without_manifest_still_reports(two_runs, tmp_path
     assert res.returncode == 0, res.stderr
     html = (tmp_path / "out" / "test-report.html").read_text()
     assert "no run manifest" in html and "VLAB-0001" in html             # identity from the environment
+
+
+def test_the_engines_pics_pixit_document_is_rendered(two_runs, tmp_path):
+    from v2g_bench.conformance import pics
+    from v2g_bench.profiles import DEFAULT_DUT, load_dut
+    _, first, _, _ = two_runs
+    run = tmp_path / first.name
+    shutil.copytree(first, run)
+    used = {"tests/x.py::test_case[TC_K_101_CS]": {"V2G_EVCC_Msg_Timeout_s": {"limit_s": 2.0, "normative_s": 2.0}}}
+    deviations = {"tests/x.py::test_case[TC_K_101_CS]": ["[pixit] T_step_s = 9 would loosen the normative 5 s: 5 s used"]}
+    pics.write(run, load_dut(DEFAULT_DUT), used, deviations)
+    html_path = build_test_report(run, pdf=False)[0]
+    html = html_path.read_text()
+    assert "claims.energy_services" in html and "DC_BPT" in html                 # PICS
+    assert "ratings.discharge.power_max_w" in html                                # ratings
+    assert "V2G_EVCC_Msg_Timeout_s" in html and "test_case[TC_K_101_CS]" in html  # PIXIT used, by which case
+    assert "would loosen the normative 5 s" in html                               # the engine's deviation
