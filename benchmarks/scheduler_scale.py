@@ -79,14 +79,14 @@ def bench_blocks(n, blocks, workers):
         print(f"{n} EVs, blocks of {b}: {describe(r, site)}  [{l0} -> {load()}]", flush=True)
 
 
-def bench_dask(sizes, workers_list, rel_gap):
+def bench_dask(sizes, workers_list, rel_gap, limit_kw_per_ev=3.6):
     from v2g_bench.scheduler.distributed import local_cluster, plan_fleet_distributed
     for w in workers_list:
         t0 = time.perf_counter()
         with local_cluster(w, memory_limit="4GiB") as client:
             print(f"local Dask cluster, {w} worker(s): started in {time.perf_counter() - t0:.1f} s", flush=True)
             for n in sizes:
-                site, evs = site_for(n), fleet(n)
+                site, evs = site_for(n, limit_kw_per_ev), fleet(n)
                 l0 = load()
                 r = plan_fleet_distributed(site, evs, client=client, rel_gap=rel_gap)
                 print(f"  {n:>7} EVs, {w} worker(s): {describe(r, site)}  [{l0} -> {load()}]", flush=True)
@@ -169,6 +169,7 @@ def main(argv=None):
     ap.add_argument("--blocks", type=int, nargs="*", default=[1, 4, 20])
     ap.add_argument("--block", type=int, default=None)
     ap.add_argument("--rel-gap", type=float, default=1e-7)
+    ap.add_argument("--limit-kw-per-ev", type=float, default=3.6, help="site import limit per EV (dask part)")
     a = ap.parse_args(argv)
     print(f"machine: {os.cpu_count()} cores, {load()}")
     if a.part == "coupled":
@@ -178,7 +179,7 @@ def main(argv=None):
     elif a.part == "blocks":
         bench_blocks((a.evs or [2000])[0], a.blocks, a.workers[0])
     elif a.part == "dask":
-        bench_dask(a.evs or [10_000, 100_000], a.workers, a.rel_gap)
+        bench_dask(a.evs or [10_000, 100_000], a.workers, a.rel_gap, a.limit_kw_per_ev)
     else:
         bench_engines((a.evs or [2000])[0])
 
