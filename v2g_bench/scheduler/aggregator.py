@@ -143,7 +143,7 @@ def run_aggregator(n_stations: int = 1000, *, intervals: int = 8, dt_s: float = 
 
     loop = LoopThread("aggregator-csms")
     work = Path(tempfile.mkdtemp(prefix="aggregator-"))
-    fleet_proc = None
+    fleet_proc = srv = None
     try:
         async def start():
             srv = CsmsServer(CsmsOptions.from_dict({"security_profile": 1, "password": PASSWORD,
@@ -209,7 +209,8 @@ def run_aggregator(n_stations: int = 1000, *, intervals: int = 8, dt_s: float = 
             fleet_proc.kill()
             fleet_proc.wait(5)
         try:
-            loop.run(srv.stop(), 30) if "srv" in locals() else None
+            if srv is not None:
+                loop.run(srv.stop(), 30)
         finally:
             loop.stop()
     per = np.full((N, T), np.nan)
