@@ -135,7 +135,11 @@ class LightStation:
                 if fut and not fut.done():
                     fut.set_result(msg)
             elif msg[0] == CALL:
-                await self.ws.send(json.dumps(self._on_call(msg[1], msg[2], msg[3])))
+                try:
+                    answer = self._on_call(msg[1], msg[2], msg[3])
+                except (KeyError, TypeError, ValueError, IndexError) as e:   # a malformed request: say so, keep going
+                    answer = [CALLERROR, msg[1], "FormatViolation", f"cannot read the request: {e!r}"[:255], {}]
+                await self.ws.send(json.dumps(answer))
 
     def _on_call(self, uid: str, action: str, payload: dict) -> list:
         if action == "SetChargingProfile":
