@@ -92,6 +92,12 @@ def run(
     heartbeat_interval: int = typer.Option(300, help="Heartbeat interval given in the BootNotification answer (s)."),
     duration: float = typer.Option(0.0, help="Stop after this many seconds (0 = until Ctrl-C)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print frames (recording only)."),
+    console: bool = typer.Option(False, "--console", "-c", help="Drive the CSMS by hand: a prompt to send any "
+                                 "CSMS-initiated call (help lists the commands), frames shown live above it."),
+    script: Optional[Path] = typer.Option(None, help="Run these console commands (one a line) and stop; "
+                                          "exit status 1 if one failed."),
+    session_record: Optional[Path] = typer.Option(None, help="Record the console session (commands and answers, "
+                                                  "JSON lines)."),
 ) -> None:
     from v2g_bench.csms.pki import TestPKI, server_ssl_context
     from v2g_bench.csms.server import CsmsOptions, CsmsServer
@@ -118,10 +124,20 @@ def run(
     for w in opts.security_warnings():
         typer.echo(f"warning: {w}", err=True)
 
+    failures = 0
+
     async def main() -> None:
+        nonlocal failures
         srv = CsmsServer(opts, ssl_context=ssl_ctx, pki=pki)
+        con = None
+        if console or script:
+            from v2g_bench.csms.console import Console
+            con = Console(srv, echo=typer.echo)
+            srv.recorder.listeners.append(con.note_frame)
+            if session_record:
+                await con.execute(f"record {session_record}")
         if not quiet:
-            srv.recorder.listeners.append(_print_frame)
+            srv.recorder.listeners.append(lambda f: _print_frame(f) if con is None or con.live else None)
         await srv.start()
         typer.echo(f"CSMS emulator listening: {srv.url('<stationId>')}  (security profile {security_profile}, "
                    f"OCPP {'/'.join(opts.ocpp_versions)})")
@@ -144,7 +160,14 @@ def run(
                 await asyncio.sleep(0.2)
         printer = asyncio.ensure_future(print_connections())
         try:
-            await asyncio.wait_for(stop.wait(), duration if duration > 0 else None)
+            if script is not None:
+                from v2g_bench.csms.console import run_script
+                failures = await run_script(con, script)
+            elif console:
+                from v2g_bench.csms.console import interactive
+                await interactive(con)
+            else:
+                await asyncio.wait_for(stop.wait(), duration if duration > 0 else None)
         except asyncio.TimeoutError:
             pass
         finally:
@@ -155,3 +178,5 @@ def run(
                 typer.echo(f"  violation: {v}")
 
     asyncio.run(main())
+    if failures:
+        raise typer.Exit(1)
