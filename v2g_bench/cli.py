@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from v2g_bench.errors import BenchError
 
@@ -100,7 +101,7 @@ def profile_check(files: List[Path] = typer.Argument(..., help="Bench or DUT pro
         try:
             p = check_profile(f)
         except BenchError as e:
-            console.print(f"[red]✗[/red] {e}")
+            console.print(f"[red]✗[/red] {escape(str(e))}")   # keys like [ratings.charge] are not markup
             bad += 1
             continue
         if isinstance(p, BenchProfile):
@@ -123,7 +124,7 @@ def main() -> None:
     try:
         app()
     except BenchError as e:
-        console.print(f"[red]error:[/red] {e}")
+        console.print(f"[red]error:[/red] {escape(str(e))}")
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("interrupted: every opened role was unwound to its safe state")
