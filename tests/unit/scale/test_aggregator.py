@@ -22,6 +22,7 @@ def test_stations_ignoring_their_profiles_fail_the_judgement_with_the_interval_a
 
 
 @pytest.mark.scale
+@pytest.mark.timeout(1800)   # minutes on a shared machine; the default 300 s is for unit tests
 def test_one_thousand_stations_follow_the_fleet_plan():
     r = run_aggregator(1000, intervals=8, interval_wall_s=3.0)
     r.judge()

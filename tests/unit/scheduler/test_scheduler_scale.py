@@ -20,6 +20,7 @@ def _judge_time(seconds, goal):
 
 
 @pytest.mark.scale
+@pytest.mark.timeout(1800)   # minutes on a shared machine; the default 300 s is for unit tests
 @pytest.mark.parametrize("feeders", [0, 10])
 def test_ten_thousand_coupled_evs(feeders):
     site, evs = site_for(10_000), fleet(10_000)
@@ -31,6 +32,7 @@ def test_ten_thousand_coupled_evs(feeders):
 
 
 @pytest.mark.scale
+@pytest.mark.timeout(1800)   # minutes on a shared machine; the default 300 s is for unit tests
 def test_one_hundred_thousand_evs_on_a_local_dask_cluster():
     from v2g_bench.scheduler.distributed import plan_fleet_distributed
     site, evs = site_for(100_000), fleet(100_000)
