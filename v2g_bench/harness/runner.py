@@ -104,6 +104,15 @@ def case_line(i: int, total: int, verdict: str, nodeid: str, duration_s: float) 
     return f"[{i:>{width}}/{total or '?'}] {verdict.upper():<12} {nodeid} ({duration_s:.1f} s)"
 
 
+def middle_ellipsis(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    if width < 5:
+        return text[:max(width, 0)]
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+
 class ProgressPlugin:
     """Live progress: a rich bar with ETA on a terminal, plain lines elsewhere."""
 
@@ -134,6 +143,11 @@ class ProgressPlugin:
             line = case_line(len(self.done), self.tally.total, v, report.nodeid, self.tally.durations.get(report.nodeid, 0.0))
             if self.progress:
                 c = COLOURS.get(v, "dim")
+                width = self.progress.console.width
+                if len(line) > width:      # shorten the ID in its middle: the parameter id at its end matters
+                    line = case_line(len(self.done), self.tally.total, v,
+                                     middle_ellipsis(report.nodeid, len(report.nodeid) - (len(line) - width)),
+                                     self.tally.durations.get(report.nodeid, 0.0))
                 self.progress.console.print(f"[{c}]{escape(line)}[/{c}]", overflow="ellipsis", no_wrap=True, crop=True)
                 self.progress.update(self.task, advance=1, description=report.nodeid.split("::")[-1][:40])
             else:

@@ -46,6 +46,7 @@ def test_tty_shows_a_bar_with_eta_and_never_wraps_a_case_line():
     case_lines = [ln for ln in text.replace("\r", "\n").splitlines() if ln.startswith("[1/3]")]
     assert case_lines and all(len(ln) <= 70 for ln in case_lines)
     assert not any(ln.startswith("x" * 10) for ln in text.splitlines())     # no wrapped tail of the long ID
+    assert "…" in case_lines[0] and case_lines[0].endswith("xxx] (1.5 s)")   # cut in the middle: the param id stays
 
 
 def test_a_teardown_error_turns_only_a_pass_into_an_error():
