@@ -182,6 +182,10 @@ def _check_ratings(where: str, drv: Any, options: dict, limits: dict[str, float]
                           f"{rkey} = {rating[rkey]:g} ({source}) (fix: at most {rating[rkey]:g})")
 
 
+# An option named like a quantity (`watchdog_s`, `idle_power_w`) is a number: "2" or true there is a typo.
+_UNIT_SUFFIXES = ("_s", "_v", "_a", "_w", "_wh", "_hz", "_pct", "_ohm")
+
+
 def _check_role_options(where: str, drv: Any, options: dict, errors: list[str]) -> None:
     """Options are the driver's; a near-miss of a common role key is a typo (`timout_s`), and a driver
     that declares `option_keys` gets all others refused."""
@@ -189,6 +193,11 @@ def _check_role_options(where: str, drv: Any, options: dict, errors: list[str]) 
     for k, v in options.items():
         if isinstance(v, float) and not math.isfinite(v):
             errors.append(f"{where}.{k}: must be a finite number, got {v!r}")
+        elif k.endswith(_UNIT_SUFFIXES) and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            errors.append(f"{where}.{k}: must be a number in SI units (the name says so), got "
+                          f"{type(v).__name__} {v!r}"[:200])
+        elif k.endswith("_s") and v < 0:
+            errors.append(f"{where}.{k}: a time must be >= 0, got {v!r}")
         if declared is not None:
             if k not in declared:
                 known = set(declared) | set(ROLE_KEYS)

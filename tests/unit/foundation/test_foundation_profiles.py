@@ -297,3 +297,20 @@ def test_profile_check_cli_on_junk_prints_one_message_and_no_traceback(tmp_path)
 def test_bad_visa_resource_strings_say_what_is_wrong(tmp_path, resource, expect):
     _, msg = errors_of(tmp_path, GOOD_BENCH.replace("TCPIP0::10.0.0.5::5025::SOCKET", resource))
     assert f"roles.battery.resource: {resource!r} " in msg and expect in msg
+
+
+def test_profile_check_cli_prints_table_names_literally(tmp_path):
+    import os
+    import subprocess
+    import sys
+    other = write(tmp_path, "[actions]\nx = 1\n", "other.toml")
+    r = subprocess.run([sys.executable, "-m", "v2g_bench.cli", "profile", "check", str(other)],
+                       capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "300"})
+    assert r.returncode == 1 and "([bench] + [roles.*])" in r.stdout + r.stderr
+
+
+def test_options_named_like_quantities_must_be_numbers(tmp_path):
+    _, msg = errors_of(tmp_path, GOOD_BENCH.replace('driver = "rec_source"', 'driver = "rec_source"\nwatchdog_s = "2"'))
+    assert "roles.battery.watchdog_s: must be a number in SI units (the name says so), got str '2'" in msg
+    _, msg = errors_of(tmp_path, GOOD_BENCH.replace('driver = "rec_source"', 'driver = "rec_source"\nwatchdog_s = -1'))
+    assert "roles.battery.watchdog_s: a time must be >= 0, got -1" in msg
