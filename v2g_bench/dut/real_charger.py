@@ -66,8 +66,14 @@ class OcppCharger(RoleDriver):
                      ocpp_version: str | None = None, **_tls) -> dict:
         csms = self._csms()
         if self.station_id in csms.stations():
-            csms.trigger_message("BootNotification")
-            return {"connected": True, "how": "already connected: TriggerMessage(BootNotification)"}
+            # a fresh BootNotification: TriggerMessage may be refused once booted (2.0.1 F06.FR.17), then a Reset
+            ans = csms.trigger_message("BootNotification", station=self.station_id)
+            if str(ans.get("status")) == "Accepted":
+                return {"connected": True, "how": "already connected: TriggerMessage(BootNotification)"}
+            csms.reset("Immediate", station=self.station_id)
+            csms.wait_for_disconnect(self.station_id, timeout=self.connect_timeout_s)
+            csms.wait_for_station(self.station_id, timeout=self.connect_timeout_s)
+            return {"connected": True, "how": f"TriggerMessage {ans.get('status')}: Reset(Immediate), reconnected"}
         try:
             csms.wait_for_station(self.station_id, timeout=self.connect_timeout_s)
         except Exception as e:  # noqa: BLE001 - said as what the operator must fix
@@ -83,10 +89,10 @@ class OcppCharger(RoleDriver):
         problems = []
         opened = dict(getattr(roles, "opened", []) or [])
         csms = opened.get("csms")
-        if csms is not None:
+        if csms is not None and self.station_id in csms.stations():
             try:
-                for tx in getattr(csms.session(self.station_id), "open_transactions", lambda: [])():
-                    csms.request_stop_transaction(tx)
+                for tx in open_transactions(csms, self.station_id):
+                    csms.request_stop_transaction(tx, station=self.station_id)
             except Exception as e:  # noqa: BLE001 - the power check below is what matters
                 problems.append(f"RequestStopTransaction: {e}")
         analyzer = opened.get("analyzer")
@@ -104,3 +110,20 @@ class OcppCharger(RoleDriver):
 
     def close(self) -> None:
         return None
+
+
+def open_transactions(csms, station_id: str) -> list[str]:
+    """Transaction IDs the CSMS saw Started and not Ended from `station_id` (from its recorded frames)."""
+    open_: dict[str, None] = {}
+    for f in csms.frames:
+        if f.station != station_id or f.direction != "in" or f.action != "TransactionEvent" or f.msg_type != 2:
+            continue
+        p = f.payload or {}
+        tx = (p.get("transactionInfo") or {}).get("transactionId")
+        if tx is None:
+            continue
+        if p.get("eventType") == "Ended":
+            open_.pop(tx, None)
+        else:
+            open_[tx] = None
+    return list(open_)
