@@ -202,15 +202,18 @@ class OperatorPrompt(DutActions):
         return ActionResult(action, self.name, entry)
 
     def _ask(self, text: str) -> str:
-        with open(self.tty, "r+", buffering=1, encoding="utf-8") as tty:
-            tty.write(f"\n>>> OPERATOR: {text}\n    Enter when done, 's' + Enter if you cannot "
-                      f"(timeout {self.timeout_s:g} s): ")
-            tty.flush()
-            ready, _, _ = select.select([tty], [], [], self.timeout_s)
+        # a terminal is not seekable: raw reads and writes on its descriptor (the line discipline gives a line)
+        fd = os.open(self.tty, os.O_RDWR | os.O_NOCTTY)
+        try:
+            os.write(fd, (f"\n>>> OPERATOR: {text}\n    Enter when done, 's' + Enter if you cannot "
+                          f"(timeout {self.timeout_s:g} s): ").encode())
+            ready, _, _ = select.select([fd], [], [], self.timeout_s)
             if not ready:
-                tty.write("\n    (no answer: timed out)\n")
+                os.write(fd, b"\n    (no answer: timed out)\n")
                 return "timeout"
-            line = tty.readline().strip().lower()
+            line = os.read(fd, 1024).decode(errors="replace").strip().lower()
+        finally:
+            os.close(fd)
         return "unable" if line.startswith("s") else "done"
 
 
