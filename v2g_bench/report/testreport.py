@@ -21,6 +21,7 @@ from v2g_bench.errors import BenchError
 from v2g_bench.report.results import VERDICTS, Case, RunData, load_run
 
 HTML_NAME = "test-report.html"
+SUMS_NAME = "SHA256SUMS"        # `sha256sum -c SHA256SUMS` in the run folder checks the evidence the report cites
 PDF_NAME = "test-report.pdf"
 MAX_PLOTS = 24            # more plots than this stay in the Allure report (keeps the PDF a document)
 MAX_MESSAGE = 300
@@ -60,6 +61,8 @@ class ReportContext:
     plots: list[dict] = field(default_factory=list)
     plots_omitted: int = 0
     warnings: list[str] = field(default_factory=list)
+    evidence_digest: str = ""
+    evidence_files: int = 0
 
 
 def _short(s: str, n: int = MAX_MESSAGE) -> str:
@@ -210,6 +213,29 @@ def _deviations(c: Case) -> list[dict]:
     return out
 
 
+def write_sums(run_dir: Path) -> tuple[str, int]:
+    """SHA256SUMS over the run's results and evidence (not the reports built from them); returns the
+    SHA-256 of that file, which the report prints, so a signed report binds the evidence it rests on."""
+    import hashlib
+    skip = {SUMS_NAME, HTML_NAME, PDF_NAME}
+    lines = []
+    for f in sorted(p for p in run_dir.rglob("*") if p.is_file()):
+        rel = f.relative_to(run_dir)
+        if rel.parts[0] == "html" or rel.name in skip or rel.name.startswith("compare-") or rel.suffix == ".tmp":
+            continue
+        h = hashlib.sha256()
+        try:
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError:
+            continue
+        lines.append(f"{h.hexdigest()}  {rel.as_posix()}")
+    text = "\n".join(lines) + "\n"
+    (run_dir / SUMS_NAME).write_text(text)
+    return hashlib.sha256(text.encode()).hexdigest(), len(lines)
+
+
 def render_html(ctx: ReportContext) -> str:
     from jinja2 import Environment, FileSystemLoader, select_autoescape
     env = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
@@ -239,6 +265,11 @@ def build_test_report(run_dir: str | Path, *, pdf: bool = True, out_dir: Path | 
         raise BenchError(f"{run_dir} does not exist", fix="give a run folder under reports/runs, or 'latest'")
     out_dir = Path(out_dir) if out_dir else (run.path if run.path.is_dir() else run_dir)
     ctx = context_from(run)
+    if run.path.is_dir():
+        try:
+            ctx.evidence_digest, ctx.evidence_files = write_sums(run.path)
+        except OSError as e:
+            ctx.warnings.append(f"could not write {SUMS_NAME}: {e}")
     html = render_html(ctx)
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path = out_dir / HTML_NAME

@@ -107,3 +107,18 @@ def test_the_engines_pics_pixit_document_is_rendered(two_runs, tmp_path):
     assert "ratings.discharge.power_max_w" in html                                # ratings
     assert "V2G_EVCC_Msg_Timeout_s" in html and "test_case[TC_K_101_CS]" in html  # PIXIT used, by which case
     assert "would loosen the normative 5 s" in html                               # the engine's deviation
+
+
+def test_the_report_binds_the_evidence_by_sha256(two_runs, tmp_path):
+    import hashlib
+    import subprocess
+    _, first, _, _ = two_runs
+    run = tmp_path / first.name
+    shutil.copytree(first, run)
+    html = build_test_report(run, pdf=False)[0].read_text()
+    sums = (run / "SHA256SUMS").read_text()
+    assert hashlib.sha256(sums.encode()).hexdigest() in html
+    assert "run.json" in sums and "junit.xml" in sums and "/capture.pcap" in sums and "test-report" not in sums
+    assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=run).returncode == 0
+    next(run.glob("evidence/*/capture.pcap")).write_bytes(b"tampered")
+    assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=run, capture_output=True).returncode != 0
