@@ -111,3 +111,16 @@ def test_board_watchdog_unplugs_when_the_host_goes_silent(evio, board_lab):
     while board_lab.board.plug and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not board_lab.board.plug and board_lab.plant.pilot.reading().state == "A"
+
+
+def test_unplugging_the_board_returns_the_lab_to_protocol_only(evio, board_lab):
+    """With the relay open the board is off the inlet: the pilot is no longer driven, so a protocol-only EV
+    session (no CP) may energize again, as before the board was used; while plugged in B it may not."""
+    plant = board_lab.plant
+    evio.plug_in(state="B")
+    board_lab.call(plant.set_contactor, True)
+    assert plant.pilot.driven and not plant.state().contactor_closed
+    evio.unplug()
+    assert not plant.pilot.driven
+    board_lab.call(plant.set_contactor, True)
+    assert plant.state().contactor_closed

@@ -203,6 +203,17 @@ class SerialBoard:
         pilot = self.plant.pilot
         st = self.applied_state()
         before = pilot.reading().ev_state
+        if not self.plug and not self.estop:
+            # relay open: the board is off the inlet. The charger sees A; then the line is no longer driven by
+            # a board, so the lab's protocol-only tests (no CP at all) run as before it was plugged
+            if pilot.driven:
+                self._event("CP", "A")
+                pilot.set_ev_state("A")
+                pilot.release()
+            elif not self.events:
+                self._event("CP", "A")
+            self._check_hv()
+            return
         if st != before or not self.events:
             self._event("CP", st)        # stamped when the board switches, before the charger can react
         pilot.set_pp(self.pp if self.plug and not self.estop else None)
