@@ -81,11 +81,12 @@ def report(
     compare: Optional[List[str]] = typer.Option(None, "--compare", help="Compare two runs: --compare RUN_A --compare RUN_B "
                                                 "(or --compare RUN_A alone: against the given/latest run)."),
     list_runs: bool = typer.Option(False, "--list", help="List the runs in the reports folder."),
+    dut: Optional[Path] = typer.Option(None, "--dut", help="Say so on the report if the run is of another DUT than this profile's."),
 ):
     """Reports of a run: the Allure HTML, the signable test report (HTML + PDF); or compare two runs."""
     from v2g_bench.report.command import report_command
     raise typer.Exit(report_command(run=run, reports=reports, results=results, out=out, allure=allure, pdf=pdf,
-                                    compare=list(compare or []), list_runs=list_runs, console=console))
+                                    compare=list(compare or []), list_runs=list_runs, console=console, dut=dut))
 
 
 profile_app = typer.Typer(help="Bench and DUT profiles.", no_args_is_help=True)

@@ -273,6 +273,114 @@ def patch_secc_keep_ac_limits() -> None:
     EVSEDataContext.update_dc_charge_parameters_v20 = update_dc_charge_parameters_v20
 
 
+def patch_secc_session_end() -> None:
+    """A second stop for a peer whose session was already ended (the EV reconnected from the same
+    address before the old session's stop was processed) makes `end_current_session` raise KeyError
+    from its `finally` (del comm_sessions[ip]) BEFORE it resumes the paused SDP server; the caller
+    swallows the KeyError, so the SECC never answers SDP again (no TCP server either): a dead
+    charger until restart. Found by the fuzz/soak of the lab SECC. Finish the clean-up instead."""
+    from iso15118.secc.comm_session_handler import CommunicationSessionHandler
+
+    if getattr(CommunicationSessionHandler.end_current_session, "_v2g_bench_patched", False):
+        return
+    original = CommunicationSessionHandler.end_current_session
+
+    @functools.wraps(original)
+    async def end_current_session(self, peer_ip_address, session_stop_action):
+        try:
+            await original(self, peer_ip_address, session_stop_action)
+        except KeyError:
+            self.tcp_server_handler = None
+            self._current_peer_ip = None
+            if self.udp_server:
+                self.udp_server.resume_udp_server()
+
+    end_current_session._v2g_bench_patched = True
+    CommunicationSessionHandler.end_current_session = end_current_session
+
+
+def patch_session_closes_its_connection() -> None:
+    """A communication session whose task is cancelled (the SECC ends the previous session of the same
+    EV address while a new one already runs) never closes its TCP connection. On Python >= 3.12
+    `Server.wait_closed()` waits for every connection, and the SECC awaits it (in the one task that
+    also serves SDP) when it ends a session or restarts its TCP server for the next SDP request: one
+    orphaned connection blocks that task for good and the charger never answers SDP again (found by
+    the fuzz campaign in seconds; seen once after ~20 min of malformed V2GTP). Close the connection
+    whenever the session task ends, cancelled or not."""
+    from iso15118.shared.comm_session import V2GCommunicationSession
+
+    if getattr(V2GCommunicationSession.start, "_v2g_bench_patched", False):
+        return
+    original = V2GCommunicationSession.start
+
+    @functools.wraps(original)
+    async def start(self, timeout):
+        try:
+            return await original(self, timeout)
+        finally:
+            writer = getattr(self, "writer", None)
+            if writer is not None and not writer.is_closing():
+                writer.close()
+
+    start._v2g_bench_patched = True
+    V2GCommunicationSession.start = start
+
+
+def patch_secc_bounded_cancel(limit_s: float = 2.0) -> None:
+    """The SECC's one notification task (TCP clients, SDP, session ends) cancels its TCP server task
+    and awaits it; that task awaits `Server.wait_closed()`, which on Python >= 3.12 waits for every
+    open connection - including a client accepted just before, whose notification sits behind in
+    the same queue: a deadlock, after which SDP is never answered again (found by the fuzz
+    campaign). Cancel, wait at most `limit_s`, go on (the server's socket is closed at once; the
+    task ends when its last connection does). Also accept None (the stack passes it after a first
+    end and then skips the rest of the clean-up)."""
+    import iso15118.secc.comm_session_handler as csh
+
+    if getattr(csh.cancel_task, "_v2g_bench_patched", False):
+        return
+
+    async def cancel_task(task):
+        if task is None:
+            return
+        task.cancel()
+        await asyncio.wait({task}, timeout=limit_s)
+
+    cancel_task._v2g_bench_patched = True
+    csh.cancel_task = cancel_task
+
+
+async def keep_sdp_answering(handler, period_s: float = 1.0) -> None:
+    """Watchdog for the SECC's SDP service. The stack pauses its UDP (SDP) server while a TCP client
+    is connected and resumes it when that session's StopNotification is processed; when sessions of
+    one EV address overlap (an EV that reconnects fast, or malformed V2GTP ending sessions early),
+    a session task can be cancelled by another session's end before it reports its own end. Then
+    SDP stays paused with no live session and no TCP server: the charger never answers an EV again
+    (seen after ~20 min of malformed V2GTP; the fuzz campaign hits it in seconds). Two checks in a
+    row with SDP paused and no running session task: close the orphaned connections, resume SDP."""
+    log = logging.getLogger("v2g_bench.ev.compat")
+    strikes = 0
+    while True:
+        await asyncio.sleep(period_s)
+        udp = getattr(handler, "udp_server", None)
+        sessions = getattr(handler, "comm_sessions", {}) or {}
+        if udp is None or not getattr(udp, "pause_server", False) or \
+                any(not task.done() for _, task in list(sessions.values())):
+            strikes = 0
+            continue
+        strikes += 1
+        if strikes < 2:
+            continue
+        strikes = 0
+        for sess, _ in list(sessions.values()):
+            writer = getattr(sess, "writer", None)
+            if writer is not None and not writer.is_closing():
+                writer.close()
+        log.warning("SECC: SDP was left paused with no live session (iso15118 session hand-over defect); "
+                    "resuming it")
+        handler._current_peer_ip = None
+        udp.resume_udp_server()
+
+
 # --- all of them ---------------------------------------------------------------------------------
 
 def apply_all(*, stop_delay_s: float = 0.05) -> None:
@@ -287,4 +395,7 @@ def apply_all(*, stop_delay_s: float = 0.05) -> None:
         patch_evcc_no_pnc_without_tls()
         patch_framing()
         patch_secc_keep_ac_limits()
+        patch_secc_session_end()
+        patch_session_closes_its_connection()
+        patch_secc_bounded_cancel()
         _applied = True

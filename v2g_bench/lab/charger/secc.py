@@ -442,11 +442,14 @@ class SeccService:
     plant: Any
     iface: str
     _stopped: bool = field(default=False)
+    watchdog: Any = None
 
     async def stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
+        if self.watchdog is not None:
+            self.watchdog.cancel()
         self.task.cancel()
         await asyncio.wait({self.task}, timeout=3.0)
         for srv in (getattr(self.handler, "tcp_server_handler", None),):
@@ -537,6 +540,7 @@ async def start_service(plant, cfg: dict, ctx) -> SeccService:
     task = asyncio.ensure_future(handler.start(iface))
     await asyncio.sleep(0)
     service = SeccService(controller, handler, task, plant, iface)
+    service.watchdog = asyncio.ensure_future(compat.keep_sdp_answering(handler))   # stack defect, see there
     if ctx is not None and isinstance(getattr(ctx, "ready", None), dict):
         # the ready file tells the harness (and EVEmulator.open) where the wire is
         ctx.ready["iso15118"] = {"secc_iface": iface, "ev_iface": cfg.get("ev_iface"),
