@@ -26,7 +26,9 @@ def shared_lab(workdir: Path):
     global _lab
     if _lab is None or not _lab.alive():
         from v2g_bench.harness.labproc import start_lab
-        _lab = start_lab(workdir=workdir / "lab", timeout_s=120)
+        # the simulated station too (it connects only when the station target asks it to)
+        _lab = start_lab(workdir=workdir / "lab", timeout_s=120,
+                         overrides={"services.station.enabled": "true", "services.station.ocpp_version": '"2.0.1"'})
         atexit.register(stop_shared_lab)
     return _lab
 
