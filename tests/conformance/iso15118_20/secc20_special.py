@@ -292,10 +292,11 @@ def _auth_setup_consistent(body, ctx):
     services = body.get("AuthorizationServices") or []
     services = services if isinstance(services, list) else [services]
     offered = {str(x) for x in services}
+    # the EIM element is empty in the schema: its presence is the key, not a value
     if "PnC" in offered:
-        if not body.get("PnC_ASResAuthorizationMode"):
+        if "PnC_ASResAuthorizationMode" not in body:
             return f"PnC offered ({sorted(offered)}) without the PnC element (GenChallenge)"
-    elif not body.get("EIM_ASResAuthorizationMode") and "EIM" in offered:
+    elif "EIM" in offered and "EIM_ASResAuthorizationMode" not in body:
         return "only EIM offered but no EIM element"
     claimed = {a.upper() for a in ctx.dut_profile.auth}
     unclaimed = {o for o in offered if o.upper() not in claimed}

@@ -89,15 +89,15 @@ def enable(name: str, **params) -> dict:
         raise BenchError(f"defect {name!r} has no parameter(s) {sorted(unknown)}", where="secc.defect",
                          fix=f"its parameters: {sorted(allowed) or 'none'}")
     values = {**allowed, **params}
-    for k in ("seconds", "factor", "kbytes"):
+    for k, hi in (("seconds", 120), ("factor", 120), ("kbytes", 65536)):
         if k in values:
             try:
                 values[k] = float(values[k])
             except (TypeError, ValueError):
                 raise BenchError(f"defect {name!r}: {k} must be a number, got {values[k]!r}",
                                  where="secc.defect") from None
-            if not 0 <= values[k] <= 120:
-                raise BenchError(f"defect {name!r}: {k} {values[k]:g} out of 0..120", where="secc.defect")
+            if not 0 <= values[k] <= hi:
+                raise BenchError(f"defect {name!r}: {k} {values[k]:g} out of 0..{hi}", where="secc.defect")
     install()
     with _lock:
         _active[name] = values
