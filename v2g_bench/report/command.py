@@ -21,7 +21,7 @@ def _resolve(reports: Path, spec: str | None) -> Path:
 
 
 def report_command(*, run: str | None, reports: Path, results: Path | None, out: Path | None, allure: bool,
-                   pdf: bool, compare: list[str], list_runs: bool, console: Console) -> int:
+                   pdf: bool, compare: list[str], list_runs: bool, console: Console, dut: Path | None = None) -> int:
     from v2g_bench.report.results import load_run
     reports = Path(reports)
     if list_runs:
@@ -56,7 +56,12 @@ def report_command(*, run: str | None, reports: Path, results: Path | None, out:
     if not run_dir.exists():
         raise BenchError(f"no Allure results in {run_dir}: the folder does not exist",
                          fix="give a run folder (reports/runs/<id>, 'v2g-bench report --list') or an Allure results folder")
-    data = load_run(run_dir, with_figures=False)
+    expected = None
+    if dut is not None:
+        from v2g_bench.profiles import load_dut
+        d = load_dut(dut)
+        expected = runs.dut_key(d.vendor, d.model, d.serial)
+    data = load_run(run_dir, with_figures=False, expected_dut=expected)
     for w in data.warnings:
         console.print(f"[yellow]note:[/yellow] {escape(w)}", soft_wrap=True)
     # --out DIR: everything there; else a run's own folder (a bare results folder: beside it)
@@ -71,6 +76,6 @@ def report_command(*, run: str | None, reports: Path, results: Path | None, out:
             console.print(f"[yellow]no Allure HTML:[/yellow] {escape(str(e))}", soft_wrap=True)
             code = 2
     from v2g_bench.report.testreport import build_test_report
-    paths = build_test_report(run_dir, pdf=pdf, out_dir=report_dir)
+    paths = build_test_report(run_dir, pdf=pdf, out_dir=report_dir, expected_dut=expected)
     console.print("test report: " + ", ".join(str(p) for p in paths), soft_wrap=True)
     return code

@@ -32,3 +32,11 @@ def test_compare_of_a_missing_run_says_so(two_runs):
     reports, first, _, _ = two_runs
     res = cli("report", "--reports", str(reports), "--compare", first.name, "--compare", "20990101")
     assert res.returncode == 2 and "no run '20990101'" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_compare_of_two_duts_warns(two_runs):
+    _, first, second, _ = two_runs
+    a, b = load_run(first), load_run(second)
+    b.manifest = {**b.manifest, "dut": {**b.manifest["dut"], "key": "ACME-BiDi-50-SN42", "firmware": "2.0"}}
+    cmp = compare_runs(a, b)
+    assert cmp.warnings[0].startswith("the runs are of different DUTs") and cmp.firmware_b == "2.0"

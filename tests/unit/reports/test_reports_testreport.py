@@ -122,3 +122,24 @@ def test_the_report_binds_the_evidence_by_sha256(two_runs, tmp_path):
     assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=run).returncode == 0
     next(run.glob("evidence/*/capture.pcap")).write_bytes(b"tampered")
     assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=run, capture_output=True).returncode != 0
+
+
+def test_report_for_another_dut_says_so(two_runs, tmp_path):
+    _, first, _, _ = two_runs
+    run = tmp_path / first.name
+    shutil.copytree(first, run)
+    other = tmp_path / "other.dut.toml"
+    other.write_text(DEFAULT_DUT_TEXT().replace('serial = "VLAB-0001"', 'serial = "OTHER-42"'))
+    res = cli("report", str(run), "--no-allure", "--no-pdf", "--dut", str(other))
+    assert res.returncode == 0, res.stderr
+    import html
+    page = html.unescape((run / "test-report.html").read_text())
+    assert "these results are from DUT 'v2g-bench-Virtual_bidirectional_DC_charger-VLAB-0001', not " \
+           "'v2g-bench-Virtual_bidirectional_DC_charger-OTHER-42'" in page
+
+
+def DEFAULT_DUT_TEXT() -> str:
+    from v2g_bench.profiles import DEFAULT_DUT
+    text = DEFAULT_DUT.read_text()
+    assert 'serial = "VLAB-0001"' in text
+    return text
