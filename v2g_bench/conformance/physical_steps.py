@@ -102,6 +102,7 @@ def cp_energized(req="IEC61851-1:A.2"):
             if ctx.has_role("plc"):
                 r = ctx.role("plc").match()
                 ctx.attach("SLAC", {"matched": r.matched, "evse_mac": r.evse_mac, "s": r.duration_s})
+            _ = ctx.dc_link                 # the battery emulator holds the DC link (precharge needs its voltage)
             io.set_cp("C")
             ev = ctx.role("ev")
             from v2g_bench.ev.model import Phase
@@ -224,6 +225,7 @@ def slac_wrong_run_id_refused():
 def session_over_link():
     def run(ctx):
         from v2g_bench.ev.model import Phase
+        _ = ctx.dc_link                     # the battery emulator holds the DC link (precharge needs its voltage)
         if ctx.has_role("ev_io"):
             ctx.role("ev_io").set_cp("C")
         res = ctx.role("ev").run_session(plan=[Phase(3000, 2.0), Phase(-3000, 2.0)], timeout=60)
@@ -253,6 +255,7 @@ def chademo_reset():
 def chademo_charges(current_a: float = 20.0, req="V2GB-CHADEMO-01"):
     def run(ctx):
         ev = ctx.role("chademo")
+        _ = ctx.dc_link                     # the battery emulator plays the EV battery on the DC link
         ev.start(current_a, max_discharge_a=15.0)
         try:
             s = ev.wait_charger(lambda s, d: s["ChargerStatus"] == 1, timeout_s=10.0, what="H'109.5.0 = 1")

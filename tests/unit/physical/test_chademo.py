@@ -133,6 +133,7 @@ class _Ctx:
     def __init__(self, ev, analyzer, ctl):
         self.roles = {"chademo": ev}
         self.analyzer = analyzer
+        self.dc_link = None                  # the lab's battery emulator output is on from its start
         self.dut = types.SimpleNamespace(op=lambda name, **kw: ctl.call(name, **kw))
         self.vars = {}
 
