@@ -94,6 +94,7 @@ class Islanding:
             return setpoint_w
         if self.lost_at is None:
             self.lost_at = t
+            plant._p = 0.0                       # the inverter trips at once on the loss (anti-islanding)
         if t - self.lost_at < self.transfer_s:
             return 0.0                           # switching over: the house is dark, the stage idles
         share = self.site.home_load_w(t) / max(1, len(self.site.backup))
@@ -243,6 +244,7 @@ class Site:
             m = p.measure("analyzer")
             s = p.state()
             rows.append({"t": m.t, "dc_w": m.dc_power_w, "ac_w": m.ac_power_w, "freq_hz": m.freq_hz,
+                         "dc_v": m.dc_voltage_v,
                          "ac_v": m.ac_voltage_v, "soc": s.soc, "dc_import_wh": s.dc_import_wh,
                          "dc_export_wh": s.dc_export_wh, "ac_import_wh": s.ac_import_wh,
                          "ac_export_wh": s.ac_export_wh})

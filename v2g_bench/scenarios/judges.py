@@ -213,11 +213,16 @@ def judge_run(rec: RunRecord, dut: dict) -> ScenarioVerdict:
         e_out = np.diff(counter_at(t, arr["dc_out_wh"][:, i], edges)) / 1000.0
         k = np.arange(in_k0, in_k0 + e_in.size)
         p_cmd = step_energy_kwh(cmd, edges)
-        cost_meas += float(np.sum(e_in * imp[k] - e_out * exp[k]))
-        cost_plan += float(np.sum(np.where(p_cmd > 0, p_cmd * imp[k], p_cmd * exp[k])))
         # the DUT's energy accuracy on every interval, plus what a late change (latency) shifts across a slot
         # boundary where the price changes: a lateness moves energy in time, it must not lose it
         price = np.where(p_cmd >= 0, imp[k], exp[k])
+        gl = rec.events.get("grid_loss")
+        if gl:
+            # islanded, nothing crosses the meter: the outage's intervals are not billed (either way)
+            billed = (edges[1:] <= gl["at_s"]) | (edges[:-1] >= gl["until_s"])
+            e_in, e_out, p_cmd, price = e_in * billed, e_out * billed, p_cmd * billed, price * billed
+        cost_meas += float(np.sum(e_in * imp[k] - e_out * exp[k]))
+        cost_plan += float(np.sum(np.where(p_cmd > 0, p_cmd * imp[k], p_cmd * exp[k])))
         allow_cost += energy_rel * float(np.sum(np.abs(p_cmd * price)))
         cmd_at_edges = cmd.at(edges[:-1])
         dp = np.abs(np.diff(cmd_at_edges)) / 1000.0

@@ -50,11 +50,14 @@ class RunOptions:
     # stalls of 2 shared, loaded cores (0.15 s seen): x time_scale in plant time
     latency_s: float = 0.25
     ocpp_version: str = "2.0.1"
+    command: str = "ocpp"                # "ocpp": TxProfiles via the CSMS; "modbus": the bench is the site's energy
+    #                                      manager and writes the charger's current setpoint each slot (Quasar map)
     control_interval_s: float = 0.02     # the lab station's control tick in compressed runs
     max_evses: int | None = None         # cap for very large fleets: a slice of the site (see site_slice)
     lead_s: float = 2.0                  # wall seconds between the profiles and the plan's first slot
     big_site_evses: int = 10             # above this many EVSEs: coarser station tick and plant steps, at most x450
     big_site_time_scale: float = 450.0
+    event_time_scale: float = 300.0      # with an event to time the plant steps 0.1 s: x900 overloads the lab
     evse_timeout_s: float = 30.0
 
     def period_for(self, sc: Scenario) -> float:
@@ -63,20 +66,22 @@ class RunOptions:
     def big(self, sc: Scenario) -> bool:
         return len(sc.evs[: self.max_evses] if self.max_evses else sc.evs) > self.big_site_evses
 
-    def factor_for(self, sc: Scenario) -> float:
-        """The compression actually used: at most the requested one, fine enough for the scenario's fastest judged
-        time (frequency activation delay, backup transfer) to span >= 4 samples, and dt_s / factor whole seconds.
-        A big site (one lab process integrating every plant) gets at most big_site_time_scale."""
+    def finest_s(self, sc: Scenario) -> float:
+        """The scenario's fastest judged time (frequency activation delay, backup transfer), plant seconds."""
         finest = math.inf
-        if self.big(sc):
-            finest = self.big_site_time_scale * 4 * self.period_for(sc)
-        fr = sc.frequency_response
-        if fr:
-            finest = min(finest, float(fr.get("activation_delay_max_s", 2.0)))
+        if sc.frequency_response:
+            finest = min(finest, float(sc.frequency_response.get("activation_delay_max_s", 2.0)))
         if sc.grid_loss:
             finest = min(finest, float(sc.grid_loss["transfer_time_max_s"]))
-        limit = (min(self.time_scale, finest / (4 * self.period_for(sc))) if math.isfinite(finest)
-                 else self.time_scale)
+        return finest
+
+    def factor_for(self, sc: Scenario) -> float:
+        """The compression actually used: at most the requested one (events are timed by the lab's analyzer memory
+        on the plant clock, so they do not limit it) with dt_s / factor whole seconds; a big site (one lab process
+        integrating every plant) gets at most big_site_time_scale."""
+        limit = min(self.time_scale, self.big_site_time_scale) if self.big(sc) else self.time_scale
+        if math.isfinite(self.finest_s(sc)):
+            limit = min(limit, self.event_time_scale)
         dt_s = int(sc.site.dt_s)
         candidates = [dt_s / k for k in range(1, dt_s + 1) if dt_s % k == 0 and dt_s / k <= limit + 1e-9]
         return max(max(candidates), 1.0)
@@ -348,6 +353,42 @@ class SiteSession:
 
 # ------------------------------------------------------------------------------------------ run
 
+class LocalControl:
+    """EVSE 1's local power control over Modbus TCP (the Wallbox Quasar map, see lab/frontends/modbus.py):
+    remote control on, start, then a signed DC current setpoint in A per slot."""
+    REMOTE, STARTSTOP, CURRENT = 0x51, 0x101, 0x102
+
+    def __init__(self, port: int):
+        from pymodbus.client import ModbusTcpClient
+        self.client = ModbusTcpClient("127.0.0.1", port=port, timeout=3)
+        if not self.client.connect():
+            raise BenchError("cannot connect to the charger's Modbus TCP port", where=f"127.0.0.1:{port}")
+        self._write(self.REMOTE, 1)
+        self._write(self.CURRENT, 0)
+        self._write(self.STARTSTOP, 1)
+
+    def _write(self, addr: int, value: int) -> None:
+        r = self.client.write_register(addr, value & 0xFFFF, device_id=1)
+        if r.isError():
+            from v2g_bench.errors import Nonconformance
+            raise Nonconformance(f"the charger refused Modbus write {value} to {addr:#06x}: {r}", req="V2GB-LC-01")
+
+    def set_current(self, amps: float) -> int:
+        a = int(round(amps))
+        self._write(self.CURRENT, a)
+        return a
+
+    def close(self) -> None:
+        try:
+            self._write(self.CURRENT, 0)
+            self._write(self.STARTSTOP, 2)
+            self._write(self.REMOTE, 0)
+        except Exception:                    # closing on the way out of an error: the lab stops its outputs anyway
+            pass
+        finally:
+            self.client.close()
+
+
 def station_ids(session: SiteSession) -> list[str]:
     return session.csms.stations
 
@@ -374,10 +415,13 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
     if b <= a:
         raise ScenarioNotApplicable("no interval to play (no EV is plugged in inside the horizon)")
     n = len(evs)
+    if opts.command == "modbus" and n != 1:
+        raise ScenarioNotApplicable(f"local control (Modbus) commands one charger; the scenario has {n} EVs")
     w0 = a * site.dt_s                      # plan seconds at the first played slot
     notes = [n_ for n_ in (slice_note,) if n_] + [
              f"plan slots of {site.dt_s:g} s played in {slot_s} s: time compressed x{factor:g}",
-             f"window {sc.clock(w0)} .. {sc.clock(b * site.dt_s)} ({b - a} slots), {n} EVSE(s), OCPP {opts.ocpp_version}"]
+             f"window {sc.clock(w0)} .. {sc.clock(b * site.dt_s)} ({b - a} slots), {n} EVSE(s), "
+             f"{'Modbus local control' if opts.command == 'modbus' else 'OCPP ' + opts.ocpp_version}"]
     workdir = Path(workdir)
     csms = CSMSEmulator({"security_profile": 1, "password": PASSWORD, "record_path": str(workdir / "ocpp-frames.jsonl"),
                          "retain_frames": 2000}, pki_dir=str(workdir / "pki")).start()
@@ -389,9 +433,13 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
         with running_lab(workdir=workdir / "lab", overrides=lab_overrides(n, opts, sc, evs, ratings),
                          timeout_s=60) as lab:
             ss = SiteSession(lab, csms, n, opts.ocpp_version, opts.evse_timeout_s)
+            local = None
             try:
-                ss.connect_all()
-                log(f"{n} station(s) connected, transactions started")
+                if opts.command == "modbus":
+                    local = LocalControl(lab.ports["modbus"])
+                else:
+                    ss.connect_all()
+                    log(f"{n} station(s) connected, transactions started")
                 # the battery emulator plays each EV
                 for i, ev in enumerate(evs, start=1):
                     cap = sc.battery_kwh.get(ev.name, ev.capacity_kwh)
@@ -409,6 +457,10 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                 soc0 = {ev.name: plan.ev(ev.name).soc_kwh[a] for ev in evs}
                 for i, ev in enumerate(evs):
                     p_kw = plan.ev(ev.name).power_kw[a:b]
+                    if local is not None:               # written slot by slot in the loop below
+                        commanded.append(Commanded([w0 + k * site.dt_s for k in range(b - a)],
+                                                   [float(x) * 1000.0 for x in p_kw], b * site.dt_s))
+                        continue
                     periods = schedule_periods(np.append(p_kw, 0.0), slot_s, lead)   # 0 W after the window
                     prof = build_profile(csms, ss.stations[i], opts.ocpp_version, 100 + i, ss.tx[i], periods, now_utc,
                                          lead + (b - a + 1) * slot_s)
@@ -463,12 +515,23 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                 trace = Trace()
                 end_plant = plant_at(b * site.dt_s)
                 # the analyzer's memory on plant time: no sample is lost to a stall of the bench or the lab
-                period = min(site.dt_s / (120 if n <= 10 else 30), 2.0 * factor * opts.period_for(sc))
+                period = min(site.dt_s / (120 if n <= 10 else 30), opts.finest_s(sc) / 10)
                 ss.ctl.call("site.record", period_s=period, start_t=t0_plant - 2 * period)
                 deadline = time.monotonic() + (end_plant - t0_plant) / factor + lead + 30
                 log(f"playing {b - a} slots x {slot_s} s (x{factor:g}) ...")
                 k_next = 0
+                slot_written = -1
                 while True:
+                    if local is not None:
+                        j = int(math.floor((time.monotonic() - t0_mono) / slot_s))
+                        if j > slot_written and j < b - a:
+                            # the energy manager's write for slot j: amps at the present DC voltage (what the
+                            # charger is asked for, rounded to its 1 A register, is what it is judged against)
+                            v = float(ss.ctl.call("site.measure")["evse"][0]["dc_v"])
+                            want = commanded[0].power_w[j]
+                            amps = local.set_current(want / max(v, 1.0))
+                            commanded[0].power_w[j] = amps * v
+                            slot_written = j
                     if time.monotonic() > deadline:
                         raise BenchError("the lab's plant clock did not reach the end of the window in time",
                                          where="scenario runner")
@@ -512,13 +575,16 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                         notes.append(f"tariff re-published at {sc.clock(at_s)}: re-planned from {sc.clock(k * site.dt_s)}")
                     time.sleep(opts.period_for(sc))
             finally:
+                if local is not None:
+                    local.close()
                 ss.close()
     finally:
         csms.close()
     wall = time.perf_counter() - t_wall0
     return RunRecord(scenario=sc, plan=plan, plans=plans, evs=evs, window=(w0, b * site.dt_s), time_scale=factor,
                      trace=trace, commanded=commanded, prices=(imp, exp), wall_s=wall, scheduler_s=scheduler_s,
-                     ocpp_version=opts.ocpp_version, latency_plant_s=opts.latency_s * factor, notes=notes,
+                     ocpp_version=opts.ocpp_version if opts.command == "ocpp" else "Modbus",
+                     latency_plant_s=opts.latency_s * factor, notes=notes,
                      events=events)
 
 

@@ -53,7 +53,8 @@ def run(ctx):
     dut = ctx.dut_profile
     opts = RunOptions(time_scale=float(os.environ.get("V2G_SCENARIO_TIME_SCALE", "900")),
                       ocpp_version=ctx.version or "2.0.1",
-                      max_evses=int(os.environ.get("V2G_SCENARIO_MAX_EVSES", "12")) or None)
+                      max_evses=int(os.environ.get("V2G_SCENARIO_MAX_EVSES", "12")) or None,
+                      command="modbus" if ctx.case.id.endswith("-LOCAL") else "ocpp")
     work = Path(tempfile.mkdtemp(prefix="v2g-scenario-"))      # the lab and the CSMS's PKI: not evidence
     try:
         try:
@@ -118,6 +119,9 @@ CASES = [
                   (*BASE, "frequency"), covers=("Q08.FR.01",), requires=("DC_BPT", "FrequencyResponse")),
     scenario_case("SCN-V2H-BACKUP", "v2h-backup", "V2H: grid loss -> the house served within 2 s, reserve kept",
                   (*BASE, "backup"), requires=("DC_BPT", "Backup")),
+    # the same V2H use case commanded by the site's energy manager over Modbus local control (Quasar-like DUTs)
+    scenario_case("SCN-V2H-LOCAL", "v2h-backup", "V2H over Modbus local control: grid loss -> the house served",
+                  (*BASE, "backup"), covers=("V2GB-LC-01",), requires=("DC_BPT", "LocalControl", "Backup"), versions=()),
     scenario_case("SCN-CYCLING", "battery-cycling-20-80", "20-80 % cycling: throughput and degradation reported",
                   (*BASE, "cycling"), requires=("DC_BPT",)),
 ]
