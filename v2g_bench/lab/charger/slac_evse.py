@@ -100,11 +100,24 @@ class PlcModems:
             log.warning("PLC modem emulation could not send: %s", e)
 
 
+def import_pyslac():
+    """pyslac's modules call logging.basicConfig(level=DEBUG) on import: undo that on the root logger, so the
+    process (a test worker, the lab) keeps its own logging level and handlers."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    import pyslac.session as ps
+    for h in list(root.handlers):
+        if h not in handlers:
+            root.removeHandler(h)
+    root.setLevel(level)
+    return ps
+
+
 class SlacEvseService:
     """pyslac's EVSE session on the SECC interface, driven by the control pilot."""
 
     def __init__(self, plant, iface: str, cfg: dict):
-        import pyslac.session as ps
+        ps = import_pyslac()
         from pyslac.environment import Config
         from pyslac.enums import Timers
 
