@@ -226,7 +226,8 @@ def plan_scenario(sc: Scenario, evs: list[EVRequest], site: Site | None = None) 
     try:
         return Scheduler().plan(site or sc.site, evs)
     except InfeasibleSchedule as e:
-        raise ScenarioNotApplicable(f"the plan is infeasible for this DUT's ratings: {e.what}") from None
+        why = e.reasons[0] + (f" (and {len(e.reasons) - 1} more like it)" if len(e.reasons) > 1 else "")
+        raise ScenarioNotApplicable(f"the plan is infeasible for this DUT's ratings: {why}") from None
 
 
 def play_window(sc: Scenario, plan: Plan, evs: list[EVRequest]) -> tuple[int, int]:
