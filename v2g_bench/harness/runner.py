@@ -66,6 +66,7 @@ class Tally:
     durations: dict[str, float] = field(default_factory=dict)
     total: int = 0
     interrupted: str | None = None                             # the test the operator interrupted
+    deselected: int = 0                                        # by -k/-m, or slow cases without --run-slow
 
     def record(self, report) -> None:
         d = float(getattr(report, "duration", 0) or 0)
@@ -130,6 +131,9 @@ class ProgressPlugin:
 
     def pytest_collection_finish(self, session):
         self._set_total(len(session.items))
+
+    def pytest_deselected(self, items):
+        self.tally.deselected += len(items)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node, ids):
@@ -286,7 +290,8 @@ def run_suite(*, bench=None, dut=None, keyword=None, markexpr=None, suite=(), wo
     manifest["run_id"] = run_dir.name
     manifest["build_order"] = int((runs.read_manifest(previous[0]) or {}).get("build_order") or 0) + 1 if previous else 1
     manifest["previous_run"] = previous[0].name if previous else None
-    manifest["selection"] = {"k": keyword, "m": markexpr, "suite": [str(s) for s in suite] or [str(DEFAULT_SUITE)]}
+    manifest["selection"] = {"k": keyword, "m": markexpr, "suite": [str(s) for s in suite] or [str(DEFAULT_SUITE)],
+                             "extra": [str(x) for x in extra]}
     runs.write_manifest(run_dir, manifest)
     runs.set_latest(reports, run_dir)
     results = run_dir / "allure-results"
@@ -325,6 +330,7 @@ def run_suite(*, bench=None, dut=None, keyword=None, markexpr=None, suite=(), wo
             by = v2g_plugin._INTERRUPT.get("by") or "SIGINT, Ctrl-C"
         manifest.update(status="interrupted" if interrupted else "complete", ended=_now_iso(),
                         exit_code=None if code is None else int(code), collected=tally.total,
+                        deselected=tally.deselected,
                         counts=tally.counts(), interrupted_by=by, interrupted_case=tally.interrupted,
                         duration_s=round(time.monotonic() - t0, 1))
         runs.write_manifest(run_dir, manifest)

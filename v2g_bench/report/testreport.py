@@ -163,6 +163,9 @@ def context_from(run: RunData) -> ReportContext:
                                   f"({m.get('interrupted_by') or 'Ctrl-C'}); cases after it never ran"})
     if sel.get("k") or sel.get("m"):
         ctx.deviations.insert(0, {"case": "(run)", "text": f"only a selection of the suite ran ({selection})"})
+    if int(m.get("deselected") or 0):
+        ctx.deviations.insert(0, {"case": "(run)", "text": f"{m['deselected']} case(s) of the suite were deselected "
+                                  "(by -k/-m, or slow cases left out without --run-slow) and did not run"})
     # figures and plots
     for c in run.cases:
         label = c.title_ids[0] if c.title_ids else c.name

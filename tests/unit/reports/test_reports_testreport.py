@@ -143,3 +143,15 @@ def DEFAULT_DUT_TEXT() -> str:
     text = DEFAULT_DUT.read_text()
     assert 'serial = "VLAB-0001"' in text
     return text
+
+
+def test_deselected_cases_are_a_deviation(two_runs, tmp_path):
+    _, first, _, _ = two_runs
+    run = tmp_path / first.name
+    shutil.copytree(first, run)
+    assert json.loads((run / "run.json").read_text())["deselected"] == 0
+    m = json.loads((run / "run.json").read_text())
+    m["deselected"] = 3                      # e.g. slow cases left out without --run-slow
+    (run / "run.json").write_text(json.dumps(m))
+    html = build_test_report(run, pdf=False)[0].read_text()
+    assert "3 case(s) of the suite were deselected" in html
