@@ -146,3 +146,60 @@ def test_doctor_finds_and_removes_a_dead_runs_namespace_and_veth():
     finally:
         subprocess.run(["ip", "netns", "del", ns_name], capture_output=True, timeout=10)
         subprocess.run(["ip", "link", "del", veth], capture_output=True, timeout=10)
+
+
+RUN_SUITE = textwrap.dedent("""
+    import json, os, time
+    def test_hold_power(lab):
+        c = lab.control()
+        c.call("emulator", output_on=True)
+        c.call("contactor", closed=True)
+        c.call("setpoint", p_w=-5500.0)
+        end = time.monotonic() + 20
+        while c.state()["dc_power_w"] > -5000 and time.monotonic() < end:   # until the power flows
+            time.sleep(0.05)
+        wire = lab.info.get("iso15118") or {}
+        with open(os.environ["V2G_KILL_MARK"], "w") as f:
+            json.dump({"lab_pid": lab.pid, "log": str(lab.log_path), "state": c.state(),
+                       "veth": wire.get("secc_iface"), "netns": wire.get("ev_netns")}, f)
+        time.sleep(120)
+""")
+
+
+def test_kill_9_of_v2g_bench_run_mid_transfer(tmp_path):
+    """The issue's case end to end: `v2g-bench run` (default virtual-lab profile, its ISO 15118 wire when the
+    machine allows one) killed with SIGKILL while -5.5 kW flow."""
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_hold.py").write_text(RUN_SUITE)
+    mark = tmp_path / "mark.json"
+    run = subprocess.Popen([sys.executable, "-m", "v2g_bench.cli", "run", "--suite", str(suite),
+                            "--reports", str(tmp_path / "reports"), "--no-html"],
+                           env={**os.environ, "V2G_KILL_MARK": str(mark)}, stdout=subprocess.DEVNULL,
+                           stderr=open(tmp_path / "run.err", "wb"))
+    lab_pid = None
+    try:
+        info = _wait(lambda: _read_json(mark) or run.poll() is not None, 180, "the run to hold power")
+        assert isinstance(info, dict), (tmp_path / "run.err").read_text()[-3000:]
+        lab_pid = info["lab_pid"]
+        assert info["state"]["contactor_closed"] and info["state"]["dc_power_w"] < -1000
+        run.send_signal(signal.SIGKILL)
+        run.wait(10)
+        _wait(lambda: not psutil.pid_exists(lab_pid) or psutil.Process(lab_pid).status() == psutil.STATUS_ZOMBIE,
+              15, "the lab of the killed run to exit")
+        log = open(info["log"]).read()
+        assert "is gone: outputs off (contactor closed=False, setpoint 0 W, emulator output on=False)" in log
+        if netns.veth_unavailable_reason() is None and netns.netns_unavailable_reason() is None:
+            assert info.get("netns") and info.get("veth"), info          # the run made its ISO 15118 wire
+        if info.get("netns"):
+            stale = {lo.name for lo in netns.stale_links()}
+            assert info["netns"] in stale and info["veth"] in stale
+            found, problems = leftovers.remove_all()
+            assert not problems and info["netns"] not in netns._namespaces()
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait(10)
+        if lab_pid and psutil.pid_exists(lab_pid):
+            leftovers.stop_lab(lab_pid, grace_s=3)
+        netns.remove_stale()
