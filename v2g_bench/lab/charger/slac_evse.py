@@ -46,6 +46,7 @@ class PlcModems:
         # ETH_P_ALL: only "all" taps see the frames other sockets SEND on this interface (pyslac's
         # CM_SET_KEY.REQ to its modem never crosses the wire)
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+        self._filter = _attach_hpav_filter(self.sock)      # only HomePlug frames wake us (not the V2GTP traffic)
         self.sock.bind((iface, ETH_P_ALL))
         self.sock.setblocking(False)
         self.modem_mac = bytes.fromhex("00b052000001")
@@ -111,6 +112,18 @@ def import_pyslac():
             root.removeHandler(h)
     root.setLevel(level)
     return ps
+
+
+def _attach_hpav_filter(sock: socket.socket):
+    """A classic BPF program (the one pyslac uses): accept EtherType 0x88E1 only. Returns the buffer the
+    kernel copied from (kept alive with the socket)."""
+    import ctypes
+    import struct
+    from pyslac.sockets.async_linux_socket import filters_list
+    from pyslac.sockets.enums import SO_ATTACH_FILTER
+    buf = ctypes.create_string_buffer(b"".join(filters_list))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, struct.pack("HL", len(filters_list), ctypes.addressof(buf)))
+    return buf
 
 
 class SlacEvseService:
