@@ -467,16 +467,16 @@ def check_compatible(bench: BenchProfile, dut: DutProfile) -> None:
         need = getattr(rating, rkey)
         if need > lim[lkey]:
             verb = "absorb" if direction == "charge" else "supply"
-            errors.append(f"{dut.path}: ratings.{direction}.{rkey} = {need:g} is more than the bench can {verb}: "
-                          f"{bench.path}: roles.battery.limits.{lkey} = {lim[lkey]:g} (fix: lower the DUT "
+            errors.append(f"ratings.{direction}.{rkey} = {need:g} is more than the bench can {verb}: "
+                          f"roles.battery.limits.{lkey} = {lim[lkey]:g} in {bench.path.name} (fix: lower the DUT "
                           f"rating under test, or a battery emulator rated for it)")
     vmax = lim.get("voltage_max_v")
     for direction, rating in (("charge", dut.charge), ("discharge", dut.discharge)):
         if rating is not None and vmax is not None and rating.voltage_min_v > vmax:
-            errors.append(f"{dut.path}: ratings.{direction}.voltage_min_v = {rating.voltage_min_v:g} is above "
-                          f"the bench's roles.battery.limits.voltage_max_v = {vmax:g}: no common voltage")
+            errors.append(f"ratings.{direction}.voltage_min_v = {rating.voltage_min_v:g} is above the bench's "
+                          f"roles.battery.limits.voltage_max_v = {vmax:g} in {bench.path.name}: no common voltage")
     if errors:
-        raise ProfileError(errors, where=f"{bench.path} + {dut.path}")
+        raise ProfileError(errors, where=str(dut.path))
 
 
 def check_profile(path: str | Path) -> BenchProfile | DutProfile:
