@@ -22,11 +22,12 @@ SIGNED_INFO = {
 
 
 def _best_of(fn, n=3) -> float:
+    """Best CPU time of n runs (CPU time: other jobs on the shared machine do not count)."""
     best = float("inf")
     for _ in range(n):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         fn()
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.process_time() - t0)
     return best
 
 
@@ -41,11 +42,12 @@ def _bits_roundtrip(nbytes: int) -> None:
 
 
 def test_exi_bit_streams_are_linear_in_size():
-    t90 = _best_of(lambda: _bits_roundtrip(90_000), 2)
+    t45 = _best_of(lambda: _bits_roundtrip(45_000), 2)
     t180 = _best_of(lambda: _bits_roundtrip(180_000), 2)
-    # was 5 s at 90 kB and 23-40 s at 180 kB (the whole stream shifted per read): quadratic
+    # was 5 s at 90 kB and 23-40 s at 180 kB (the whole stream shifted per read): quadratic.
+    # 4x the size: linear ~4x the time, quadratic ~16x
     assert t180 < 10, f"180 kB took {t180:.1f} s"
-    assert t180 / t90 < 3.0, f"90 kB {t90:.3f} s, 180 kB {t180:.3f} s: not linear"
+    assert t180 / t45 < 8.0, f"45 kB {t45:.3f} s, 180 kB {t180:.3f} s: not linear"
 
 
 def _power_delivery(n: int) -> dict:
@@ -57,13 +59,14 @@ def _power_delivery(n: int) -> dict:
 
 
 def test_exi_codec_encode_and_decode_time_grow_linearly_with_the_message():
-    small, big = _power_delivery(512), _power_delivery(1024)        # 2048 = the schema's maxOccurs
+    small, big = _power_delivery(256), _power_delivery(1024)        # 2048 = the schema's maxOccurs
     b_small, b_big = encode(small, "iso20_common"), encode(big, "iso20_common")
     assert decode(b_big, "iso20_common") == big
     te = _best_of(lambda: encode(big, "iso20_common")) / _best_of(lambda: encode(small, "iso20_common"))
     td = _best_of(lambda: decode(b_big, "iso20_common")) / _best_of(lambda: decode(b_small, "iso20_common"))
-    assert len(b_big) > 1.9 * len(b_small)
-    assert te < 3.0 and td < 3.0, f"double size: encode x{te:.2f}, decode x{td:.2f}"
+    assert len(b_big) > 3.8 * len(b_small)
+    # 4x the size: linear ~4x, quadratic ~16x
+    assert te < 8.0 and td < 8.0, f"4x the size: encode x{te:.2f}, decode x{td:.2f}"
 
 
 def _with_signature(sv) -> dict:
