@@ -233,6 +233,29 @@ def judge_run(rec: RunRecord, dut: dict) -> ScenarioVerdict:
                              cite=CITE_COST, detail=f"measured {cost_meas:.3f} vs plan {cost_plan:.3f}"))
     out.parts["cost"] = cres
     out.figures.update({"energy_cost_measured": cost_meas, "energy_cost_plan": cost_plan})
+    # -- the bench's power analyzer (independent path) agrees with the site memory on EVSE 1 -------------------
+    wt = rec.events.get("analyzer")
+    if wt and "end_wh" in wt:
+        a_res = ScenarioResult("analyzer cross-check")
+        raw = rec.trace.arrays()
+        ta = raw["t"]
+        if wt.get("start_s") is None:      # the integrator started during the 0 W lead: nothing flowed until the memory
+            wt["start_s"] = float(ta[0])
+        mem_in = np.diff(np.interp([wt["start_s"], wt["end_s"]], ta, raw["dc_in_wh"][:, 0]))[0]
+        mem_out = np.diff(np.interp([wt["start_s"], wt["end_s"]], ta, raw["dc_out_wh"][:, 0]))[0]
+        wt_in = wt["end_wh"][0] - wt["start_wh"][0]
+        wt_out = wt["end_wh"][1] - wt["start_wh"][1]
+        # the two readouts are not simultaneous: one readout's latency of energy may differ, plus 1 %
+        slack = 0.01 * (mem_in + mem_out) + max(ev.max_charge_kw for ev in rec.evs[:1]) * 1000.0 * lat / 3600.0
+        a_res.metrics.update({"memory_in_wh": mem_in, "memory_out_wh": mem_out, "analyzer_in_wh": wt_in,
+                              "analyzer_out_wh": wt_out})
+        a_res.checks.append(Check("EVSE 1 DC energy in: memory vs analyzer", abs(mem_in - wt_in), slack, "Wh",
+                                  cite="bench self-check (two measurement paths)",
+                                  detail=f"{mem_in:.1f} Wh vs WT5000 WP+ {wt_in:.1f} Wh"))
+        a_res.checks.append(Check("EVSE 1 DC energy out: memory vs analyzer", abs(mem_out - wt_out), slack, "Wh",
+                                  cite="bench self-check (two measurement paths)",
+                                  detail=f"{mem_out:.1f} Wh vs WT5000 WP- {wt_out:.1f} Wh"))
+        out.parts["analyzer"] = a_res
     # -- the site: import/export limit on the measured site power ---------------------------------------------
     site = sc.site
     if site.import_limit_kw is not None or site.export_limit_kw is not None:

@@ -354,6 +354,38 @@ class SiteSession:
 
 # ------------------------------------------------------------------------------------------ run
 
+class AnalyzerIntegrator:
+    """EVSE 1's DC energy on the bench's power analyzer (the lab's WT5000 front-end over SCPI/TCP, its own
+    integrator): an independent path that the site memory's counters must agree with."""
+
+    def __init__(self, port: int):
+        import socket
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.buf = b""
+        self.send(":INTEGrate:RESet;:INTEGrate:STARt")
+
+    def send(self, cmd: str) -> None:
+        self.sock.sendall(cmd.encode() + b"\n")
+
+    def query(self, cmd: str) -> str:
+        self.send(cmd)
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise BenchError("the power analyzer closed the connection", where="analyzer SCPI")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode()
+
+    def energy_wh(self) -> tuple[float, float]:
+        """(WP+ charge, WP- discharge as a positive number) of element 1, the DC link (default items 4, 5)."""
+        v = [float(x) for x in self.query(":NUMeric:NORMal:VALue?").split(",")]
+        return v[3], -v[4]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 class LocalControl:
     """EVSE 1's local power control over Modbus TCP (the Wallbox Quasar map, see lab/frontends/modbus.py):
     remote control on, start, then a signed DC current setpoint in A per slot."""
@@ -435,6 +467,7 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                          timeout_s=60) as lab:
             ss = SiteSession(lab, csms, n, opts.ocpp_version, opts.evse_timeout_s)
             local = None
+            wt = None
             try:
                 if opts.command == "modbus":
                     local = LocalControl(lab.ports["modbus"])
@@ -518,6 +551,11 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                 # the analyzer's memory on plant time: no sample is lost to a stall of the bench or the lab
                 period = min(site.dt_s / (120 if n <= 10 else 30), opts.finest_s(sc) / 10)
                 ss.ctl.call("site.record", period_s=period, start_t=t0_plant - 2 * period)
+                if "analyzer_scpi" in lab.ports:
+                    wt = AnalyzerIntegrator(lab.ports["analyzer_scpi"])
+                    r0 = ss.ctl.call("site.samples", since=0, limit=1)
+                    events["analyzer"] = {"start_s": r0["t"][0] - t0_plant + w0 if r0["t"] else None,
+                                          "start_wh": wt.energy_wh()}
                 deadline = time.monotonic() + (end_plant - t0_plant) / factor + lead + 30
                 log(f"playing {b - a} slots x {slot_s} s (x{factor:g}) ...")
                 k_next = 0
@@ -541,6 +579,8 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                     trace.add_rows(r, t0_plant, w0)
                     pt = trace.t[-1] + t0_plant - w0 if trace.t else -math.inf
                     if pt >= end_plant:
+                        if wt is not None:
+                            events["analyzer"].update(end_wh=wt.energy_wh(), end_s=pt - t0_plant + w0)
                         break
                     if updates and pt >= plant_at(updates[0][0]):
                         at_s, new_imp, new_exp = updates.pop(0)
@@ -576,6 +616,8 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                         notes.append(f"tariff re-published at {sc.clock(at_s)}: re-planned from {sc.clock(k * site.dt_s)}")
                     time.sleep(opts.period_for(sc))
             finally:
+                if wt is not None:
+                    wt.close()
                 if local is not None:
                     local.close()
                 ss.close()
