@@ -33,7 +33,7 @@ def main(names: list[str]) -> int:
         version = "2.1" if sc.tariff_updates else "2.0.1"
         try:
             with tempfile.TemporaryDirectory(prefix="v2g-bench-scn-") as work:
-                rec = run_scenario(sc, ratings=ratings, opts=RunOptions(ocpp_version=version), workdir=work,
+                rec = run_scenario(sc, ratings=ratings, opts=RunOptions(ocpp_version=version, max_evses=12), workdir=work,
                                    pixit=dict(dut.pixit), log=lambda *_: None)
         except ScenarioNotApplicable as e:
             print(f"{name:28s} skipped: {e}")
