@@ -48,3 +48,18 @@ def test_any_value_replaced_by_any_type(tmp_path, which, line, value):
     p = tmp_path / f"p.{which}.toml"
     p.write_text(text)
     _load_all(p)
+
+
+def test_pytest_with_a_junk_profile_is_a_usage_error_not_an_internalerror(tmp_path):
+    import subprocess
+    import sys
+    junk = tmp_path / "junk.toml"
+    junk.write_bytes(bytes(range(255, -1, -1)))
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    for opt, path, expect in (("--bench", junk, "not a text file"), ("--dut", empty, "the file is empty")):
+        r = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", opt, str(path),
+                            "--collect-only", str(tmp_path)], capture_output=True, text=True, timeout=120)
+        out = r.stdout + r.stderr
+        assert r.returncode == 4 and expect in out, out[-2000:]          # 4 = pytest usage error
+        assert "INTERNALERROR" not in out and "Traceback" not in out
