@@ -67,6 +67,7 @@ class session(Step):  # noqa: N801
                 raise CaseDefinitionError(f"session(ev_model={{{k!r}: ...}}): the EV model has no {k!r}")
             setattr(ev.model, k, v)
         plan = ctx.resolve(self.plan)
+        _slac_first(ctx)
         cap = ev.start_capture()
         box: dict[str, Any] = {}
 
@@ -88,6 +89,19 @@ class session(Step):  # noqa: N801
         ctx.last_wire_t = None
         if not self.background:
             _result(ctx, self.save_as)
+
+
+def _slac_first(ctx) -> None:
+    """On a bench whose `plc` role says `before_session = true` (a real charger over PLC), the link is matched by
+    SLAC (ISO 15118-3) before the session; a link that does not come up is a precondition not reached."""
+    if not ctx.has_role("plc") or not ctx.bench_profile.roles["plc"].options.get("before_session"):
+        return
+    r = ctx.role("plc").match()
+    ctx.attach("slac", {"matched": r.matched, "evse_mac": r.evse_mac, "frames": r.frames,
+                        "duration_s": r.ended_t - r.started_t})
+    if not r.matched:
+        raise Inconclusive("SLAC did not match before the session (see the SLAC cases and slac-*.pcap): "
+                           "no ISO 15118 verdict")
 
 
 class _Pending:
