@@ -234,7 +234,10 @@ def load_scenario(path: str | Path) -> Scenario:
     if not p.exists():
         known = ", ".join(sorted(x.stem for x in SCENARIO_DIR.glob("*.toml")))
         raise ScenarioError([f"no such scenario file (known: {known})"], where=str(path))
-    text = p.read_text()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ScenarioError([f"not a text file ({e})"], where=str(p)) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -250,6 +253,11 @@ def scenario_from_dict(data: dict, *, source: str = "<scenario>", text: str | No
         if text is None:
             raise
         raise ScenarioError(_with_lines(e.errors, text), where=source) from None
+    except (ValueError, TypeError, OverflowError, AttributeError, KeyError) as e:
+        # a value the checks above let through (nan/inf seed or hours, a table or a string where a
+        # number belongs: found by the fuzz campaign) must still be a clear error, not a traceback
+        raise ScenarioError([f"a value has the wrong type or is out of range ({type(e).__name__}: {e})"],
+                            where=source) from None
 
 
 def _scenario_from_dict(data: dict, source: str) -> Scenario:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from websockets.sync.client import connect
 
 from v2g_bench.csms.server import CsmsOptions, CsmsServer
@@ -27,3 +29,36 @@ def test_csms_answers_deeply_nested_json_with_a_callerror_and_keeps_the_connecti
     finally:
         loop.run(srv.stop(), 10)
         loop.stop()
+
+
+@pytest.mark.parametrize("old, new", [
+    ("seed = 7", "seed = nan"),                       # ValueError: cannot convert float NaN to integer
+    ("seed = 7", "seed = inf"),                       # OverflowError
+    ("seed = 7", "seed = -1"),                        # numpy: expected non-negative integer
+    ("seed = 7", 'seed = "V2X"'),                     # invalid literal for int()
+    ("template = {", "template = 1.5\nx_template = {"),   # 'float' object is not iterable
+])
+def test_scenario_loader_refuses_hostile_values_with_a_scenario_error(tmp_path, old, new):
+    """Found by `make fuzz` (target profiles -> scenario loader): these raised ValueError,
+    OverflowError or TypeError with a traceback instead of a ScenarioError naming the file."""
+    from pathlib import Path
+
+    from v2g_bench.errors import BenchError
+    from v2g_bench.scheduler.scenario import load_scenario
+
+    src = (Path(__file__).resolve().parents[3] / "scenarios" / "delivery-vans-50.toml").read_text()
+    assert old in src
+    f = tmp_path / "bad.toml"
+    f.write_text(src.replace(old, new, 1))
+    with pytest.raises(BenchError) as ei:
+        load_scenario(f)
+    assert str(f) in str(ei.value)
+
+
+def test_scenario_loader_refuses_binary_junk(tmp_path):
+    from v2g_bench.errors import BenchError
+    from v2g_bench.scheduler.scenario import load_scenario
+    f = tmp_path / "junk.toml"
+    f.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(BenchError, match="not a text file"):
+        load_scenario(f)
