@@ -74,16 +74,26 @@ class Recorder:
                     self.rows.append((t, values))
                     self._new.notify_all()
                 if f is not None:
-                    if writer is None:
-                        writer = csv.writer(f)
-                        writer.writerow(["t_s", *values])
-                    writer.writerow([f"{t - self.t0:.4f}", *values.values()])
-                    f.flush()
+                    try:
+                        if writer is None:
+                            writer = csv.writer(f)
+                            writer.writerow(["t_s", *values])
+                        writer.writerow([f"{t - self.t0:.4f}", *values.values()])
+                        f.flush()
+                    except OSError as e:
+                        # evidence that cannot be written (disk full) ends the recording loudly: a verdict
+                        # must never rest on samples the report cannot show
+                        self.error = BenchError(f"cannot write the samples' evidence {self.path}: {e}",
+                                                fix="free disk space for reports/")
+                        return
                 next_t += self.period
                 self._stop.wait(max(0.0, next_t - time.monotonic()))
         finally:
             if f is not None:
-                f.close()
+                try:
+                    f.close()
+                except OSError as e:
+                    self.error = self.error or BenchError(f"cannot write the samples' evidence {self.path}: {e}")
             with self._new:
                 self._new.notify_all()
 
@@ -101,6 +111,8 @@ class Recorder:
         return self.samples()
 
     def _raise_if_failed(self) -> None:
+        if isinstance(self.error, BenchError):
+            raise self.error
         if self.error is not None:
             raise InstrumentError(f"sampling failed {self.max_errors} times in a row: {self.error}",
                                   instrument="recorder") from self.error

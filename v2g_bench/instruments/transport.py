@@ -55,11 +55,27 @@ def open_visa(resource: str, *, name: str, timeout_s: float = 2.0, read_terminat
     if upper.startswith("ASRL") and baud_rate:
         kwargs["asrl"] = {"baud_rate": baud_rate}
     try:
-        return VISAAdapter(resource, visa_library="@py", **kwargs)
+        adapter = VISAAdapter(resource, visa_library="@py", **kwargs)
     except Exception as e:
         raise InstrumentError(f"cannot open VISA resource ({type(e).__name__}: {e})", instrument=name,
                               command=None, fix=f"check the resource string {resource!r} and that the "
                                                 "instrument is reachable") from e
+    if upper.endswith("::SOCKET"):
+        _no_nagle(adapter)
+    return adapter
+
+
+def _no_nagle(adapter) -> None:
+    """pyvisa-py's SOCKET sessions leave Nagle on (and refuse VI_ATTR_TCPIP_NODELAY): every write followed by a
+    query then waits ~40 ms for the delayed ACK, which makes a hard stop slow. Set TCP_NODELAY on the session's
+    socket where pyvisa-py exposes it; a backend that does not is left as it is."""
+    import socket
+    try:
+        res = adapter.connection
+        sock = res.visalib.sessions[res.session].interface
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except Exception:  # noqa: BLE001, S110 - an optimisation, never a reason to fail opening
+        pass
 
 
 @dataclass
