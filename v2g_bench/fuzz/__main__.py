@@ -65,6 +65,8 @@ def main(argv=None) -> int:
                                                     flush=True))
         rows.append(stats)
         write_report(rows, out / "summary.json")
+        if stats.note.startswith("interrupted"):
+            break
     print()
     print(format_table(rows))
     for s in rows:

@@ -258,12 +258,14 @@ def run_target(target: Target, seconds: float, workdir: Path, seed: int,
                 stats.add(outcome)
                 if outcome in (CRASH, HANG) and len(stats.crash_files) < 50:
                     stats.crash_files.append(save_crash(workdir, target.name, value, f"{outcome}: {detail}"))
-            if time.monotonic() - last_progress > 5:
+            if time.monotonic() - last_progress > 5:   # (progress and memory every 5 s)
                 last_progress = time.monotonic()
                 stats.rss_peak_mb = max(stats.rss_peak_mb, _rss_mb(proc))
                 stats.seconds = time.monotonic() - t0
                 if progress:
                     progress(stats)
+    except KeyboardInterrupt:               # Ctrl-C: stop here, still report what ran
+        stats.note = "interrupted by the operator"
     finally:
         stats.seconds = time.monotonic() - t0
         stats.rss_end_mb = _rss_mb(proc)
