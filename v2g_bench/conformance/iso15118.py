@@ -182,9 +182,10 @@ def _body(decoded: Any, name: str) -> Any:
         if name in decoded:
             return decoded[name]
         for v in decoded.values():
-            r = _body(v, name)
-            if r is not None:
-                return r
+            if isinstance(v, dict):          # a -2/DIN header's leaf values are not the message
+                r = _body(v, name)
+                if r is not None:
+                    return r
     return decoded if not isinstance(decoded, dict) else None
 
 
