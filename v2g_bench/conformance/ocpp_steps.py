@@ -34,7 +34,22 @@ def tc(case_id: str, title: str, *, block: str, steps: list[Step], covers: tuple
     station connected (and the DUT actions checked) before the steps."""
     pre = [actions_available()] + ([ocpp.connected()] if connect else []) + list(given or [])
     return Case(case_id, title=title, standard="OCPP", block=BLOCKS[block], covers=(case_id, *covers),
-                versions=versions, given=pre, steps=steps, side="CS", **kw)
+                versions=versions, given=pre, steps=[*steps, conformant()], side="CS", **kw)
+
+
+class conformant(Step):  # noqa: N801
+    """Every frame the station sent during the case kept OCPP-J and the schemas (no invalid frame, no
+    duplicate messageId): a violation fails the case, naming the frame and the rule."""
+
+    kind = "expect"
+    name = "every frame from the station kept OCPP-J and the OCPP schemas"
+
+    def run(self, ctx):
+        time.sleep(0.1)           # a frame sent with the last one expected is read before judging
+        try:
+            ctx.csms.assert_conformant()
+        except Nonconformance as e:
+            raise Nonconformance(str(e), req=e.req or ctx.case.covers[0]) from None
 
 
 class actions_available(Step):  # noqa: N801

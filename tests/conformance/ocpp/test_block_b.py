@@ -40,6 +40,32 @@ def reconnects(ctx):
     ctx.attach("reconnected", {"station": sid, "after_s": round(s.connected_at - ctx.now(), 3)})
 
 
+def boot_answers(*statuses, interval=2):
+    """Bench: the CSMS answers the next BootNotifications with these statuses (then its default)."""
+    def arrange(ctx):
+        from v2g_bench.csms.recording import utc_now_iso
+        for st in statuses:
+            ctx.csms.respond("BootNotification", lambda f, st=st: {"currentTime": utc_now_iso(), "interval": interval,
+                                                                   "status": st}, times=1)
+    return step(f"the CSMS will answer BootNotification {' then '.join(statuses)} (interval {interval} s)",
+                arrange, kind="stimulus")
+
+
+def nothing_but_boot_before_accepted(ctx):
+    """B03: while not accepted, the station sends nothing but BootNotification."""
+    from v2g_bench.errors import Nonconformance
+    frames = [f for f in ctx.csms.frames if f.direction == "in" and f.msg_type == 2]
+    first_ok = next((f.t for f in ctx.csms.frames if f.direction == "out" and f.action == "BootNotification"
+                     and isinstance(f.payload, dict) and f.payload.get("status") == "Accepted"), None)
+    early = [f.action for f in frames if first_ok is not None and f.t < first_ok and f.action != "BootNotification"]
+    if early:
+        raise Nonconformance(f"before its boot was accepted the station sent {early}", req="TC_B_03_CS")
+    boots = [f.t for f in frames if f.action == "BootNotification"]
+    if len(boots) >= 2 and boots[1] - boots[0] < 2 - 0.2:
+        raise Nonconformance(f"the station retried its BootNotification after {boots[1] - boots[0]:.2f} s; the "
+                             f"CSMS asked for an interval of 2 s", req="TC_B_03_CS")
+
+
 CASES = [
     tc("TC_B_01_CS", "Cold boot: BootNotification accepted, connector status reported", block="B",
        covers=("B01.FR.01", "B01.FR.05", "B01.FR.09"),
@@ -49,6 +75,16 @@ CASES = [
                           **{"chargingStation.vendorName": present, "chargingStation.model": present}),
               ocpp.expect("StatusNotification", within_s=10, connectorStatus="Available", evseId=1,
                           connectorId=ANY)]),
+    tc("TC_B_02_CS", "Boot answered Pending: the station retries and is accepted", block="B", connect=False,
+       steps=[boot_answers("Pending"), ocpp.connected(save_as="boot1"),
+              ocpp.expect("BootNotification", within_s=10, save_as="boot2"),
+              ocpp.expect("StatusNotification", within_s=10, connectorStatus="Available")]),
+    tc("TC_B_03_CS", "Boot rejected: retried after the interval, nothing else meanwhile", block="B", connect=False,
+       covers=("B03.FR.02", "B03.FR.04", "B03.FR.06"),
+       steps=[boot_answers("Rejected", interval=2), ocpp.connected(save_as="boot1"),
+              ocpp.expect("BootNotification", within_s=10, save_as="boot2"),
+              step("before the accepted boot the station sent nothing but BootNotification",
+                   nothing_but_boot_before_accepted, kind="expect")]),
     tc("TC_B_06_CS", "Get one variable", block="B",
        steps=[ocpp.call("GetVariables", gv(("OCPPCommCtrlr", "HeartbeatInterval"))),
               ocpp.answer(getVariableResult=[{"attributeStatus": "Accepted", "attributeValue": present,

@@ -10,6 +10,7 @@ def availability(status: str, evse: dict | None = None):
 
 
 EVSE1 = {"id": 1}
+CONN1 = {"id": 1, "connectorId": 1}
 
 CASES = [
     tc("TC_G_01_CS", "Connector goes Available -> Occupied", block="G", actions=("plug_in",),
@@ -52,6 +53,35 @@ CASES = [
     tc("TC_G_18_CS", "EVSE inoperative survives a reset", block="G", requires=("RESET",),
        steps=[availability("Inoperative", EVSE1), ocpp.answer(status="Accepted"),
               ocpp.expect("StatusNotification", connectorStatus="Unavailable", within_s=10),
+              ocpp.call("Reset", {"type": "Immediate"}), ocpp.answer(status="Accepted"),
+              ocpp.expect("BootNotification", reason="RemoteReset", within_s=30),
+              ocpp.expect("StatusNotification", connectorStatus="Unavailable", within_s=15)]),
+    tc("TC_G_07_CS", "Connector set inoperative", block="G",
+       steps=[availability("Inoperative", CONN1), ocpp.answer(status="Accepted"),
+              ocpp.expect("StatusNotification", connectorStatus="Unavailable", connectorId=1, within_s=10)]),
+    tc("TC_G_08_CS", "Connector set operative again", block="G",
+       steps=[availability("Inoperative", CONN1), ocpp.answer(status="Accepted"),
+              ocpp.expect("StatusNotification", connectorStatus="Unavailable", within_s=10),
+              availability("Operative", CONN1), ocpp.answer(status="Accepted"),
+              ocpp.expect("StatusNotification", connectorStatus="Available", connectorId=1, within_s=10)]),
+    tc("TC_G_10_CS", "EVSE inoperative -> inoperative", block="G",
+       steps=[availability("Inoperative", EVSE1), ocpp.answer(status="Accepted"),
+              availability("Inoperative", EVSE1), ocpp.answer(status="Accepted")]),
+    tc("TC_G_13_CS", "Station inoperative -> inoperative", block="G",
+       steps=[availability("Inoperative"), ocpp.answer(status="Accepted"),
+              availability("Inoperative"), ocpp.answer(status="Accepted")]),
+    tc("TC_G_15_CS", "Connector operative -> operative", block="G",
+       steps=[availability("Operative", CONN1), ocpp.answer(status="Accepted")]),
+    tc("TC_G_16_CS", "Connector inoperative -> inoperative", block="G",
+       steps=[availability("Inoperative", CONN1), ocpp.answer(status="Accepted"),
+              availability("Inoperative", CONN1), ocpp.answer(status="Accepted")]),
+    tc("TC_G_19_CS", "Connector inoperative survives a reset", block="G", requires=("RESET",),
+       steps=[availability("Inoperative", CONN1), ocpp.answer(status="Accepted"),
+              ocpp.call("Reset", {"type": "Immediate"}), ocpp.answer(status="Accepted"),
+              ocpp.expect("BootNotification", reason="RemoteReset", within_s=30),
+              ocpp.expect("StatusNotification", connectorStatus="Unavailable", within_s=15)]),
+    tc("TC_G_21_CS", "Station inoperative survives a reset", block="G", requires=("RESET",),
+       steps=[availability("Inoperative"), ocpp.answer(status="Accepted"),
               ocpp.call("Reset", {"type": "Immediate"}), ocpp.answer(status="Accepted"),
               ocpp.expect("BootNotification", reason="RemoteReset", within_s=30),
               ocpp.expect("StatusNotification", connectorStatus="Unavailable", within_s=15)]),

@@ -25,6 +25,9 @@ class Defect:
 
 DEFECTS: dict[str, Defect] = {d.name: d for d in (
     Defect("no_status_after_boot", "sends no StatusNotification after an accepted boot", "TC_B_01_CS[ocpp2.0.1]"),
+    Defect("invalid_frame", "answers a triggered StatusNotification with a schema-invalid one (no evseId)",
+           "TC_F_23_CS[ocpp2.1]"),
+    Defect("duplicate_message_id", "sends a triggered Heartbeat twice with the same messageId", "TC_F_20_CS[ocpp2.0.1]"),
     Defect("set_variable_not_stored", "answers SetVariables Accepted but keeps the old value", "TC_B_09_CS[ocpp2.0.1]"),
     Defect("accept_bad_value", "accepts a badly formatted value (non-integer interval)", "TC_B_11_CS[ocpp2.1]"),
     Defect("write_read_only", "lets SetVariables overwrite a ReadOnly variable", "TC_B_39_CS[ocpp2.0.1]"),

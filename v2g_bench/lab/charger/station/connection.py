@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import random
 import ssl
 import time
+import uuid
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -209,6 +211,11 @@ class ConnectionMixin:
                 self.outbox_wakeup.set()
                 return
             await asyncio.sleep(min(max(r.interval, 1), 5))
+
+    async def send_invalid_status(self) -> None:
+        """Defect invalid_frame: a StatusNotification without its required evseId (bad input for the CSMS)."""
+        await self.cp._send(json.dumps([2, str(uuid.uuid4()), "StatusNotification", {
+            "timestamp": iso_ms(utcnow()), "connectorStatus": self.connector_status(), "connectorId": 1}]))
 
     async def security_event(self, kind: str, info: str) -> None:
         """A05/A04: security events go to the CSMS (queued-free: sent while online, else logged)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import uuid
 from typing import Any
 
@@ -317,8 +318,13 @@ class TransactionsMixin:
         if what == "BootNotification":
             self.boot_reason = "Triggered"
             await self.boot()
+        elif what == "Heartbeat" and self.defects.on("duplicate_message_id"):
+            for _ in range(2):          # the same messageId twice: OCPP-J ids of CALLs are unique
+                await self.cp._send(json.dumps([2, "dup-heartbeat-1", "Heartbeat", {}]))
         elif what == "Heartbeat":
             await self._call("Heartbeat")
+        elif what == "StatusNotification" and self.defects.on("invalid_frame"):
+            await self.send_invalid_status()
         elif what == "StatusNotification":
             await self.send_status()
         elif what == "MeterValues":
