@@ -1,6 +1,6 @@
 """`v2g-bench report --compare A B`: verdict changes, new failures, figure drift beyond the combined
 uncertainty, between two runs of one DUT."""
-from conftest import cli
+from reports_helpers import cli
 from v2g_bench.report.compare import compare_runs, render_markdown
 from v2g_bench.report.results import load_run
 

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import cli
+from reports_helpers import cli
 
 SUITE = """
 import os, signal, time

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import N_CASES
+from reports_helpers import N_CASES
 from v2g_bench.harness.runner import allure_cli
 from v2g_bench.report import runs
 from v2g_bench.report.results import load_run

@@ -4,7 +4,7 @@ a traceback."""
 import json
 import shutil
 
-from conftest import N_CASES, cli
+from reports_helpers import N_CASES, cli
 from v2g_bench.report.results import load_run
 from v2g_bench.report.testreport import build_test_report
 
