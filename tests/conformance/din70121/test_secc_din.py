@@ -3,7 +3,7 @@ rule of DIN (TCP without TLS), and the oracle on every frame. The DIN cases desc
 (DIN 70121 is the DC subset of -2's first edition); DIN's own requirement IDs are cited where a public source
 quotes them (V2G-DC-618, V2G-DC-418 in the iso15118 stack). Applies when the DUT claims DIN70121."""
 from v2g_bench.conformance import Case, cases_test
-from v2g_bench.conformance.iso15118 import response
+from v2g_bench.conformance.iso15118 import response, session_ok
 from v2g_bench.conformance.iso15118_steps import answered, ev_session, oracle_clean, secc_closes_tcp
 from v2g_bench.conformance.match import present
 
@@ -74,6 +74,7 @@ def cases() -> list[Case]:
                      "codec) and equals what the EV decoded", standard=STANDARD, block="Oracle", side="SECC",
                      covers=("V2GB-15118-ORACLE-01",), requires=REQ,
                      steps=[ev_session(protocol="DIN70121", service="DC", control_mode="scheduled"),
+                            session_ok(req="V2GB-15118-ORACLE-01"),
                             oracle_clean(rules=("EXI-strict", "oracle-vs-emulator", "response-type"),
                                          req="V2GB-15118-ORACLE-01")]))
     return rows

@@ -3,7 +3,7 @@ specification) - good case per message, unknown SessionID, out of sequence (a va
 and the oracle on every frame. Applies when the DUT profile claims ISO15118-2 (the virtual DUT does not by default;
 `make mutation-iso` runs them with profiles/virtual-dut-all.dut.toml)."""
 from v2g_bench.conformance import Case, cases_test
-from v2g_bench.conformance.iso15118 import response
+from v2g_bench.conformance.iso15118 import response, session_ok
 from v2g_bench.conformance.iso15118_steps import answered, ev_session, oracle_clean, secc_closes_tcp
 from v2g_bench.conformance.match import present
 
@@ -88,6 +88,7 @@ def cases() -> list[Case]:
                      "(own codec) and equals what the EV decoded", standard=STANDARD, block="Oracle", side="SECC",
                      covers=("V2G2-736", "V2GB-15118-ORACLE-01"), requires=("ISO15118-2", "DC"),
                      steps=[ev_session(protocol="ISO15118-2", service="DC", control_mode="scheduled"),
+                            session_ok(req="V2GB-15118-ORACLE-01"),
                             oracle_clean(rules=("EXI-strict", "oracle-vs-emulator", "response-type"),
                                          req="V2GB-15118-ORACLE-01")]))
     return rows

@@ -7,7 +7,7 @@ import threading
 import time
 
 from v2g_bench.conformance import Case, step
-from v2g_bench.conformance.iso15118 import response
+from v2g_bench.conformance.iso15118 import response, session_ok
 from v2g_bench.conformance.iso15118_steps import (
     answered, ev_session, first_response, measured_discharge_within, not_answered, oracle_clean,
     present_values_track_measured, secc_closes_tcp, session_of, value_of,
@@ -276,7 +276,8 @@ def special_cases() -> list[Case]:
         Case("ISO20_oracle_every_frame", title="every SECC frame is strict-valid EXI of its namespace and decodes to "
              "what the EV emulator received", standard=STANDARD, block="Oracle", side="SECC",
              covers=("V2GB-15118-ORACLE-01", "V2G20-736"), requires=("ISO15118-20", "DC_BPT"),
-             steps=[ev_session(), oracle_clean(rules=("EXI-strict", "oracle-vs-emulator", "no-response",
+             steps=[ev_session(), session_ok(req="V2GB-15118-ORACLE-01"),
+                    oracle_clean(rules=("EXI-strict", "oracle-vs-emulator", "no-response",
                                                       "unsolicited", "after-final"), req="V2GB-15118-ORACLE-01")]),
     ]
     # control-mode / service variants of the good cases where the content differs by mode
