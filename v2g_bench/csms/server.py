@@ -44,6 +44,7 @@ compat.install()
 MAX_MESSAGE_ID_LEN = 36          # OCPP-J: messageId is a string of at most 36 characters
 MIN_PASSWORD_LEN = 16            # OCPP 2.x A00.FR.205: BasicAuthPassword has 16..40(..64) characters
 PASSWORD_STRING = re.compile(r"[a-zA-Z0-9*\-_=:+|@.]*")   # Part 2 §2.1.4 passwordString characters
+MAX_VIOLATIONS_KEPT = 10_000     # per server; more are counted, not kept
 NO_ANSWER = object()             # override value: swallow the CALL (tests the station's timeout)
 
 
@@ -446,6 +447,7 @@ class CsmsServer:
         self.sessions: dict[str, StationSession] = {}
         self.events: list[ConnectionEvent] = []
         self.violations: list[Violation] = []
+        self.violations_dropped = 0
         self.overrides: list[Override] = []
         self.ssl_context = ssl_context
         self.pki = pki
@@ -511,6 +513,14 @@ class CsmsServer:
 
     def add_violation(self, frame: Frame) -> None:
         v = Violation(frame, list(frame.problems))
+        if len(self.violations) >= MAX_VIOLATIONS_KEPT:
+            # a station spewing garbage for hours must not grow the CSMS without bound: keep the first
+            # ones (what a verdict needs), count the rest
+            self.violations_dropped += 1
+            if self.violations_dropped % 1000 == 1:
+                log.warning("OCPP violations from %s: %d more not kept (first %d are)", frame.station,
+                            self.violations_dropped, MAX_VIOLATIONS_KEPT)
+            return
         self.violations.append(v)
         text = str(v)       # capped: a hostile 64 kB frame must not become a 64 kB log line per problem
         log.warning("OCPP violation from %s: %s", frame.station, text if len(text) <= 600 else text[:600] + "...")

@@ -123,3 +123,25 @@ def test_csms_refuses_no_security_on_a_network_address_and_warns_on_weak_setting
     assert ok.security_warnings() == []
     bad_chars = CsmsOptions.from_dict({"security_profile": 2, "stations": {"CS1": "sixteen chars ok!"}})
     assert any("passwordString" in w for w in bad_chars.security_warnings())
+
+
+def test_csms_keeps_a_bounded_number_of_violations_from_a_garbage_spewing_station(monkeypatch):
+    from v2g_bench.csms import server as srv_mod
+    monkeypatch.setattr(srv_mod, "MAX_VIOLATIONS_KEPT", 50)
+
+    async def go():
+        srv = CsmsServer(CsmsOptions.from_dict({"security_profile": 0, "retain_frames": False,
+                                                "record_path": "/dev/null"}))
+        await srv.start()
+        try:
+            async with connect(srv.url("CS-SPEW"), subprotocols=["ocpp2.0.1"], open_timeout=10) as ws:
+                for i in range(200):
+                    await ws.send("not json %d" % i)
+                for _ in range(200):
+                    await asyncio.wait_for(ws.recv(), 10)          # each answered with a CALLERROR
+            return len(srv.violations), srv.violations_dropped
+        finally:
+            await srv.stop()
+
+    kept, dropped = asyncio.run(go())
+    assert kept == 50 and dropped == 150
