@@ -130,3 +130,20 @@ CASES = [
                   (*BASE, "cycling"), requires=("DC_BPT",)),
 ]
 test_scenarios = cases_test(CASES)
+
+
+@pytest.mark.slow
+@pytest.mark.lab_only
+@pytest.mark.covers("V2GB-SCN-PLAN-01", "V2GB-SCN-SOC-01")
+def test_a_derated_charger_fails_the_cycling_scenario(tmp_path, dut_profile):
+    """The chain can fail: the lab's power stage derated to 60 % (fault injection) cannot follow the 20-80 % cycles;
+    the verdict blames the compliance and the SOC guarantees, never the bench."""
+    from v2g_bench.scenarios.judges import judge_run
+    from v2g_bench.scenarios.runner import RunOptions, run_scenario
+    rec = run_scenario(load_scenario("battery-cycling-20-80"), ratings=ratings_of(dut_profile),
+                       opts=RunOptions(lab_faults=(("derate", {"factor": 0.6}),)), workdir=tmp_path,
+                       pixit=dict(dut_profile.pixit), log=lambda *_: None)
+    v = judge_run(rec, {"tolerances": dict(dut_profile.tolerances)})
+    failed = {name.split(" ")[0] for name, p in v.parts.items() if p.verdict == "fail"}
+    assert v.verdict == "fail" and {"compliance", "cycling"} <= failed, v.summary()
+    assert v.parts["analyzer"].verdict == "pass"          # the bench measured right: the DUT is to blame
