@@ -43,7 +43,7 @@ fuzz: bootstrap
 # Soak of the lab's ISO 15118 SDP/SECC under malformed V2GTP (SOAK_SECONDS, default 1200): it must still answer
 SOAK_SECONDS ?= 1200
 soak: bootstrap
-	SOAK_SECONDS=$(SOAK_SECONDS) $(V)/python -m pytest -p no:cacheprovider tests/unit/hardening/test_hardening_secc_soak.py --run-soak -rs $(PYTEST_ARGS)
+	SOAK_SECONDS=$(SOAK_SECONDS) $(V)/python -m pytest -p no:cacheprovider tests/unit/hardening/test_hardening_secc_soak.py --run-soak -s -rs $(PYTEST_ARGS)
 
 clean:
 	rm -rf reports/* .pytest_cache
