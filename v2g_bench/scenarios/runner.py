@@ -104,6 +104,22 @@ class Trace:
     ac_in_wh: list = field(default_factory=list)
     ac_out_wh: list = field(default_factory=list)
 
+    def add(self, m: dict, t_rel: float) -> None:
+        """One site-meter reading (the shape of op site.measure) at t_rel plan seconds."""
+        self.t.append(t_rel)
+        self.grid_w.append(m["grid_w"])
+        self.load_w.append(m["load_w"])
+        self.pv_w.append(m["pv_w"])
+        self.unserved_w.append(m["unserved_w"])
+        rows = m["evse"]
+        self.freq_hz.append(rows[0]["freq_hz"])
+        self.dc_w.append([r["dc_w"] for r in rows])
+        self.ac_w.append([r["ac_w"] for r in rows])
+        self.dc_in_wh.append([r["dc_import_wh"] for r in rows])
+        self.dc_out_wh.append([r["dc_export_wh"] for r in rows])
+        self.ac_in_wh.append([r["ac_import_wh"] for r in rows])
+        self.ac_out_wh.append([r["ac_export_wh"] for r in rows])
+
     def add_rows(self, r: dict, t0_plant: float, w0: float) -> None:
         """Rows read out of the site analyzer's memory (op site.samples), plant time -> plan seconds."""
         for j, t in enumerate(r["t"]):
