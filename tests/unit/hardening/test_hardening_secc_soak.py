@@ -48,10 +48,13 @@ def test_secc_keeps_answering_sdp_after_malformed_v2gtp(tmp_path):
     assert t.final == (OK, None), t.final
 
 
+SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "1200"))
+
+
 @pytest.mark.soak
+@pytest.mark.timeout(SOAK_SECONDS + 600)     # the run itself, lab start-up and teardown
 def test_secc_soak_long_abuse_keeps_answering_with_bounded_memory(tmp_path):
-    seconds = float(os.environ.get("SOAK_SECONDS", "1200"))
-    t, s = _run(tmp_path, seconds)
+    t, s = _run(tmp_path, SOAK_SECONDS)
     print(f"\nsoak {s.seconds:.0f} s: {s.inputs} inputs ({s.rate:.1f}/s), typed {s.typed}, "
           f"lab RSS {s.rss_start_mb:.0f} -> {s.rss_end_mb:.0f} MB (peak {s.rss_peak_mb:.0f}), "
           f"fds {s.fds_start} -> {s.fds_end}")
