@@ -143,7 +143,8 @@ class DerHandlers:
 
     @on("ClearDERControl")
     async def on_clear_der_control(self, is_default, control_type=None, control_id=None, **_):
-        status = self.station.der.clear(is_default, control_type, control_id)
+        wide = self.station.defects.on("der_clear_all")
+        status = self.station.der.clear(is_default, None if wide else control_type, None if wide else control_id)
         self.station.apply_now()
         return self.R.ClearDERControl(status=status)
 

@@ -14,7 +14,10 @@ class ProvisioningMixin:
     def get_variable(self, d: dict) -> dict:
         if (d["component"]["name"], d["variable"]["name"]) == ("ClockCtrlr", "DateTime"):
             self.device.put("ClockCtrlr", "DateTime", iso_ms(utcnow()))
-        return self.device.get_result(d, unknown_component_as_variable=self.defects.on("unknown_component_as_variable"))
+        r = self.device.get_result(d, unknown_component_as_variable=self.defects.on("unknown_component_as_variable"))
+        if self.defects.on("get_variable_no_value"):
+            r.pop("attribute_value", None)
+        return r
 
     def set_variable(self, d: dict) -> dict:
         result, var = self.device.set_result(d, store=not self.defects.on("set_variable_not_stored"),
@@ -112,7 +115,8 @@ class ProvisioningMixin:
         self.operative = status == "Operative"
         if self.tx_id is not None and not self.operative:
             return "Scheduled"
-        self._spawn(self.send_status())
+        if not self.defects.on("availability_no_status"):
+            self._spawn(self.send_status())
         return "Accepted"
 
     # -- R DER control report ---------------------------------------------------------------------------

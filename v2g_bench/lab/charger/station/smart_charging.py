@@ -39,6 +39,8 @@ class SmartChargingMixin:
         return status, reason
 
     def clear_profiles(self, profile_id, criteria: dict) -> str:
+        if self.defects.on("clear_not_applied"):
+            return "Accepted"
         n = self.profiles.clear(profile_id, criteria.get("evse_id"), criteria.get("charging_profile_purpose"),
                                 criteria.get("stack_level"))
         self.apply_now()
@@ -51,7 +53,7 @@ class SmartChargingMixin:
             found = [(e, p) for e, p in found if p["stackLevel"] == criteria["stack_level"]]
         if criteria.get("charging_limit_source") and "CSO" not in criteria["charging_limit_source"]:
             found = []                     # every profile here came from the CSMS (source CSO)
-        if found:
+        if found and not self.defects.on("report_profiles_missing"):
             self._spawn(self.report_profiles(request_id, found))
         return "Accepted" if found else "NoProfiles"
 
@@ -99,6 +101,8 @@ class SmartChargingMixin:
                 if math.isfinite(w.lo_w) and w.lo_w < 0:
                     p["discharge_limit"] = round(w.lo_w / k, 1)
                 periods.append(p)
+        if self.defects.on("composite_wrong_duration"):
+            duration = max(0, duration - 60)
         return {"evse_id": evse_id, "duration": duration, "schedule_start": iso(start),
                 "charging_rate_unit": unit, "charging_schedule_period": periods}
 

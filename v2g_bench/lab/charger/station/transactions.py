@@ -161,6 +161,9 @@ class TransactionsMixin:
             tok, self.authorized_token = self.authorized_token, None      # E03: authorized first, then plug
             await self.start_transaction(id_token=tok, trigger="CablePluggedIn",
                                          remote_start_id=self.pending_remote_start_id)
+        elif self.tx_id is None and not was and "EVConnected" in self.device.get("TxCtrlr", "TxStartPoint").split(","):
+            # E01: TxStartPoint EVConnected: the transaction starts with the cable, before any authorization
+            await self.start_transaction(id_token=None, trigger="CablePluggedIn", token_known=False)
         return {"plugged": True}
 
     async def unplug(self) -> dict:
@@ -191,7 +194,7 @@ class TransactionsMixin:
         return "Authorized" in self.device.get("TxCtrlr", "TxStartPoint").split(",")
 
     async def start_transaction(self, *, id_token: dict | None = None, remote_start_id: int | None = None,
-                                trigger: str = "Authorized", plug: bool = True) -> dict:
+                                trigger: str = "Authorized", plug: bool = True, token_known: bool = True) -> dict:
         if self.tx_id is not None:
             return {"transaction_id": self.tx_id, "already": True}
         if plug and not self.plugged:       # the lab's shortcut: a transaction op brings its own EV
@@ -200,7 +203,7 @@ class TransactionsMixin:
         self.tx_id = str(uuid.uuid4())
         self.tx_start = utcnow()
         self.seq_no = 0
-        self.id_token = id_token or {"idToken": "LAB-TOKEN", "type": "Local"}
+        self.id_token = (id_token or {"idToken": "LAB-TOKEN", "type": "Local"}) if token_known else None
         self.remote_start_id = remote_start_id
         self.pending_remote_start_id = None
         if self.pending_remote_profile is not None:
