@@ -22,7 +22,8 @@ These are the simulated charger's behaviour, not the bench's judgement: the judg
 and share no code with this module.
 
 Control ops: site.info, site.battery, site.building, site.grid, site.frequency_support, site.backup,
-site.measure, site.record / site.samples (the analyzer's memory on plant time), site.reset.
+site.measure, site.record / site.samples (the analyzer's memory on plant time), site.lag (the lab's event-loop
+stalls: a stalled virtual DUT is late for the machine's reasons), site.reset.
 """
 from __future__ import annotations
 
@@ -301,11 +302,40 @@ class Site:
         return {"evses": len(self.plants)}
 
 
+class LoopLagProbe:
+    """How late the lab's event loop runs (the simulated chargers' control ticks live on it): on 2 shared cores it
+    stalls, and a stalled virtual DUT is late for the machine's reasons - the bench must not blame the DUT for it."""
+
+    def __init__(self, clock, period_s: float = 0.01, threshold_s: float = 0.05):
+        self.clock, self.period_s, self.threshold_s = clock, period_s, threshold_s
+        self.max_lag_s = 0.0
+        self.stalls: list[list[float]] = []            # [plant t, lag s], lags above the threshold (bounded)
+
+    async def run(self) -> None:
+        import asyncio
+        import time
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(self.period_s)
+            lag = time.monotonic() - t - self.period_s
+            self.max_lag_s = max(self.max_lag_s, lag)
+            if lag > self.threshold_s and len(self.stalls) < 10_000:
+                self.stalls.append([self.clock.now(), lag])
+
+    def op(self, reset: bool = False) -> dict:
+        out = {"max_lag_s": self.max_lag_s, "stalls": list(self.stalls)}
+        if reset:
+            self.max_lag_s, self.stalls = 0.0, []
+        return out
+
+
 class SiteService:
-    def __init__(self, site: Site, stations: list):
-        self.site, self.stations = site, stations
+    def __init__(self, site: Site, stations: list, probe: LoopLagProbe | None = None, task=None):
+        self.site, self.stations, self.probe, self.task = site, stations, probe, task
 
     async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
         for st in reversed(self.stations):
             try:
                 await st.stop()
@@ -347,5 +377,9 @@ async def start_service(plant: Plant, cfg: dict, ctx) -> SiteService:
                      "site.backup": site.backup_op, "site.measure": site.measure, "site.reset": site.reset,
                      "site.record": site.record, "site.samples": site.samples}.items():
         ctx.register_op(name, fn)
+    import asyncio
+    probe = LoopLagProbe(ctx.clock)
+    task = asyncio.ensure_future(probe.run())
+    ctx.register_op("site.lag", probe.op)
     ctx.ready["site"] = {"evses": n, "stations": [getattr(s, "cfg", None) and s.cfg.station_id for s in stations]}
-    return SiteService(site, stations)
+    return SiteService(site, stations, probe, task)

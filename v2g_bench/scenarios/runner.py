@@ -555,6 +555,7 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                 # the analyzer's memory on plant time: no sample is lost to a stall of the bench or the lab
                 period = min(site.dt_s / (120 if n <= 10 else 30), opts.finest_s(sc) / 10)
                 ss.ctl.call("site.record", period_s=period, start_t=t0_plant - 2 * period)
+                ss.ctl.call("site.lag", reset=True)
                 if "analyzer_scpi" in lab.ports:
                     wt = AnalyzerIntegrator(lab.ports["analyzer_scpi"])
                     r0 = ss.ctl.call("site.samples", since=0, limit=1)
@@ -583,6 +584,9 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                     trace.add_rows(r, t0_plant, w0)
                     pt = trace.t[-1] + t0_plant - w0 if trace.t else -math.inf
                     if pt >= end_plant:
+                        lag = ss.ctl.call("site.lag")
+                        events["lab_stalls"] = {"max_lag_s": lag["max_lag_s"], "allowed_s": opts.latency_s,
+                                                "stalls": [[t - t0_plant + w0, x] for t, x in lag["stalls"]]}
                         if wt is not None:
                             events["analyzer"].update(end_wh=wt.energy_wh(), end_s=pt - t0_plant + w0)
                         break

@@ -120,3 +120,19 @@ def test_house_left_dark_on_grid_loss_fails_the_backup():
 @pytest.mark.parametrize("gain", [0.999, 1.001])
 def test_metering_noise_inside_the_dut_tolerance_passes(gain):
     assert judge_run(record(scenario(), gain=gain), DUT).verdict == "pass"
+
+
+def test_a_lab_stall_excuses_only_what_it_explains():
+    """The virtual DUT shares the machine: a small miss that a 0.5 s stall at x900 explains is inconclusive; a
+    charger at 30 % of its command fails all the same."""
+    stall = {"max_lag_s": 0.5, "allowed_s": 0.25, "stalls": [[3600.0, 0.5]]}
+    small = record(scenario(), gain=0.96)
+    assert judge_run(small, DUT).verdict == "fail"
+    small.time_scale, small.events["lab_stalls"] = 900.0, stall
+    v = judge_run(small, DUT)
+    assert v.verdict == "inconclusive", v.summary()
+    assert any("stalled up to 0.50 s" in r for r in v.reasons())
+    big = record(scenario(), gain=0.3)
+    big.time_scale, big.events["lab_stalls"] = 900.0, stall
+    v = judge_run(big, DUT)
+    assert v.verdict == "fail" and "compliance" in failed_parts(v), v.summary()
