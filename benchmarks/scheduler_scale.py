@@ -58,7 +58,7 @@ def bench_coupled(n, workers, feeders, block):
     l0 = load()
     r = plan_fleet_decomposed(site, evs, workers=workers, feeders=fl, block_size=block)
     print(f"{n} coupled EVs{f' + {feeders} feeders' if feeders else ''}, {workers} worker(s): "
-          f"{describe(r, site, fl, evs)}; {r.notes[0]}  [{l0} -> {load()}]  (goal <= 60 s)", flush=True)
+          f"{describe(r, site, fl, evs)}; {'; '.join(r.notes)}  [{l0} -> {load()}]  (goal <= 60 s)", flush=True)
 
 
 def bench_exact(sizes, workers):
