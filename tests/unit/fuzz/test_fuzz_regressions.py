@@ -62,3 +62,45 @@ def test_scenario_loader_refuses_binary_junk(tmp_path):
     f.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(BenchError, match="not a text file"):
         load_scenario(f)
+
+
+def test_station_answers_deeply_nested_json_with_a_callerror_and_keeps_the_connection(tmp_path):
+    """Found by `make fuzz` (target station): '[' * 2000 from the CSMS raised RecursionError out of
+    ocpp's unpack; the simulated station's connection died (1011) and it was silent until it
+    reconnected."""
+    from v2g_bench.lab.charger.station import start_service
+    from v2g_bench.lab.plant import Plant
+
+    class Ops:
+        def __init__(self):
+            self.ops = {}
+
+        def register_op(self, name, fn):
+            self.ops[name] = fn
+
+    csms_loop, st_loop = LoopThread("fuzz-reg-csms"), LoopThread("fuzz-reg-station")
+    srv = CsmsServer(CsmsOptions.from_dict({"security_profile": 0, "record_path": str(tmp_path / "f.jsonl"),
+                                            "ocpp_versions": ["2.0.1"]}))
+    csms_loop.run(srv.start(), 10)
+    ctx = Ops()
+    svc = st_loop.run(start_service(Plant(), {"ocpp_version": "2.0.1", "meter_interval_s": 5.0}, ctx), 10)
+    try:
+        r = st_loop.run(ctx.ops["station.connect"](url=srv.url(), security_profile=0, ocpp_version="2.0.1"), 20)
+        assert r["connected"], r
+        sid = next(iter(srv.sessions))
+        session = srv.sessions[sid]
+        session.raw_ids.add("-1")
+        errors = []
+        srv.recorder.listeners.append(lambda f: errors.append(f) if f.direction == "in" and f.msg_type == 4 else None)
+        csms_loop.run(session.send("[" * 2000 + "]" * 2000), 10)
+        csms_loop.run(srv.wait_until(lambda: errors, 10), 15)
+        assert errors[0].error_code == "RpcFrameworkError"
+        probe = {"getVariableData": [{"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}}]}
+        ans = csms_loop.run(session.call("GetVariables", probe, timeout=10), 15)
+        assert ans.msg_type == 3                      # same connection, still answering
+        assert not session.closed.is_set()
+    finally:
+        st_loop.run(svc.stop(), 10)
+        st_loop.stop()
+        csms_loop.run(srv.stop(), 10)
+        csms_loop.stop()

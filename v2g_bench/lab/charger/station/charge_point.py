@@ -30,6 +30,11 @@ class StationHandlers:
         # (OCPP-J: CALLERROR, messageId "-1" when the id cannot be read).
         try:
             unpack(raw_msg)
+        except RecursionError:
+            # found by the fuzz campaign: "[[[[...]]]]" 2000 deep raised out of ocpp's unpack and
+            # killed the connection (1011); a station answers it like any unreadable frame
+            await self._send(json.dumps([4, "-1", "RpcFrameworkError", "message nested too deeply", {}]))
+            return
         except OCPPError as e:
             uid = "-1"
             try:
