@@ -102,10 +102,11 @@ CASES = [
               status_of(None), ocpp.answer(messagesInQueue=True, ongoingIndicator=absent)]),
     tc("TC_E_30_CS", "Transaction status: ongoing transaction, nothing queued", block="E",
        actions=("start_transaction",),
-       steps=[*started(), status_of(TX), ocpp.answer(ongoingIndicator=True, messagesInQueue=False)]),
+       steps=[tx_updated_every(0), *started(),          # no periodic event in flight while asking
+              status_of(TX), ocpp.answer(ongoingIndicator=True, messagesInQueue=False)]),
     tc("TC_E_32_CS", "Transaction status: ended transaction, nothing queued", block="E",
        actions=("start_transaction", "stop_transaction"),
-       steps=[*started(),
+       steps=[tx_updated_every(0), *started(),
               ocpp.dut_action("stop_transaction"),
               ocpp.expect("TransactionEvent", within_s=10, eventType="Ended"),
               status_of(TX), ocpp.answer(ongoingIndicator=False, messagesInQueue=False)]),

@@ -245,8 +245,11 @@ class TransactionsMixin:
 
     async def _periodic_meter(self, tx_id: str) -> None:
         while self.tx_id == tx_id:
-            await asyncio.sleep(float(self.device.get("SampledDataCtrlr", "TxUpdatedInterval")) or
-                                self.cfg.meter_interval_s)
+            interval = float(self.device.get("SampledDataCtrlr", "TxUpdatedInterval"))
+            if interval <= 0:                 # 0: no periodic meter values (re-read each second)
+                await asyncio.sleep(1.0)
+                continue
+            await asyncio.sleep(interval)
             if self.tx_id == tx_id:
                 self.queue_tx_event("Updated", "MeterValuePeriodic")
 
