@@ -21,6 +21,7 @@ class Variable:
     data_type: str = "string"            # integer, decimal, boolean, string, OptionList, MemberList, SequenceList
     values_list: str | None = None       # allowed values (OptionList/MemberList/SequenceList)
     check: Callable[[str], bool] | None = None   # extra validation of a written value
+    written: bool = False                # set by a SetVariables (the station's own defaults until then)
 
     def valid(self, v: str) -> bool:
         if self.data_type == "integer":
@@ -163,6 +164,7 @@ class DeviceModel:
                                               "additional_info": f"not a valid {v.data_type}"[:512]}}, None
         if store:
             v.value = value
+            v.written = True
         return {**base, "attribute_status": "Accepted"}, v
 
     # -- B07/B08 reports ----------------------------------------------------------------------------

@@ -245,7 +245,10 @@ class TransactionsMixin:
 
     async def _periodic_meter(self, tx_id: str) -> None:
         while self.tx_id == tx_id:
-            interval = float(self.device.get("SampledDataCtrlr", "TxUpdatedInterval"))
+            # the lab's (possibly sub-second) interval until the CSMS writes TxUpdatedInterval
+            interval = (float(self.device.get("SampledDataCtrlr", "TxUpdatedInterval"))
+                        if self.device.vars[("SampledDataCtrlr", "TxUpdatedInterval")].written
+                        else self.cfg.meter_interval_s)
             if interval <= 0:                 # 0: no periodic meter values (re-read each second)
                 await asyncio.sleep(1.0)
                 continue
