@@ -109,6 +109,7 @@ CASES = [
        steps=[tx_updated_every(0), *started(),
               ocpp.dut_action("stop_transaction"),
               ocpp.expect("TransactionEvent", within_s=10, eventType="Ended"),
+              let_run(1.0),         # the station drops the Ended from its queue when our answer reaches it
               status_of(TX), ocpp.answer(ongoingIndicator=False, messagesInQueue=False)]),
     tc("TC_E_34_CS", "Transaction status without id, nothing queued", block="E",
        steps=[status_of(None), ocpp.answer(messagesInQueue=False, ongoingIndicator=absent)]),

@@ -29,6 +29,9 @@ def test_reconnects_after_a_network_cut_with_backoff_not_a_busy_loop(online):
     assert len(gaps) >= 2 and gaps[0] >= 0.9 and gaps[1] >= 1.9, gaps     # 1 s, then 2 s: not every 0.2 s
     st.op("station.restore_network")
     csms.wait_for_station("LAB-CS-001", timeout=15)
+    deadline = time.monotonic() + 10            # connected at the CSMS first, online at the station a moment later
+    while not st.op("station.status")["booted"] and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert st.op("station.status")["booted"]
 
 

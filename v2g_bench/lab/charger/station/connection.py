@@ -72,6 +72,7 @@ class ConnectionMixin:
         """The lab pulls the station's network: the connection drops without a close handshake and
         reconnect attempts fail until restore_network."""
         self.network_up = False
+        self.online = False             # at once: what is queued from now on is queued offline
         if self.ws is not None:
             self.ws.transport.abort()
         return {"network": "down", "queued": len(self.outbox)}
