@@ -5,21 +5,18 @@ still leaves the trace; the same objects stay in memory for the test API (`expec
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+from v2g_bench.csms.ocpp_time import utc_now_iso  # noqa: F401 - re-exported (payloads, server)
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 TYPE_NAMES = {CALL: "CALL", CALLRESULT: "CALLRESULT", CALLERROR: "CALLERROR"}
 
 
-def utc_now_iso() -> str:
-    """OCPP date-time (RFC 3339, UTC, milliseconds)."""
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass

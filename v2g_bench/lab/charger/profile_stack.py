@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass, field
+from v2g_bench.csms.ocpp_time import ocpp_time
 
 INF = math.inf
 
@@ -26,7 +27,7 @@ def parse_time(s: str) -> dt.datetime:
 
 
 def iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return ocpp_time(t, "seconds")
 
 
 @dataclass(frozen=True)

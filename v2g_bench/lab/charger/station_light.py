@@ -24,12 +24,11 @@ import time
 from dataclasses import dataclass
 
 from v2g_bench.errors import BenchError
+from v2g_bench.csms.ocpp_time import ocpp_time as iso
 
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 
 
-def iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_iso(s: str) -> dt.datetime:

@@ -1,19 +1,13 @@
 """The simulated station's options (`[services.station]` of the lab config)."""
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
 from v2g_bench.csms.validation import SUBPROTOCOLS
 from v2g_bench.errors import BenchError
+from v2g_bench.csms.ocpp_time import ocpp_time as iso_ms, utc_now as utcnow  # noqa: F401 - station API
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def iso_ms(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
