@@ -19,6 +19,7 @@ from typing import Any
 
 from v2g_bench.oracle import limits
 from v2g_bench.oracle.capture import Capture, Frame, read_capture
+from v2g_bench.exi.values import rational as _rational
 
 NS_20 = "urn:iso:std:iso:15118:-20:"
 NS_2 = "urn:iso:15118:2:2013:MsgDef"
@@ -134,12 +135,6 @@ def _schema_for(family: str, frame: Frame) -> str | None:
 
 def _base(name: str) -> str:
     return name[:-3] if name.endswith(("Req", "Res")) else name
-
-
-def _rational(v: Any) -> float | None:
-    if isinstance(v, dict) and "Value" in v:
-        return float(v["Value"]) * 10.0 ** int(v.get("Exponent", v.get("Multiplier", 0)))
-    return None
 
 
 # --- the oracle ------------------------------------------------------------------------------------
