@@ -138,8 +138,19 @@ def open_can_bus(options: dict[str, Any], *, name: str, where: str = "options"):
     if "interface" not in opts or "channel" not in opts:
         raise ProfileError(["CAN role needs `interface` and `channel` (e.g. interface = \"socketcand\", "
                             "channel = \"vcan0\", host = \"127.0.0.1\", port = 29536)"], where=where)
-    try:
-        return can.Bus(**opts)
-    except Exception as e:
-        raise InstrumentError(f"cannot open CAN bus ({type(e).__name__}: {e})", instrument=name,
-                              fix="check interface/channel and that the CAN gateway is reachable") from e
+    err: Exception | None = None
+    for attempt in range(3):
+        try:
+            return can.Bus(**opts)
+        except can.CanError as e:
+            # python-can's socketcand client compares its whole first read with '< ok >' after '< rawmode >': on a
+            # busy bus the daemon's first frames arrive in the same read and the handshake fails. Retry it.
+            if "Expected '< ok >'" in str(e) and attempt < 2:
+                continue
+            err = e
+            break
+        except Exception as e:
+            err = e
+            break
+    raise InstrumentError(f"cannot open CAN bus ({type(err).__name__}: {err})", instrument=name,
+                          fix="check interface/channel and that the CAN gateway is reachable") from err
