@@ -213,10 +213,13 @@ class CSMSEmulator(RoleDriver):
         return s
 
     def wait_for_disconnect(self, station_id: str, timeout: float = 10.0) -> str:
-        s = self.server.sessions.get(station_id)
-        if s is None:
+        # The server registers a session when its handler starts, which can be after a fast client
+        # has already dropped the connection: wait for the session to appear, within the same timeout.
+        deadline = time.monotonic() + timeout
+        if self._wait(lambda: station_id in self.server.sessions, timeout) is None:
             return "not connected"
-        if self._wait(lambda: s.closed.is_set(), timeout) is None:
+        s = self.server.sessions[station_id]
+        if self._wait(lambda: s.closed.is_set(), max(0.0, deadline - time.monotonic())) is None:
             raise Nonconformance(f"station {station_id} did not disconnect within {timeout:g} s")
         return s.close_detail
 

@@ -133,6 +133,11 @@ def _step(entries) -> str:
     if last.direction == "rx" and last.name in ("undecodable", "?"):
         req = next((e.name for e in reversed(entries) if e.direction == "tx"), "?")
         return f"{req} (answer undecodable)"
+    if last.direction == "rx" and last.name.endswith("Req"):
+        # A SECC never sends a request: a garbled answer can still decode as one. Name the step
+        # by the request it should have answered.
+        req = next((e.name for e in reversed(entries) if e.direction == "tx"), "?")
+        return f"{req} (answered by a {last.name})"
     return last.name
 
 
