@@ -10,8 +10,11 @@ run: bootstrap
 
 # The harness' own tests and the whole default conformance suite against the virtual lab; the simulated charger's
 # known stack nonconformances (kept visible as failed in `make run`) are expected here, strictly.
+# A test that fails is run once more (pytest-rerunfailures): on this 2-core machine a timing test can lose its CPU.
+# It still fails if it fails twice; one that passed only on the rerun is listed under "rerun test summary" - a flake
+# to fix, never hidden. `make run` (the charger's verdicts) never re-runs a case.
 test: bootstrap lint
-	$(V)/python -m pytest -n 2 -p no:cacheprovider --known-nonconformances tests/conformance/known-nonconformances.toml $(PYTEST_ARGS)
+	$(V)/python -m pytest -n 2 -p no:cacheprovider --reruns 1 -rR --known-nonconformances tests/conformance/known-nonconformances.toml $(PYTEST_ARGS)
 
 # The case x defect matrices of both protocol suites
 mutation: mutation-iso mutation-ocpp
