@@ -20,6 +20,7 @@ Call `apply_all()` once per process before starting an EVCC or SECC (idempotent)
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import struct
@@ -381,6 +382,27 @@ async def keep_sdp_answering(handler, period_s: float = 1.0) -> None:
         udp.resume_udp_server()
 
 
+# --- TLS key log of the EV's sessions -------------------------------------------------------------
+# The stack builds the EVCC's SSLContext itself (ssl.SSLContext(PROTOCOL_TLS), which ignores SSLKEYLOGFILE).
+# The EV emulator sets this per session (a context variable: concurrent EVs in one process keep their own),
+# so a TLS session's capture can be decrypted by the oracle and its response times taken from the wire.
+TLS_KEYLOG: contextvars.ContextVar = contextvars.ContextVar("v2g_bench_tls_keylog", default=None)
+
+
+def patch_evcc_tls_keylog() -> None:
+    from iso15118.evcc.transport import tcp_client
+
+    original = tcp_client.get_ssl_context
+
+    def get_ssl_context(server_side: bool):
+        ctx = original(server_side)
+        path = TLS_KEYLOG.get()
+        if ctx is not None and path:
+            ctx.keylog_filename = str(path)
+        return ctx
+    tcp_client.get_ssl_context = get_ssl_context
+
+
 # --- all of them ---------------------------------------------------------------------------------
 
 def apply_all(*, stop_delay_s: float = 0.05) -> None:
@@ -398,4 +420,5 @@ def apply_all(*, stop_delay_s: float = 0.05) -> None:
         patch_secc_session_end()
         patch_session_closes_its_connection()
         patch_secc_bounded_cancel()
+        patch_evcc_tls_keylog()
         _applied = True

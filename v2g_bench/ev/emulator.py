@@ -164,6 +164,7 @@ class EVEmulator(RoleDriver):
         self.on_message = on_message        # callback(entry) for the CLI's live printout
         self.response_timeout_floor_s = response_timeout_floor_s
         self.linger_s: float | None = None    # after the session's end, wait this long for the charger to close TCP
+        self.keylog_path: Path | None = None   # where TLS sessions log their keys (set with a capture)
         self.injector = Injector()
         compat.apply_all()
         self._codec = shared_codec(codec)    # in THIS (root-namespace) thread: one JVM per process
@@ -344,6 +345,8 @@ class EVEmulator(RoleDriver):
                                    wanted_control_mode=ControlMode.SCHEDULED if control_mode == "scheduled" else ControlMode.DYNAMIC,
                                    allow_pnc=(auth == "PNC"))
         handler.linger_s = self.linger_s
+        if tls and self.keylog_path is not None:
+            compat.TLS_KEYLOG.set(self.keylog_path)
         watch = compat.SessionEndWatch()
         handler._rcv_queue = watch
         model.start()
@@ -392,6 +395,8 @@ class EVEmulator(RoleDriver):
             except ImportError:
                 path = Path("ev.pcap")
         cap = PcapCapture(self.iface, path)
+        # TLS sessions during the capture log their keys beside it (<pcap>.keylog): the oracle decrypts with them
+        self.keylog_path = Path(path).with_suffix(".keylog")
 
         async def _start():
             cap.start()
@@ -401,4 +406,5 @@ class EVEmulator(RoleDriver):
     def stop_capture(self, cap) -> Path:
         async def _stop():
             return cap.stop()
+        self.keylog_path = None
         return self._loop.run(_stop(), 10.0)

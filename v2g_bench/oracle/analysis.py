@@ -139,17 +139,23 @@ def _base(name: str) -> str:
 
 # --- the oracle ------------------------------------------------------------------------------------
 def analyze(capture: str | Path | Capture, *, trace: str | Path | list | None = None,
-            tls_required_for_20: bool = True, supported_namespaces: list[str] | None = None) -> Report:
+            tls_required_for_20: bool = True, supported_namespaces: list[str] | None = None,
+            keylog: str | Path | None = None) -> Report:
     """Judge a capture. `trace`: the EV emulator's v2gtp-trace.jsonl (or its rows) to compare with;
-    `supported_namespaces`: what the SECC supports (DUT profile), for the SAP priority rule."""
-    cap = capture if isinstance(capture, Capture) else read_capture(capture)
+    `supported_namespaces`: what the SECC supports (DUT profile), for the SAP priority rule; `keylog`: the
+    TLS key log (NSS format) to decrypt TLS streams with (default: one found beside the capture)."""
+    cap = capture if isinstance(capture, Capture) else read_capture(capture, keylog=keylog)
     rep = Report(cap)
     _sdp_rules(cap, rep)
     for st in cap.streams:
-        if st.tls:
+        if st.tls and not st.decrypted:
+            why = st.tls_problem or "no key log given (--keylog, or <capture>.keylog beside it)"
             rep.notes.append(f"stream {st.index}: TLS, {st.ev[0]} -> [{st.secc[0]}]:{st.secc[1]} "
-                             "(encrypted; messages not decodable without keys)")
+                             f"(encrypted; messages not decodable: {why})")
             continue
+        if st.decrypted:
+            rep.notes.append(f"stream {st.index}: {st.tls_version} (suite {st.tls_suite:#06x}) decrypted with the "
+                             f"key log {cap.keylog}")
         if st.gap:
             rep.notes.append(f"stream {st.index}: the capture lost TCP data; decoded up to the gap")
         _stream(st, rep, tls_required_for_20, supported_namespaces)

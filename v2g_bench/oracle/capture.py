@@ -3,7 +3,8 @@
 TCP is reassembled by sequence number per direction (retransmissions and out-of-order segments of a
 real capture are handled; a gap ends the stream's decodable part). Streams are V2GTP when the SDP
 response named their port or when their first bytes are a V2GTP header; TLS streams are recognised
-by their record header and reported, not decoded (no keys). SLAC / HomePlug frames (EtherType 0x88E1)
+by their record header and decrypted when a key log is given or lies beside the capture (oracle/tls.py),
+else reported, not decoded. SLAC / HomePlug frames (EtherType 0x88E1)
 are counted and skipped.
 """
 from __future__ import annotations
@@ -62,6 +63,10 @@ class Stream:
     ev: tuple[str, int]
     secc: tuple[str, int]
     tls: bool = False
+    decrypted: bool = False            # a TLS stream opened with a key log
+    tls_version: str = ""
+    tls_suite: int = 0
+    tls_problem: str = ""              # why a TLS stream could not be decrypted
     t_open: float | None = None
     closed_by: str | None = None       # "secc" | "ev" (first FIN/RST seen)
     t_closed: float | None = None
@@ -78,6 +83,7 @@ class Capture:
     sdp: list[SDPExchange]
     streams: list[Stream]
     t0: float | None
+    keylog: str | None = None
 
     @property
     def frames(self) -> list[Frame]:
@@ -100,8 +106,11 @@ def _sdp(t: float, direction: str, data: bytes) -> SDPExchange | None:
     return SDPExchange(t, direction, ver, inv, ptype, sec, tr, addr, port, data)
 
 
-def read_capture(path: str | Path) -> Capture:
-    """Read a pcap/pcapng file; a file that is not a capture is a BenchError naming it."""
+def read_capture(path: str | Path, keylog: str | Path | None = None) -> Capture:
+    """Read a pcap/pcapng file; a file that is not a capture is a BenchError naming it. TLS streams are
+    decrypted with `keylog` (NSS format), or with the key log found beside the capture (oracle.tls.find_keylog)."""
+    from v2g_bench.oracle.tls import KeyLog, find_keylog
+
     from scapy.all import rdpcap
     from scapy.layers.inet import TCP, UDP
     from scapy.layers.inet6 import IPv6
@@ -139,8 +148,10 @@ def read_capture(path: str | Path) -> Capture:
             tcp = pkt[TCP]
             key = (str(ip.src), int(tcp.sport), str(ip.dst), int(tcp.dport))
             segs.setdefault(key, []).append((int(tcp.seq), t, bytes(tcp.payload), int(tcp.flags)))
-    streams = _streams(segs, announced)
-    return Capture(str(p), len(pkts), slac, sdp, streams, t0)
+    kl_path = keylog if keylog is not None else find_keylog(p)
+    kl = KeyLog.load(kl_path) if kl_path is not None else None
+    streams = _streams(segs, announced, kl)
+    return Capture(str(p), len(pkts), slac, sdp, streams, t0, str(kl_path) if kl_path else None)
 
 
 def _reassemble(items: list) -> tuple[list[tuple[int, float, bytes]], int | None, float | None, bool]:
@@ -163,11 +174,29 @@ def _reassemble(items: list) -> tuple[list[tuple[int, float, bytes]], int | None
     return out, end_t, t_open, gap
 
 
-def _streams(segs: dict, announced: set[int]) -> list[Stream]:
+def _secc_is_dst(src, sport, dst, dport, items: list, back: list, announced: set[int]) -> bool:
+    """Which end is the SECC: the port its SDP response announced; else the end that answered a SYN (the EV
+    connects); else the end that did not speak first (the EV's supportedAppProtocolReq or ClientHello opens every
+    connection); else the lower port."""
+    if dport in announced or sport in announced:
+        return dport in announced
+    if any(f & 0x12 == 0x02 for _, _, _, f in items):          # a SYN without ACK: this direction is the EV's
+        return True
+    if any(f & 0x12 == 0x02 for _, _, _, f in back):
+        return False
+    mine = min((t for _, t, d, _ in items if d), default=None)
+    theirs = min((t for _, t, d, _ in back if d), default=None)
+    if mine is not None and (theirs is None or mine < theirs):
+        return True
+    if theirs is not None and (mine is None or theirs < mine):
+        return False
+    return dport < sport
+
+
+def _streams(segs: dict, announced: set[int], keylog=None) -> list[Stream]:
     conns: dict[tuple, dict] = {}
     for (src, sport, dst, dport), items in segs.items():
-        # the SECC side is the announced/listening port; else the lower of the two
-        secc_is_dst = dport in announced or (sport not in announced and dport < sport)
+        secc_is_dst = _secc_is_dst(src, sport, dst, dport, items, segs.get((dst, dport, src, sport), []), announced)
         secc, ev = ((dst, dport), (src, sport)) if secc_is_dst else ((src, sport), (dst, dport))
         c = conns.setdefault((ev, secc), {})
         c["ev->secc" if secc_is_dst else "secc->ev"] = items
@@ -175,9 +204,7 @@ def _streams(segs: dict, announced: set[int]) -> list[Stream]:
     for (ev, secc), dirs in conns.items():
         st = Stream(len(out), ev, secc)
         frames: list[Frame] = []
-        first_bytes = b""
-        v2gtp_seen = False
-        # the EV's direction first: a V2GTP request there makes the SECC's replies V2GTP whatever their header
+        reassembled: dict[str, list] = {}
         for direction, items in sorted(dirs.items()):
             chunks, end_t, t_open, gap = _reassemble(items)
             st.gap = st.gap or gap
@@ -185,17 +212,22 @@ def _streams(segs: dict, announced: set[int]) -> list[Stream]:
                 st.t_open = t_open
             if end_t is not None and (st.t_closed is None or end_t < st.t_closed):
                 st.t_closed, st.closed_by = end_t, direction.split("->")[0]
-            buf = b"".join(c[2] for c in chunks)
-            if direction == "ev->secc":
-                first_bytes = buf[:3]
-            got, left = _frames(st.index, direction, chunks, known=secc[1] in announced or v2gtp_seen)
-            v2gtp_seen = v2gtp_seen or any(f.header_ok for f in got)
-            frames += got
-            st.leftover += left
+            reassembled[direction] = chunks
+        first_bytes = b"".join(c[2] for c in reassembled.get("ev->secc", []))[:3]
         if first_bytes[:1] == b"\x16" and first_bytes[1:2] == b"\x03":
-            st.tls, frames = True, []
-        elif not frames and secc[1] not in announced:
-            continue                                   # some other TCP traffic
+            st.tls = True
+            if keylog is not None:
+                frames = _tls_frames(st, reassembled, keylog)
+        else:
+            v2gtp_seen = False
+            # the EV's direction first: a V2GTP request there makes the SECC's replies V2GTP whatever their header
+            for direction, chunks in sorted(reassembled.items()):
+                got, left = _frames(st.index, direction, chunks, known=secc[1] in announced or v2gtp_seen)
+                v2gtp_seen = v2gtp_seen or any(f.header_ok for f in got)
+                frames += got
+                st.leftover += left
+            if not frames and secc[1] not in announced:
+                continue                                   # some other TCP traffic
         st.frames = sorted(frames, key=lambda f: f.t)
         out.append(st)
     for i, s in enumerate(out):
@@ -203,6 +235,37 @@ def _streams(segs: dict, announced: set[int]) -> list[Stream]:
         for f in s.frames:
             f.stream = i
     return out
+
+
+def _tls_frames(st: Stream, reassembled: dict[str, list], keylog) -> list[Frame]:
+    """Decrypt a TLS stream with the key log; its V2GTP frames are timed by the TCP segment that completed
+    the TLS record carrying their last byte."""
+    from v2g_bench.oracle.tls import decrypt
+
+    bufs = {d: b"".join(c[2] for c in chunks) for d, chunks in reassembled.items()}
+    dec = decrypt(bufs.get("ev->secc", b""), bufs.get("secc->ev", b""), keylog)
+    st.tls_version, st.tls_suite = dec.version, dec.suite
+    if dec.problem:
+        st.tls_problem = dec.problem
+    else:
+        st.decrypted = True
+    frames: list[Frame] = []
+    for direction, side in (("ev->secc", "c"), ("secc->ev", "s")):
+        chunks = reassembled.get(direction, [])
+        plain = [(off, _time_at(chunks, end - 1), data) for off, end, data in dec.chunks[side]]
+        if plain:
+            got, left = _frames(st.index, direction, plain, known=True)
+            frames += got
+            st.leftover += left
+    return frames
+
+
+def _time_at(chunks: list, offset: int) -> float:
+    """Wire time of the segment holding byte `offset` of a reassembled direction."""
+    for off, t, data in chunks:
+        if offset < off + len(data):
+            return t
+    return chunks[-1][1] if chunks else 0.0
 
 
 MAX_PLAUSIBLE_LENGTH = 1 << 20

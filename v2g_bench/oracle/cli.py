@@ -23,12 +23,14 @@ def analyze_cmd(
     trace: Optional[Path] = typer.Option(None, help="the EV emulator's v2gtp-trace.jsonl to compare with"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     allow_20_without_tls: bool = typer.Option(False, help="do not flag -20 over plain TCP (V2G20-2356)"),
+    keylog: Optional[Path] = typer.Option(None, help="TLS key log (NSS SSLKEYLOGFILE format) to decrypt TLS "
+                                          "streams; default: <capture>.keylog beside the capture"),
 ) -> None:
     """Decode every frame strictly, pair requests and responses, judge the SECC's side."""
     from v2g_bench.oracle.analysis import analyze
 
     try:
-        rep = analyze(capture, trace=trace, tls_required_for_20=not allow_20_without_tls)
+        rep = analyze(capture, trace=trace, tls_required_for_20=not allow_20_without_tls, keylog=keylog)
     except BenchError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
