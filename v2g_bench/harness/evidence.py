@@ -16,7 +16,7 @@ from typing import Any
 _ATTACHMENT_TYPES = {
     ".png": "image/png", ".json": "application/json", ".jsonl": "application/json",
     ".txt": "text/plain", ".log": "text/plain", ".csv": "text/csv", ".pcap": "application/vnd.tcpdump.pcap",
-    ".xml": "application/xml", ".html": "text/html", ".svg": "image/svg+xml",
+    ".xml": "application/xml", ".html": "text/html", ".svg": "image/svg+xml", ".keylog": "text/plain",
 }
 
 
