@@ -111,7 +111,7 @@ def read_capture(path: str | Path, keylog: str | Path | None = None) -> Capture:
     decrypted with `keylog` (NSS format), or with the key log found beside the capture (oracle.tls.find_keylog)."""
     from v2g_bench.oracle.tls import KeyLog, find_keylog
 
-    from scapy.all import rdpcap
+    from scapy.utils import rdpcap
     from scapy.layers.inet import TCP, UDP
     from scapy.layers.inet6 import IPv6
     from scapy.layers.l2 import Ether
