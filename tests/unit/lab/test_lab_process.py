@@ -46,6 +46,7 @@ def test_sigterm_stops_cleanly_and_removes_ready_file(tmp_path):
     try:
         lab.wait_ready()
         c = LabControl("127.0.0.1", lab.port("control"))
+        c.emulator(output_on=True)       # it powers up off
         c.contactor(True)
         c.setpoint(5000)
         wait_until(lambda: c.state()["dc_power_w"] > 4900, 5, "power flowing")
