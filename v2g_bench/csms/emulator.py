@@ -78,6 +78,7 @@ class CSMSEmulator(RoleDriver):
         self.pki = None
         self._pki_dir = pki_dir
         self.bench_faults: list[BenchFault] = []
+        self._clock0 = (time.time(), time.monotonic())      # the bench's wall and monotonic clocks at start
         self._consumed: set[int] = set()
         self._violations_seen = 0
         self._loop: LoopThread | None = None
@@ -146,6 +147,7 @@ class CSMSEmulator(RoleDriver):
             else:
                 self.pki = TestPKI.create(self._pki_dir)
                 ssl_ctx = self.pki.server_context(require_client_cert=o.security_profile == 3)
+        self._clock0 = (time.time(), time.monotonic())
         self._loop = LoopThread(name=f"csms-{self.name}")
         recorder = FrameRecorder(record_path, retain=o.retain_frames)
         try:
@@ -218,14 +220,58 @@ class CSMSEmulator(RoleDriver):
                           f"certificate: {'; '.join(own)}")
         return causes
 
-    def _failure(self, message: str, t0: float, station_id: str | None = None, *, any_time: bool = False):
+    def _failure(self, message: str, t0: float, station_id: str | None = None, *, any_time: bool = False,
+                 req: str | tuple[str, ...] = ()):
         """The exception for a failed wait: BenchError when the bench kept the station away, else Nonconformance."""
         causes = self._not_the_station(t0, station_id, any_time=any_time)
         if causes:
             return BenchError(f"{message}; not the charger's fault: " + "; ".join(dict.fromkeys(causes)),
                               where=self.identify(),
                               fix="restore what the bench broke (network, supply, its own credentials/certificate)")
-        return Nonconformance(message)
+        return Nonconformance(message, req=req)
+
+    # -- reboots and clocks ------------------------------------------------------------------
+    def assert_no_reboot(self, since: float, *, station: str | None = None, req: str | tuple[str, ...] = ()) -> None:
+        """The station did not boot again after `since` (time.monotonic()) unless the CSMS asked (Reset) or the
+        bench declared a cause (`bench_fault`, e.g. it cycled the station's supply: then a BenchError)."""
+        frames = [f for f in self.server.recorder.frames if f.t >= since and f.msg_type == CALL
+                  and (station is None or f.station == station)]
+        boots = [f for f in frames if f.direction == "in" and f.action == "BootNotification"]
+        if not boots or any(f.direction == "out" and f.action == "Reset" for f in frames):
+            return
+        reasons = ", ".join(str((f.payload or {}).get("reason")) for f in boots)
+        raise self._failure(f"the station rebooted during the case without being asked (BootNotification reason "
+                            f"{reasons}, {boots[0].t - since:.1f} s into the check)", since, station, req=req)
+
+    def bench_clock_step_s(self, frame: Frame) -> float:
+        """How far the bench's wall clock moved against its monotonic clock between the CSMS's start and the
+        moment `frame` was recorded (0 on a steady clock; NTP slews stay far below a second)."""
+        import datetime as dt
+        wall = dt.datetime.fromisoformat(frame.wall).timestamp()
+        return wall - (self._clock0[0] + (frame.t - self._clock0[1]))
+
+    def judge_station_clock(self, frame: Frame, *, tolerance_s: float = 5.0, field: str = "timestamp",
+                            req: str | tuple[str, ...] = ()) -> float:
+        """The station's `field` (an OCPP dateTime) agrees with the bench's clock at receipt within tolerance_s;
+        returns the offset (s, station - bench). A step of the BENCH's wall clock makes it Inconclusive (the
+        comparison means nothing), a station clock off by more than the tolerance is a Nonconformance."""
+        import datetime as dt
+
+        from v2g_bench.errors import Inconclusive
+        step = self.bench_clock_step_s(frame)
+        if abs(step) > 1.0:
+            raise Inconclusive(f"the bench's wall clock stepped by {step:+.1f} s during the case (against its monotonic "
+                               f"clock): the station's timestamps cannot be judged against it; fix the bench's time "
+                               f"sync and repeat")
+        try:
+            ts = dt.datetime.fromisoformat(str(frame.payload[field]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise Nonconformance(f"{frame.action} has no usable {field} ({e})", req=req) from None
+        offset = ts.timestamp() - dt.datetime.fromisoformat(frame.wall).timestamp()
+        if abs(offset) > tolerance_s:
+            raise Nonconformance(f"the station's clock is {offset:+.1f} s off the bench's ({frame.action}.{field} "
+                                 f"{frame.payload[field]}, received {frame.wall}; tolerance {tolerance_s:g} s)", req=req)
+        return offset
 
     # -- stations and waiting ---------------------------------------------------------------
     def _run(self, coro, timeout: float):

@@ -100,3 +100,58 @@ def test_tls_refused_because_the_station_certificate_expired_is_a_nonconformance
     with pytest.raises(Nonconformance) as ei:
         csms.wait_for_station(STATION, timeout=2.0)
     assert "TLS handshake failed" in str(ei.value) and "certificate has expired" in str(ei.value)
+
+
+def test_reboot_nobody_asked_for_is_a_nonconformance_and_one_the_bench_caused_an_error(make_csms, make_station):
+    import time
+    csms = make_csms(security_profile=1, password=PASSWORD)
+    st = make_station(ocpp_version="2.0.1")
+    _connected(csms, st)
+    t0 = time.monotonic()
+    csms.assert_no_reboot(t0)                                  # nothing yet
+    with csms.bench_fault("the bench cycled the station's supply"):
+        st.op("station.power_cycle")
+        csms.expect("BootNotification", timeout=10)
+    with pytest.raises(BenchError, match="cycled the station's supply"):
+        csms.assert_no_reboot(t0)
+    # the same reboot with no cause on the bench's side (a fresh pair: one reboot each)
+    csms = make_csms(security_profile=1, password=PASSWORD)
+    st = make_station(ocpp_version="2.0.1")
+    _connected(csms, st)
+    t1 = time.monotonic()
+    st.op("station.power_cycle")
+    csms.expect("BootNotification", timeout=10)
+    with pytest.raises(Nonconformance, match="rebooted during the case without being asked"):
+        csms.assert_no_reboot(t1)
+
+
+def test_station_clock_jump_fails_a_bench_clock_step_is_inconclusive(make_csms, make_station, monkeypatch):
+    import datetime as dt
+
+    from v2g_bench.csms import recording
+    from v2g_bench.csms.ocpp_time import ocpp_time, utc_now
+    from v2g_bench.errors import Inconclusive
+    csms = make_csms(security_profile=1, password=PASSWORD)
+    st = make_station(ocpp_version="2.0.1")
+    try:
+        _connected(csms, st)
+        st.op("station.start_transaction")
+        started = csms.expect("TransactionEvent", lambda m: m["eventType"] == "Started", timeout=5)
+        assert abs(csms.judge_station_clock(started)) < 5.0
+        assert st.op("station.clock_step", dt_s=-600.0) == {"clock_offset_s": -600.0}
+        with pytest.raises(BenchError, match="finite number"):
+            st.op("station.clock_step", dt_s=float("nan"))
+        updated = csms.expect("TransactionEvent", lambda m: m["eventType"] == "Updated", timeout=5)
+        with pytest.raises(Nonconformance, match="clock is -600.0 s off"):
+            csms.judge_station_clock(updated)
+    finally:
+        st.op("station.clear")                                  # the station's clock is right again
+    # a fresh pair: now the BENCH's wall clock steps back 10 min while the station's is right
+    csms = make_csms(security_profile=1, password=PASSWORD)
+    st = make_station(ocpp_version="2.0.1")
+    _connected(csms, st)
+    monkeypatch.setattr(recording, "utc_now_iso", lambda: ocpp_time(utc_now() + dt.timedelta(seconds=-600)))
+    st.op("station.start_transaction")
+    frame = csms.expect("TransactionEvent", lambda m: m["eventType"] == "Started", timeout=5)
+    with pytest.raises(Inconclusive, match="bench's wall clock stepped by -600"):
+        csms.judge_station_clock(frame)
