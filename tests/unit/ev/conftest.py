@@ -6,7 +6,6 @@ EV netns + veth pair from v2g_bench.ev.labnet, the lab's WT5000 analyzer opened 
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -47,30 +46,6 @@ class _Roles:
         return self._roles[name]
 
 
-@contextmanager
-def _dc_link(lab):
-    """The battery emulator powers up off, as a real one: program its limits (read back), then switch the
-    output on through the driver, as the bench's dc_link fixture does; its watchdog is fed for the session
-    and the output is ramped down and verified off at the end."""
-    from v2g_bench.instruments.vendors.scpi_dc_source import KeysightRP7900
-    from v2g_bench.roles import RoleConfig
-
-    battery = KeysightRP7900.open(RoleConfig(
-        role="battery", driver="keysight_rp7900", resource=f"TCPIP0::127.0.0.1::{lab.ports['battery_scpi']}::SOCKET",
-        limits={"voltage_max_v": 500.0, "current_charge_max_a": 40.0, "current_discharge_max_a": 40.0,
-                "power_max_w": 20000.0, "ovp_v": 550.0},
-        options={"model": "RP7952A", "watchdog_s": 5.0}))
-    try:
-        battery.apply_limits()
-        battery.set_voltage(370.0)
-        battery.output_on()
-        with battery.keep_alive():
-            yield battery
-        battery.safe_state()
-    finally:
-        battery.close()
-
-
 @pytest.fixture(scope="session")
 def lab_wire(tmp_path_factory):
     from v2g_bench.ev.labnet import lab_network
@@ -90,7 +65,7 @@ def lab_wire(tmp_path_factory):
                 role="analyzer", driver="yokogawa_wt5000", options={"elements": [1, 2]},
                 resource=f"TCPIP0::127.0.0.1::{lab.ports['analyzer_scpi']}::SOCKET"))
             analyzer.set_update_interval(0.05)
-            with _dc_link(lab) as battery:
+            with lab.dc_link() as battery:    # the emulator powers up off: limits, then output on (driver)
                 yield LabWire(net, lab, analyzer, battery)
         finally:
             if analyzer is not None:
