@@ -231,7 +231,6 @@ def _handshake_logging_sslobject(server: "CsmsServer") -> type:
                       side="bench" if own else "station")
 
     class LoggedSSLObject(ssl.SSLObject):
-        _v2g_read_ok = False
         _v2g_state: dict | None = None
 
         def do_handshake(self) -> None:
@@ -249,20 +248,6 @@ def _handshake_logging_sslobject(server: "CsmsServer") -> type:
                 report(e)
                 raise
             self._v2g_state["done"] = True
-
-        def read(self, *args):
-            # TLS 1.3: the server's side of the handshake is done before the station has checked the CSMS's
-            # certificate; a station refusing it answers with an alert on the first read
-            try:
-                data = super().read(*args)
-            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, ssl.SSLZeroReturnError):
-                raise
-            except ssl.SSLError as e:
-                if not self._v2g_read_ok:
-                    report(e)
-                raise
-            self._v2g_read_ok = True
-            return data
 
     return LoggedSSLObject
 
