@@ -155,3 +155,22 @@ def test_station_clock_jump_fails_a_bench_clock_step_is_inconclusive(make_csms, 
     frame = csms.expect("TransactionEvent", lambda m: m["eventType"] == "Started", timeout=5)
     with pytest.raises(Inconclusive, match="bench's wall clock stepped by -600"):
         csms.judge_station_clock(frame)
+
+
+def test_dut_action_cut_network_declares_a_bench_fault_until_restore(make_csms, monkeypatch):
+    """The OCPP step dut_action("cut_network") opens a bench fault on the CSMS; restore_network ends it."""
+    import types
+
+    from v2g_bench.conformance import ocpp as ocpp_steps
+    csms = make_csms(security_profile=1, password=PASSWORD)
+    done = []
+    monkeypatch.setattr(ocpp_steps, "_action_performer", lambda ctx: lambda name, *a, **k: done.append(name))
+    ctx = types.SimpleNamespace(vars={}, csms=csms, has_role=lambda r: r == "csms", resolve=lambda x: x,
+                                attach=lambda *a: None, last_wire_t=0.0)
+    ocpp_steps.dut_action("cut_network").run(ctx)
+    with pytest.raises(BenchError, match="the test cut the station's network"):
+        csms.wait_for_station(STATION, timeout=0.3)
+    ocpp_steps.dut_action("restore_network").run(ctx)
+    with pytest.raises(Nonconformance):
+        csms.wait_for_station(STATION, timeout=0.3)
+    assert done == ["cut_network", "restore_network"] and "_network_cut" not in ctx.vars
