@@ -50,18 +50,19 @@ def main() -> None:
             return
         lab = start_lab(workdir=tempfile.mkdtemp(prefix="ev-bench-lab-"), overrides=net.overrides, timeout_s=90)
         try:
-            soc = lab.control().call("state")["soc"]
-            for codec in ("jar", "own"):
-                r = run_codec(lab, codec, soc)
-                res = r["res"]
-                print(f"--- EV codec {codec} (SECC in the lab process: jar) ---")
-                print(f"verdict                 {res.verdict}")
-                print(f"session wall time       {res.wall_s:.2f} s ({res.charge_loops} charge loops, 5 s plan)")
-                print(f"charge-loop cycle       p50 {ms(pct(res.loop_cycle_s, .5))}  p99 {ms(pct(res.loop_cycle_s, .99))}")
-                print(f"req->res (bench side)   p50 {ms(pct(res.turnaround_s, .5))}  p99 {ms(pct(res.turnaround_s, .99))}")
-                e, d = r["enc"], r["dec"]
-                print(f"EXI encode ({codec})      p50 {ms(statistics.median(e))}  p99 {ms(pct(e, .99))}  n={len(e)}")
-                print(f"EXI decode ({codec})      p50 {ms(statistics.median(d))}  p99 {ms(pct(d, .99))}  n={len(d)}")
+            with lab.dc_link():               # the emulator powers up off: limits, then output on (driver)
+                soc = lab.control().call("state")["soc"]
+                for codec in ("jar", "own"):
+                    r = run_codec(lab, codec, soc)
+                    res = r["res"]
+                    print(f"--- EV codec {codec} (SECC in the lab process: jar) ---")
+                    print(f"verdict                 {res.verdict}")
+                    print(f"session wall time       {res.wall_s:.2f} s ({res.charge_loops} charge loops, 5 s plan)")
+                    print(f"charge-loop cycle       p50 {ms(pct(res.loop_cycle_s, .5))}  p99 {ms(pct(res.loop_cycle_s, .99))}")
+                    print(f"req->res (bench side)   p50 {ms(pct(res.turnaround_s, .5))}  p99 {ms(pct(res.turnaround_s, .99))}")
+                    e, d = r["enc"], r["dec"]
+                    print(f"EXI encode ({codec})      p50 {ms(statistics.median(e))}  p99 {ms(pct(e, .99))}  n={len(e)}")
+                    print(f"EXI decode ({codec})      p50 {ms(statistics.median(d))}  p99 {ms(pct(d, .99))}  n={len(d)}")
         finally:
             lab.stop()
 

@@ -52,6 +52,8 @@ class connected(Step):  # noqa: N801 - step words read as verbs in a case table
         opts = ctx.bench_profile.roles["csms"].options
         version = ctx.version or "2.0.1"
         sp = self.security_profile if self.security_profile is not None else int(opts.get("security_profile", 1))
+        if opts.get("password") is not None:
+            csms.provisioned(opts["station_id"], password=opts["password"])
         dut.connect_ocpp(csms.url_for(opts["station_id"]), security_profile=sp, password=opts.get("password"),
                          ocpp_version=version)
         boot = csms.expect("BootNotification", timeout=self.within_s)
@@ -217,6 +219,12 @@ class dut_action(Step):  # noqa: N801
         perform = _action_performer(ctx)
         result = perform(self.action, *ctx.resolve(self.args), **ctx.resolve(self.kw))
         ctx.last_wire_t = time.monotonic()
+        # while the test itself keeps the station offline, a station that cannot reach the CSMS is no nonconformance
+        if self.action == "cut_network" and ctx.has_role("csms"):
+            ctx.vars["_network_cut"] = ctx.csms.bench_fault(
+                "the test cut the station's network (DUT action cut_network) and has not restored it")
+        elif self.action == "restore_network" and ctx.vars.get("_network_cut") is not None:
+            ctx.vars.pop("_network_cut").end()
         if result is not None:
             ctx.attach(f"action {self.action}", result if isinstance(result, (dict, list, str)) else repr(result))
 

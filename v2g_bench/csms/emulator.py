@@ -27,6 +27,25 @@ INVALID_FRAME_KINDS = ("malformed_json", "not_an_array", "unknown_message_type",
 
 
 @dataclasses.dataclass
+class BenchFault:
+    """A cause on the bench's side for a station that cannot reach the CSMS (see CSMSEmulator.bench_fault)."""
+
+    reason: str
+    t0: float
+    t1: float | None = None            # None: still active
+
+    def end(self) -> None:
+        if self.t1 is None:
+            self.t1 = time.monotonic()
+
+    def __enter__(self) -> "BenchFault":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.end()
+
+
+@dataclasses.dataclass
 class InvalidFrameOutcome:
     """What the station did with a deliberately invalid frame."""
 
@@ -58,6 +77,8 @@ class CSMSEmulator(RoleDriver):
         self.evidence = evidence
         self.pki = None
         self._pki_dir = pki_dir
+        self.bench_faults: list[BenchFault] = []
+        self._clock0 = (time.time(), time.monotonic())      # the bench's wall and monotonic clocks at start
         self._consumed: set[int] = set()
         self._violations_seen = 0
         self._loop: LoopThread | None = None
@@ -126,6 +147,7 @@ class CSMSEmulator(RoleDriver):
             else:
                 self.pki = TestPKI.create(self._pki_dir)
                 ssl_ctx = self.pki.server_context(require_client_cert=o.security_profile == 3)
+        self._clock0 = (time.time(), time.monotonic())
         self._loop = LoopThread(name=f"csms-{self.name}")
         recorder = FrameRecorder(record_path, retain=o.retain_frames)
         try:
@@ -170,6 +192,87 @@ class CSMSEmulator(RoleDriver):
             raise Nonconformance(f"{len(new)} OCPP frame(s) from the station broke OCPP-J / the "
                                  f"OCPP JSON schema:\n  " + "\n  ".join(map(str, new)))
 
+    # -- the bench's own faults (a station kept away by the bench is no nonconformance) ---------------
+    def bench_fault(self, reason: str) -> BenchFault:
+        """Declare that the bench, not the station, keeps the station from the CSMS from now on (it cut the
+        station's network, switched its supply off, ...): until `.end()` (or the end of a `with` block),
+        a wait for the station that fails is a BenchError naming `reason`, never a Nonconformance."""
+        f = BenchFault(str(reason), time.monotonic())
+        self.bench_faults.append(f)
+        return f
+
+    def provisioned(self, station_id: str, *, password: str | None = None) -> None:
+        """What the bench gave the station to log in with: if the CSMS refuses exactly that, its own
+        configuration disagrees with the bench's, and the refusal is a bench error."""
+        if password is not None:
+            self.server.provisioned[station_id] = password
+
+    def _not_the_station(self, t0: float, station_id: str | None = None, *, any_time: bool = False) -> list[str]:
+        """Bench-side causes that overlap the wait that began at t0."""
+        causes = [f"{f.reason}" for f in self.bench_faults if f.t1 is None or f.t1 >= t0]
+        causes += [f"connection refused for a bench reason: {e.detail}" for e in self.server.events
+                   if e.kind == "rejected" and e.side == "bench" and (any_time or e.t >= t0)
+                   and (station_id is None or e.station in (None, station_id))]
+        own = self.server.own_tls_problems
+        n = self.server.abandoned_tls_handshakes(0.0 if any_time else t0)
+        if own and n:
+            causes.append(f"{n} TLS handshake(s) abandoned by the station, which rightly refuses the CSMS's own "
+                          f"certificate: {'; '.join(own)}")
+        return causes
+
+    def _failure(self, message: str, t0: float, station_id: str | None = None, *, any_time: bool = False,
+                 req: str | tuple[str, ...] = ()):
+        """The exception for a failed wait: BenchError when the bench kept the station away, else Nonconformance."""
+        causes = self._not_the_station(t0, station_id, any_time=any_time)
+        if causes:
+            return BenchError(f"{message}; not the charger's fault: " + "; ".join(dict.fromkeys(causes)),
+                              where=self.identify(),
+                              fix="restore what the bench broke (network, supply, its own credentials/certificate)")
+        return Nonconformance(message, req=req)
+
+    # -- reboots and clocks ------------------------------------------------------------------
+    def assert_no_reboot(self, since: float, *, station: str | None = None, req: str | tuple[str, ...] = ()) -> None:
+        """The station did not boot again after `since` (time.monotonic()) unless the CSMS asked (Reset) or the
+        bench declared a cause (`bench_fault`, e.g. it cycled the station's supply: then a BenchError)."""
+        frames = [f for f in self.server.recorder.frames if f.t >= since and f.msg_type == CALL
+                  and (station is None or f.station == station)]
+        boots = [f for f in frames if f.direction == "in" and f.action == "BootNotification"]
+        if not boots or any(f.direction == "out" and f.action == "Reset" for f in frames):
+            return
+        reasons = ", ".join(str((f.payload or {}).get("reason")) for f in boots)
+        raise self._failure(f"the station rebooted during the case without being asked (BootNotification reason "
+                            f"{reasons}, {boots[0].t - since:.1f} s into the check)", since, station, req=req)
+
+    def bench_clock_step_s(self, frame: Frame) -> float:
+        """How far the bench's wall clock moved against its monotonic clock between the CSMS's start and the
+        moment `frame` was recorded (0 on a steady clock; NTP slews stay far below a second)."""
+        import datetime as dt
+        wall = dt.datetime.fromisoformat(frame.wall).timestamp()
+        return wall - (self._clock0[0] + (frame.t - self._clock0[1]))
+
+    def judge_station_clock(self, frame: Frame, *, tolerance_s: float = 5.0, field: str = "timestamp",
+                            req: str | tuple[str, ...] = ()) -> float:
+        """The station's `field` (an OCPP dateTime) agrees with the bench's clock at receipt within tolerance_s;
+        returns the offset (s, station - bench). A step of the BENCH's wall clock makes it Inconclusive (the
+        comparison means nothing), a station clock off by more than the tolerance is a Nonconformance."""
+        import datetime as dt
+
+        from v2g_bench.errors import Inconclusive
+        step = self.bench_clock_step_s(frame)
+        if abs(step) > 1.0:
+            raise Inconclusive(f"the bench's wall clock stepped by {step:+.1f} s during the case (against its monotonic "
+                               f"clock): the station's timestamps cannot be judged against it; fix the bench's time "
+                               f"sync and repeat")
+        try:
+            ts = dt.datetime.fromisoformat(str(frame.payload[field]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise Nonconformance(f"{frame.action} has no usable {field} ({e})", req=req) from None
+        offset = ts.timestamp() - dt.datetime.fromisoformat(frame.wall).timestamp()
+        if abs(offset) > tolerance_s:
+            raise Nonconformance(f"the station's clock is {offset:+.1f} s off the bench's ({frame.action}.{field} "
+                                 f"{frame.payload[field]}, received {frame.wall}; tolerance {tolerance_s:g} s)", req=req)
+        return offset
+
     # -- stations and waiting ---------------------------------------------------------------
     def _run(self, coro, timeout: float):
         return self._loop.run(coro, timeout=timeout + 2)
@@ -204,12 +307,17 @@ class CSMSEmulator(RoleDriver):
                 if (station_id is None or sid == station_id) and not s.closed.is_set():
                     return s
             return None
+        t0 = time.monotonic()
         s = self._wait(ready, timeout)
         self.assert_conformant()
         if s is None:
             refused = [f"{e.station}: {e.detail}" for e in self.server.events if e.kind == "rejected"]
-            raise Nonconformance(f"station {station_id or '(any)'} did not connect within {timeout:g} s"
-                                 + (f"; refused attempts: {refused}" if refused else "; no connection attempt seen"))
+            n = self.server.abandoned_tls_handshakes()
+            if n:
+                refused.append(f"{n} TLS handshake(s) abandoned by the station")
+            raise self._failure(f"station {station_id or '(any)'} did not connect within {timeout:g} s"
+                                + (f"; refused attempts: {refused}" if refused else "; no connection attempt seen"),
+                                t0, station_id, any_time=True)
         return s
 
     def wait_for_disconnect(self, station_id: str, timeout: float = 10.0) -> str:
@@ -220,7 +328,8 @@ class CSMSEmulator(RoleDriver):
             return "not connected"
         s = self.server.sessions[station_id]
         if self._wait(lambda: s.closed.is_set(), max(0.0, deadline - time.monotonic())) is None:
-            raise Nonconformance(f"station {station_id} did not disconnect within {timeout:g} s")
+            raise self._failure(f"station {station_id} did not disconnect within {timeout:g} s",
+                                deadline - timeout, station_id)
         return s.close_detail
 
     @property
@@ -252,14 +361,15 @@ class CSMSEmulator(RoleDriver):
                     if ok:
                         return f
             return None
+        t0 = time.monotonic()
         f = self._wait(find, timeout)
         self.assert_conformant()
         if f is None:
             seen = [f"{x.action}({json.dumps(x.payload)[:100]})" for x in self.server.recorder.frames
                     if x.direction == "in" and x.msg_type == CALL and x.action == action]
-            raise Nonconformance(f"no {action} {'matching the condition ' if where else ''}from "
-                                 f"{station or 'any station'} within {timeout:g} s; {action} frames seen: "
-                                 f"{seen[-5:] or 'none'}")
+            raise self._failure(f"no {action} {'matching the condition ' if where else ''}from "
+                                f"{station or 'any station'} within {timeout:g} s; {action} frames seen: "
+                                f"{seen[-5:] or 'none'}", t0, station)
         self._consumed.add(f.seq)
         return f
 
@@ -281,10 +391,15 @@ class CSMSEmulator(RoleDriver):
                    validate: bool = True) -> Frame:
         s = self.session(station)
         t = self.options.response_timeout_s if timeout is None else timeout
+        t0 = time.monotonic()
         try:
             frame = self._run(s.call(action, payload, timeout=t, validate=validate), t)
         except ConnectionError as e:
-            raise Nonconformance(f"{action}: {e}") from None
+            raise self._failure(f"{action}: {e}", t0, s.id) from None
+        except Nonconformance as e:            # no answer in time
+            if self._not_the_station(t0, s.id):
+                raise self._failure(str(e), t0, s.id) from None
+            raise
         self.assert_conformant()
         return frame
 

@@ -89,6 +89,17 @@ class TestPKI:
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in station_id)
         return _write(self.dir / f"station-{safe}{'-expired' if expired else ''}", key, cert)
 
+    def expired_server_cert(self) -> tuple[Path, Path]:
+        """A server certificate for localhost from this CA that expired days ago -> (cert path, key path):
+        a CSMS misconfigured with it is refused by every station that checks its certificates."""
+        ca, ca_key = self._ca
+        key = _key()
+        sans = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        cert = _cert("localhost", key, ca.subject, ca_key, ca=False, days=1, sans=sans,
+                     eku=ExtendedKeyUsageOID.SERVER_AUTH,
+                     not_before=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=10))
+        return _write(self.dir / "csms-server-expired", key, cert)
+
     # -- ssl contexts -----------------------------------------------------------------------
     def server_context(self, *, require_client_cert: bool) -> ssl.SSLContext:
         return server_ssl_context(self.server_cert, self.server_key, self.ca_cert if require_client_cert else None)

@@ -21,9 +21,10 @@ import re
 import ssl
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any, Callable
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -86,6 +87,7 @@ class ConnectionEvent:
     detail: str
     status: int | None = None
     subprotocol: str | None = None
+    side: str = "station"     # for "rejected": "bench" when the bench's own configuration caused the refusal
 
 
 @dataclass
@@ -197,20 +199,55 @@ def is_loopback(host: str) -> bool:
         return False          # a host name other than localhost: assume it reaches the network
 
 
+def own_certificate_problems(cert_path) -> list[str]:
+    """What is wrong with the CSMS's own server certificate (expired, not yet valid, unreadable): a station
+    that refuses the TLS handshake then does right, and the refusal is the bench's fault."""
+    if not cert_path:
+        return []
+    import datetime as dt
+
+    from cryptography import x509
+    try:
+        cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
+    except (OSError, ValueError) as e:
+        return [f"cannot read {cert_path}: {e}"]
+    now = dt.datetime.now(dt.timezone.utc)
+    if cert.not_valid_after_utc < now:
+        return [f"{cert_path} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"]
+    if cert.not_valid_before_utc > now:
+        return [f"{cert_path} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"]
+    return []
+
+
 def _handshake_logging_sslobject(server: "CsmsServer") -> type:
     """An `SSLObject` class that reports failed TLS handshakes: asyncio drops them silently
     (it logs them only in debug mode), so a refused station would leave no trace."""
 
+    def report(e: BaseException) -> None:
+        reason = getattr(e, "reason", None) or getattr(e, "verify_message", None) or str(e)
+        own = server.own_tls_problems
+        server._event("rejected", None, f"TLS handshake failed: {reason} ({e})"
+                      + (f"; the CSMS's own certificate: {'; '.join(own)}" if own else ""),
+                      side="bench" if own else "station")
+
     class LoggedSSLObject(ssl.SSLObject):
+        _v2g_state: dict | None = None
+
         def do_handshake(self) -> None:
+            if self._v2g_state is None:
+                # asyncio closes a connection whose peer hangs up mid-handshake without calling us again:
+                # a handshake that stays "started" is how such a silent refusal is seen
+                self._v2g_state = {"t": time.monotonic(), "done": False}
+                server.tls_handshakes.append(self._v2g_state)
             try:
                 super().do_handshake()
             except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 raise
             except (ssl.SSLError, OSError) as e:
-                reason = getattr(e, "reason", None) or getattr(e, "verify_message", None) or str(e)
-                server._event("rejected", None, f"TLS handshake failed: {reason} ({e})")
+                self._v2g_state["done"] = True
+                report(e)
                 raise
+            self._v2g_state["done"] = True
 
     return LoggedSSLObject
 
@@ -457,6 +494,16 @@ class CsmsServer:
         self._changed = asyncio.Event()
         self._closing: set[asyncio.Future] = set()     # closes of replaced sessions in flight
         self.handlers_failed: list[str] = []
+        # The bench's side of the credentials, to tell its own misconfiguration from the station's fault:
+        self.own_tls_problems: list[str] = own_certificate_problems(options.tls_cert or (pki.server_cert if pki else None))
+        self.provisioned: dict[str, str] = {}       # station id -> the password the bench gave that station
+        self.tls_handshakes: deque[dict] = deque(maxlen=256)   # {"t", "done"} of recent TLS handshakes
+
+    def abandoned_tls_handshakes(self, since: float = 0.0, older_than_s: float = 0.5) -> int:
+        """TLS handshakes that began after `since` and were neither completed nor failed with an error within
+        `older_than_s`: the station hung up mid-handshake (a refusal without an alert, or a network fault)."""
+        now = time.monotonic()
+        return sum(1 for h in list(self.tls_handshakes) if not h["done"] and since <= h["t"] <= now - older_than_s)
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -525,8 +572,9 @@ class CsmsServer:
         text = str(v)       # capped: a hostile 64 kB frame must not become a 64 kB log line per problem
         log.warning("OCPP violation from %s: %s", frame.station, text if len(text) <= 600 else text[:600] + "...")
 
-    def _event(self, kind: str, station: str | None, detail: str, status: int | None = None, sub=None) -> None:
-        self.events.append(ConnectionEvent(time.monotonic(), kind, station, detail, status, sub))
+    def _event(self, kind: str, station: str | None, detail: str, status: int | None = None, sub=None, *,
+               side: str = "station") -> None:
+        self.events.append(ConnectionEvent(time.monotonic(), kind, station, detail, status, sub, side))
         # refusals (bad credentials, TLS) are what an operator must see: warning, with the reason
         log.log(logging.WARNING if kind == "rejected" else logging.INFO, "connection %s: %s %s", kind, station, detail)
         self.notify()
@@ -537,8 +585,8 @@ class CsmsServer:
         station_id = request.path.rstrip("/").rsplit("/", 1)[-1] if request.path.strip("/") else ""
         station_id = station_id.split("?", 1)[0]
 
-        def refuse(status: HTTPStatus, why: str, headers: dict | None = None):
-            self._event("rejected", station_id or None, why, int(status))
+        def refuse(status: HTTPStatus, why: str, headers: dict | None = None, side: str = "station"):
+            self._event("rejected", station_id or None, why, int(status), side=side)
             resp = connection.respond(status, why + "\n")
             for k, v in (headers or {}).items():
                 resp.headers[k] = v
@@ -571,6 +619,12 @@ class CsmsServer:
                               f"identity {station_id!r} in the URL", challenge)
             expected = o.stations.get(station_id) or o.password
             if password != expected:
+                given = self.provisioned.get(station_id)
+                if given is not None and password == given:
+                    # the station sent exactly what the bench gave it: the bench's two settings disagree
+                    return refuse(HTTPStatus.UNAUTHORIZED, f"wrong password for station {station_id!r}: it is the "
+                                  "password the bench provisioned to the station, which the CSMS's own configuration "
+                                  "does not accept (bench misconfiguration)", challenge, side="bench")
                 return refuse(HTTPStatus.UNAUTHORIZED, f"wrong password for station {station_id!r}", challenge)
         if o.security_profile == 3:
             ssl_obj = connection.transport.get_extra_info("ssl_object")

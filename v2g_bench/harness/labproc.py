@@ -54,6 +54,31 @@ class LabHandle:
         from v2g_bench.lab.control import LabControl
         return LabControl(self.host, self.ports["control"], timeout=timeout)
 
+    @contextmanager
+    def dc_link(self, voltage_v: float = 370.0, *, watchdog_s: float = 5.0) -> Iterator[object]:
+        """The lab's battery emulator holding the DC link, driven as a bench drives it: it powers up off, so
+        its limits are programmed and read back, then the output is switched on through the RP7900 driver;
+        the watchdog is fed while the block runs, and the output is ramped down and verified off after it.
+        For tools and tests that drive the lab without the harness (the harness has the `dc_link` fixture);
+        limits are those of profiles/virtual-lab.bench.toml."""
+        from v2g_bench.instruments.vendors.scpi_dc_source import KeysightRP7900
+        from v2g_bench.roles import RoleConfig
+
+        battery = KeysightRP7900.open(RoleConfig(
+            role="battery", driver="keysight_rp7900", resource=f"TCPIP0::{self.host}::{self.ports['battery_scpi']}::SOCKET",
+            limits={"voltage_max_v": 500.0, "current_charge_max_a": 40.0, "current_discharge_max_a": 40.0,
+                    "power_max_w": 20000.0, "ovp_v": 550.0},
+            options={"model": "RP7952A", "watchdog_s": watchdog_s}))
+        try:
+            battery.apply_limits()
+            battery.set_voltage(voltage_v)
+            battery.output_on()
+            with battery.keep_alive():
+                yield battery
+            battery.safe_state()
+        finally:
+            battery.close()
+
     def alive(self) -> bool:
         return self.proc is None or self.proc.poll() is None
 

@@ -249,12 +249,23 @@ class LabControl:
             self._rbuf = b""
         return self._sock
 
-    def call(self, op: str, **args: Any) -> dict:
+    def call(self, op: str, /, *, timeout: float | None = None, **args: Any) -> dict:
+        """Run one control op. `timeout` (s) bounds the wait for this op's answer (default: the
+        client's `timeout`); ops that wait for something slow (a station's CSMS connect) pass more."""
+        if timeout is None:
+            wait = self.timeout
+        else:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+                    or not math.isfinite(timeout) or timeout <= 0:
+                raise LabError(f"control op {op!r}: timeout must be a positive number of seconds, got {timeout!r}",
+                               where="LabControl.call")
+            wait = float(timeout)
         req = json.dumps({"op": op, **args}).encode() + b"\n"
         with self._lock:
             for attempt in (1, 2):
                 sock = self._connect()
                 try:
+                    sock.settimeout(wait)
                     sock.sendall(req)
                     while b"\n" not in self._rbuf:
                         chunk = sock.recv(65536)
@@ -265,7 +276,7 @@ class LabControl:
                     break
                 except socket.timeout:
                     self.close()
-                    raise LabError(f"control op {op!r} got no answer within {self.timeout:g} s",
+                    raise LabError(f"control op {op!r} got no answer within {wait:g} s",
                                    where=f"{self.host}:{self.port}", fix="check the lab log") from None
                 except OSError:
                     self.close()

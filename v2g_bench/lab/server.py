@@ -37,7 +37,7 @@ from typing import Any, Callable, Dict, Literal, Optional
 from pydantic import BaseModel, StrictBool, StrictInt, StrictStr
 
 from v2g_bench.errors import LabError, ProfileError
-from v2g_bench.profile_schema import Closed, NonEmptyStr, Positive, did_you_mean, validate
+from v2g_bench.profiles.profile_schema import Closed, NonEmptyStr, Positive, did_you_mean, validate
 from v2g_bench.lab.frontends.can import SocketcandServer
 from v2g_bench.lab.control import ControlServer
 from v2g_bench.lab.frontends.modbus import ModbusFrontEnd

@@ -170,14 +170,21 @@ class Site:
     def info(self) -> dict:
         return {"evses": len(self.plants), "t": self.clock.now(), "time_scale": self.clock.time_scale}
 
-    def battery(self, evse: int, soc: float | None = None, **params: Any) -> dict:
+    def battery(self, evse: int, soc: float | None = None, output_on: bool | None = None, **params: Any) -> dict:
+        """An EVSE's battery (the EV it plays) and its emulator's output: the emulators power up off, and only
+        EVSE 1's has an instrument front-end (RP7900 SCPI), so a site runner switches the others on here."""
         p = self.plant(evse)
         if params:
             p.configure_battery(**params)
         if soc is not None:
             p.set_battery_soc(_finite("soc", soc, lo=0.0))
+        if output_on is not None:
+            if not isinstance(output_on, bool):
+                raise LabError(f"site.battery: output_on must be true or false, got {output_on!r}", where="site.battery")
+            p.set_battery_output(output_on)
         s = p.state()
-        return {"soc": s.soc, "battery_energy_wh": s.battery_energy_wh, "capacity_wh": p.cfg.battery.capacity_wh}
+        return {"soc": s.soc, "battery_energy_wh": s.battery_energy_wh, "capacity_wh": p.cfg.battery.capacity_wh,
+                "output_on": s.battery_output_on}
 
     def building(self, points: list, start_t: float | None = None) -> dict:
         """Building load and PV: points [dt_s, load_w, pv_w] (step), dt_s in plant seconds from `start_t` (plant

@@ -483,7 +483,8 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                     # gross capacity 15 % above the usable one the plan uses (as in a real pack): the lab's cells take
                     # the DC nearly loss-free while the plan books eta_charge, so they must not be full before the plan
                     gross = cap * GROSS_OVER_USABLE
-                    ss.ctl.call("site.battery", evse=i, capacity_wh=gross * 1000.0, soc=soc0 / gross)
+                    # its emulator powers up off, as a real one: switched on once the battery is set
+                    ss.ctl.call("site.battery", evse=i, capacity_wh=gross * 1000.0, soc=soc0 / gross, output_on=True)
                 # profiles: start on a whole second with a zero lead, so nothing flows before the plan
                 lead = int(math.ceil(opts.lead_s + 0.15 * n))
                 now_utc = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)

@@ -9,7 +9,7 @@ import json
 import pytest
 from websockets.asyncio.client import connect
 
-from conftest import PASSWORD
+from csms_helpers import PASSWORD
 from v2g_bench.errors import Nonconformance
 
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import PASSWORD
+from csms_helpers import PASSWORD
 from v2g_bench.lab.control import LabControl
 from v2g_bench.harness.labproc import running_lab
 
@@ -77,7 +77,8 @@ def test_TC_Q_109_CS_discharge_profile_followed_and_energy_agrees_with_analyzer(
     csms = make_csms(security_profile=1, password=PASSWORD)
     overrides = {"services.station.enabled": "true", "services.station.meter_location": '"dc"',
                  "services.station.meter_interval_s": "1.0", "services.station.ocpp_version": f'"{version}"'}
-    with running_lab(workdir=tmp_path / "lab", overrides=overrides, timeout_s=60) as lab:
+    # the battery emulator powers up off: limits, then output on through its driver, as a bench does
+    with running_lab(workdir=tmp_path / "lab", overrides=overrides, timeout_s=60) as lab, lab.dc_link():
         ctl = LabControl("127.0.0.1", lab.ports["control"], timeout=20)
         analyzer = Scpi(lab.ports["analyzer_scpi"])
         try:

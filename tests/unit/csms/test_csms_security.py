@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from conftest import PASSWORD
+from csms_helpers import PASSWORD
 
 
 def raw_handshake(url, *, subprotocols=("ocpp2.0.1",), user=None, password=None, ssl_ctx=None):

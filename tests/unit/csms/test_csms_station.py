@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import PASSWORD
+from csms_helpers import PASSWORD
 from v2g_bench.csms.emulator import NO_ANSWER, CallErrorReceived, OcppCallError
 from v2g_bench.errors import Nonconformance
 

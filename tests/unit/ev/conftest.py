@@ -16,6 +16,7 @@ class LabWire:
     net: object            # v2g_bench.ev.labnet.LabNetwork
     lab: object            # v2g_bench.harness.labproc.LabHandle
     analyzer: object       # YokogawaWT5000 over the lab's analyzer_scpi port
+    battery: object        # KeysightRP7900 over the lab's battery_scpi port: the DC link, on for the session
 
     def state(self) -> dict:
         return self.lab.control().call("state")
@@ -64,7 +65,8 @@ def lab_wire(tmp_path_factory):
                 role="analyzer", driver="yokogawa_wt5000", options={"elements": [1, 2]},
                 resource=f"TCPIP0::127.0.0.1::{lab.ports['analyzer_scpi']}::SOCKET"))
             analyzer.set_update_interval(0.05)
-            yield LabWire(net, lab, analyzer)
+            with lab.dc_link() as battery:    # the emulator powers up off: limits, then output on (driver)
+                yield LabWire(net, lab, analyzer, battery)
         finally:
             if analyzer is not None:
                 analyzer.close()

@@ -15,6 +15,7 @@ from v2g_bench.lab.plant import LabClock, Plant, PlantConfig
 
 def make_plant() -> Plant:
     p = Plant(PlantConfig.from_dict({}), LabClock(manual=True), seed=1)
+    p.set_battery_output(True)            # the bench switched the battery emulator on
     p.set_contactor(True)
     return p
 

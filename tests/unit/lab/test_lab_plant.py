@@ -12,7 +12,27 @@ from v2g_bench.lab.plant import (LabClock, Plant, PlantConfig, energy_balance_er
 
 
 def make(seed: int = 1, **cfg) -> Plant:
-    return Plant(PlantConfig.from_dict(cfg), LabClock(manual=True), seed=seed)
+    """A plant whose battery emulator the bench has switched on (it powers up off, as a real one)."""
+    p = Plant(PlantConfig.from_dict(cfg), LabClock(manual=True), seed=seed)
+    p.set_battery_output(True)
+    return p
+
+
+def test_battery_emulator_powers_up_with_its_output_off():
+    """As a real RP7900: no voltage on the DC link until the bench programs limits and switches it on,
+    in the plant's default and in the lab's own default configuration."""
+    from v2g_bench.lab.server import load_config
+    for cfg in (PlantConfig(), PlantConfig.from_dict(load_config(None).get("plant", {}))):
+        p = Plant(cfg, LabClock(manual=True), seed=1)
+        s = p.state()
+        assert s.battery_output_on is False and s.dc_voltage_v == 0.0 and s.dc_current_a == 0.0
+        p.set_contactor(True)
+        p.set_power_setpoint(5000)
+        p.step(5.0)
+        assert p.state().dc_power_w == 0.0          # nothing flows with the emulator off
+        p.set_battery_output(True)
+        p.step(5.0)
+        assert p.state().dc_voltage_v > 300 and p.state().dc_power_w > 4000
 
 
 def test_energy_is_conserved_charge_and_discharge():
@@ -192,6 +212,7 @@ def test_clock_time_scale_and_monotonic():
 def test_fast_clock_integrates_hours_cheaply():
     clock = LabClock(time_scale=1000)
     p = Plant(PlantConfig(), clock, seed=0)
+    p.set_battery_output(True)
     p.set_contactor(True)
     p.set_power_setpoint(10_000)
     time.sleep(0.5)                     # ~500 plant seconds

@@ -34,6 +34,21 @@ def test_service_op_and_port_drive_the_same_plant(vlab, ctl):
     assert st["contactor_closed"] and "svc_setpoint" in ctl.call("ops")["ops"]
 
 
+def test_control_call_timeout_per_op(vlab):
+    """LabControl.call(timeout=) bounds one op's wait; the client's default stays for the others."""
+    c = LabControl("127.0.0.1", vlab.port("control"), timeout=0.3)
+    try:
+        with pytest.raises(LabError, match="got no answer within 0.3 s"):
+            c.call("svc_sleep", s=1.0)
+        assert c.call("svc_sleep", s=1.0, timeout=5.0) == {"ok": True, "slept": 1.0}
+        assert c.timeout == 0.3 and c.call("ping")["ok"]
+        for bad in (0, -1, float("nan"), "5", True):
+            with pytest.raises(LabError, match="timeout must be a positive number"):
+                c.call("ping", timeout=bad)
+    finally:
+        c.close()
+
+
 def test_time_scale_runs_plant_faster(vlab, ctl):
     t0, w0 = ctl.state()["t"], time.monotonic()
     time.sleep(0.5)
@@ -46,6 +61,7 @@ def test_sigterm_stops_cleanly_and_removes_ready_file(tmp_path):
     try:
         lab.wait_ready()
         c = LabControl("127.0.0.1", lab.port("control"))
+        c.emulator(output_on=True)       # it powers up off
         c.contactor(True)
         c.setpoint(5000)
         wait_until(lambda: c.state()["dc_power_w"] > 4900, 5, "power flowing")

@@ -11,8 +11,11 @@ from v2g_bench.lab.plant import LabClock, Plant, PlantConfig
 from v2g_bench.lab.frontends.scpi import ScpiInstrument, parse_pattern
 
 
-def plant() -> Plant:
-    return Plant(PlantConfig.from_dict({"measurement": {"noise_rel": 0.0}}), LabClock(manual=True), seed=1)
+def plant(output_on: bool = True) -> Plant:
+    """A plant whose battery emulator is on (the RP7900 tests below switch it over SCPI themselves)."""
+    p = Plant(PlantConfig.from_dict({"measurement": {"noise_rel": 0.0}}), LabClock(manual=True), seed=1)
+    p.set_battery_output(output_on)
+    return p
 
 
 def errors(inst: ScpiInstrument) -> list[int]:
@@ -32,6 +35,14 @@ def test_pattern_parsing():
     assert [(n.short, n.long, n.optional, n.suffix) for n in nodes] == [
         ("SOUR", "SOURCE", True, False), ("VOLT", "VOLTAGE", False, False),
         ("LEV", "LEVEL", True, False), ("ITEM", "ITEM", False, True)]
+
+
+def test_rp7900_powers_up_with_the_output_off():
+    p = Plant(PlantConfig(), LabClock(manual=True), seed=1)
+    inst = KeysightRP7900(p)
+    assert inst.execute("OUTP?") == "0" and float(inst.execute("MEAS:VOLT?")) == 0.0
+    inst.execute("OUTP ON")
+    assert inst.execute("OUTP?") == "1" and p.state().dc_voltage_v > 300
 
 
 def test_short_long_case_optional_and_compound():

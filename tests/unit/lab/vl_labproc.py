@@ -38,6 +38,10 @@ TEST_SERVICE = textwrap.dedent('''
             plant.set_power_setpoint(float(p_w))
             return {"setpoint_w": plant.state().setpoint_w}
         ctx.register_op("svc_setpoint", op_svc_setpoint)
+        async def op_svc_sleep(s):
+            await asyncio.sleep(float(s))
+            return {"slept": s}
+        ctx.register_op("svc_sleep", op_svc_sleep)
         ctx.log.info("test service up")
         return _Svc(server)
 ''')

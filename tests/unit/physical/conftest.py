@@ -29,6 +29,7 @@ def board_lab():
 
     loop = LoopThread("physical-test")
     plant = Plant(clock=LabClock())
+    plant.set_battery_output(True)          # the DC link: a bench switches its battery emulator on
     ctx = _Ctx()
     svc = loop.run(serial_board.start_service(plant, {}, ctx), timeout=5)
 

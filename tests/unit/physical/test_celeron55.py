@@ -19,6 +19,7 @@ def c55():
         ready: dict = {}
     loop = LoopThread("c55")
     plant = Plant(clock=LabClock())
+    plant.set_battery_output(True)          # the DC link: a bench switches its battery emulator on
     ctx = Ctx()
     svc = loop.run(start_celeron55_service(plant, {"period_s": 0.05}, ctx), timeout=5)
     drv = Celeron55EvIo.open(RoleConfig("ev_io", "pyplc_celeron55", resource=ctx.ready["serial_board_c55"]["path"],

@@ -16,7 +16,8 @@ def lab(tmp_path_factory):
     from v2g_bench.harness.labproc import start_lab
     lab = start_lab(workdir=tmp_path_factory.mktemp("chademolab"), timeout_s=60)
     try:
-        yield lab
+        with lab.dc_link():               # the emulator powers up off: limits, then output on (driver)
+            yield lab
     finally:
         code = lab.stop()
         assert code == 0, f"lab exited with {code}:\n{lab.log_tail()}"

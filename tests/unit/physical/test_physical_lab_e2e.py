@@ -22,7 +22,8 @@ def lab(tmp_path_factory):
     with lab_network({"secc": {"codec": "own"}}) as net:
         lab = start_lab(workdir=tmp_path_factory.mktemp("physlab"), overrides=net.overrides, timeout_s=90)
         try:
-            yield lab
+            with lab.dc_link():           # the emulator powers up off: limits, then output on (driver)
+                yield lab
         finally:
             code = lab.stop()
             assert code == 0, f"lab exited with {code}:\n{lab.log_tail()}"

@@ -58,6 +58,7 @@ def test_cp_voltages_follow_the_divider():
 
 def _plant():
     p = Plant(clock=LabClock(manual=True))
+    p.set_battery_output(True)            # the DC link: a bench switches its battery emulator on
     charger_for(p)                        # the coupling attaches the pilot reaction
     return p
 

@@ -13,7 +13,10 @@ def site():
     plants = [Plant(PlantConfig(), clock, seed=i) for i in range(3)]
     for p in plants:
         p.set_contactor(True)
-    return Site(plants, nominal_v=230.0)
+    s = Site(plants, nominal_v=230.0)
+    for evse in (1, 2, 3):                   # the emulators power up off: the runner switches them on
+        assert s.battery(evse, output_on=True)["output_on"] is True
+    return s
 
 
 def run(site, seconds):
@@ -75,6 +78,8 @@ def test_islanding_serves_the_home_load_after_the_transfer_time(site):
 def test_bad_site_input_is_refused(site):
     with pytest.raises(LabError, match="evse 9"):
         site.battery(9, soc=0.5)
+    with pytest.raises(LabError, match="output_on must be true or false"):
+        site.battery(1, output_on="yes")
     with pytest.raises(LabError, match="load_w"):
         site.building([[0, -1.0, 0.0]])
     with pytest.raises(LabError, match="expected"):

@@ -1,43 +1,19 @@
-"""Fixtures for the simulated station's tests: a real CSMS emulator on loopback and the station
-(`InProcessStation`: the lab's real Plant, the station service on its own loop thread)."""
+"""Fixtures for the simulated station's tests. `make_csms` and `make_station` are the shared ones of
+tests/unit/conftest.py; here the CSMS defaults to security profile 1 with PASSWORD, and `online` connects."""
 from __future__ import annotations
 
 import pytest
-
-from v2g_bench.csms.emulator import CSMSEmulator
-from v2g_bench.lab.charger.inprocess import InProcessStation
 
 PASSWORD = "bench-password-0123"
 
 
 @pytest.fixture
-def make_csms(tmp_path):
-    made = []
-
+def make_csms(make_csms):
     def make(**options):
-        options.setdefault("record_path", str(tmp_path / f"frames-{len(made)}.jsonl"))
         options.setdefault("security_profile", 1)
         options.setdefault("password", PASSWORD)
-        c = CSMSEmulator(options, pki_dir=str(tmp_path / f"pki-{len(made)}")).start()
-        made.append(c)
-        return c
-    yield make
-    for c in reversed(made):
-        c.close()
-
-
-@pytest.fixture
-def make_station():
-    made = []
-
-    def make(**cfg):
-        cfg.setdefault("meter_interval_s", 0.5)
-        h = InProcessStation(cfg)
-        made.append(h)
-        return h
-    yield make
-    for h in reversed(made):
-        h.close()
+        return make_csms(**options)
+    return make
 
 
 @pytest.fixture

@@ -98,7 +98,8 @@ def lab_session(tmp_path_factory):
     overrides = {"services.station.enabled": "true", "services.station.meter_location": '"dc"',
                  "services.station.ocpp_version": '"2.0.1"'}
     try:
-        with labproc.running_lab(workdir=tmp / "lab", overrides=overrides, timeout_s=60) as lab:
+        # the battery emulator powers up off: limits, then output on through its driver, as a bench does
+        with labproc.running_lab(workdir=tmp / "lab", overrides=overrides, timeout_s=60) as lab, lab.dc_link():
             ctl = control.LabControl("127.0.0.1", lab.ports["control"], timeout=20)
             analyzer = Analyzer(lab.ports["analyzer_scpi"])
             try:

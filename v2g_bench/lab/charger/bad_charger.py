@@ -109,6 +109,7 @@ class FakeCharger:
         try:
             self.pair = netns.VethPair.create(ev_netns=self.ns)
             self.plant = Plant()
+            self.plant.set_battery_output(True)    # its own DC link: no bench drives an emulator here
             self._loop = LoopThread("fake-charger")
             self.service = self._loop.run(
                 lab_secc.start_service(self.plant, {"iface": self.pair.secc_iface, **(secc_cfg or {})}, None), 60)

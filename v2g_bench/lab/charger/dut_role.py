@@ -62,17 +62,7 @@ class VirtualLabDut(RoleDriver):
     def op(self, name: str, timeout_s: float = 10.0, **args) -> dict:
         """A station op that may take longer than the control port's short default (it waits for the
         CSMS: connect and boot, Authorize, a reconnect)."""
-        c = self.control
-        old = c.timeout
-        c.timeout = max(old, timeout_s)
-        if c._sock is not None:          # LabControl keeps one socket; its timeout is per recv
-            c._sock.settimeout(c.timeout)
-        try:
-            return c.call(name, **args)
-        finally:
-            c.timeout = old
-            if c._sock is not None:
-                c._sock.settimeout(old)
+        return self.control.call(name, timeout=max(self.control.timeout, timeout_s), **args)
 
     def disconnect_ocpp(self) -> dict:
         self._ocpp_connected = False

@@ -65,7 +65,7 @@ class MeasurementConfig:
 @dataclass
 class BatteryEmulatorConfig:
     emulation: str = "BATT"                              # RP7900 EMULation at power-up
-    output_on0: bool = True                              # the lab's emulated battery starts connected
+    output_on0: bool = False                             # off at power-up, as a real RP7900: the bench switches it on
     voltage_set_v: float = 370.0
     current_limit_pos_a: float = 40.0                    # vendor +: the emulator SOURCES
     current_limit_neg_a: float = -40.0                   # vendor -: the emulator SINKS

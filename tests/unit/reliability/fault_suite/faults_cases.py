@@ -259,3 +259,142 @@ def test_samples_too_sparse_to_judge(battery, analyzer, charger, lab, evidence):
         raise Inconclusive(f"the analyzer delivered {rate:.1f} samples/s (< 5): too sparse to judge a t90; "
                            "the bench was late, not the charger")
     reach(rec, AMPS, 15)
+
+
+# ------------------------------------------------------------------ OCPP: TLS, link, reboot, clock ---
+# Each drives power first (so "outputs off" after the unwind means something), then connects the simulated
+# charger to a CSMS and injects one fault. Which side caused it decides the verdict: the CSMS emulator's
+# bench-fault channel (bench_fault(), provisioned credentials, its own certificate) turns a station the BENCH
+# kept away into an error; the same symptom caused by the charger stays a Nonconformance (failed).
+def csms_login(bench_profile):
+    o = bench_profile.roles["csms"].options
+    return o["station_id"], o["password"]
+
+
+def ocpp_transaction(csms, dut, bench_profile):
+    """The charger connected (SP1), TxUpdatedInterval 1 s, a transaction started; returns its id."""
+    sid, pw = csms_login(bench_profile)
+    csms.provisioned(sid, password=pw)
+    dut.connect_ocpp(csms.url_for(sid), security_profile=1, password=pw, ocpp_version="2.0.1")
+    csms.expect("BootNotification", timeout=15)
+    csms.set_variables([("SampledDataCtrlr", "TxUpdatedInterval", "1")])
+    dut.start_transaction()
+    started = csms.expect("TransactionEvent", lambda m: m["eventType"] == "Started", timeout=15)
+    return started["transactionInfo"]["transactionId"]
+
+
+def expect_update(csms, tx, timeout=4.0):
+    """A running transaction reports its meter values every TxUpdatedInterval (1 s here)."""
+    return csms.expect("TransactionEvent", lambda m: m["eventType"] == "Updated"
+                       and m["transactionInfo"]["transactionId"] == tx, timeout=timeout)
+
+
+def tls_csms(evidence, pki, cert, key, security_profile):
+    from v2g_bench.csms.emulator import CSMSEmulator
+    return CSMSEmulator({"security_profile": security_profile, "password": "virtual-lab-password-0001",
+                         "tls_cert": str(cert), "tls_key": str(key), "tls_client_ca": str(pki.ca_cert)},
+                        evidence=evidence, name="csms-tls").start()
+
+
+def test_tls_csms_certificate_expired(battery, analyzer, charger, dut, lab, evidence, bench_profile, tmp_path):
+    """Bench side: the CSMS's own server certificate has expired; the charger rightly refuses the handshake."""
+    from v2g_bench.csms.pki import TestPKI
+    rec = power_up(battery, charger, evidence, analyzer=analyzer)
+    reach(rec, AMPS, 15)
+    pki = TestPKI.create(tmp_path / "pki")
+    csms = tls_csms(evidence, pki, *pki.expired_server_cert(), security_profile=2)
+    try:
+        sid, pw = csms_login(bench_profile)
+        r = dut.op("station.connect", url=csms.url_for(sid), security_profile=2, password=pw,
+                   ca_cert=str(pki.ca_cert), timeout_s=5, reconnect=False)
+        evidence.attach_json("station.connect", r)
+        csms.wait_for_station(sid, timeout=3)
+    finally:
+        csms.close()
+
+
+def test_tls_station_certificate_expired(battery, analyzer, charger, dut, lab, evidence, bench_profile, tmp_path):
+    """Charger side: the charger presents an expired client certificate (security profile 3)."""
+    from v2g_bench.csms.pki import TestPKI
+    rec = power_up(battery, charger, evidence, analyzer=analyzer)
+    reach(rec, AMPS, 15)
+    pki = TestPKI.create(tmp_path / "pki")
+    csms = tls_csms(evidence, pki, pki.server_cert, pki.server_key, security_profile=3)
+    try:
+        sid, _ = csms_login(bench_profile)
+        cert, key = pki.station_cert(sid, expired=True)
+        r = dut.op("station.connect", url=csms.url_for(sid), security_profile=3, ca_cert=str(pki.ca_cert),
+                   client_cert=str(cert), client_key=str(key), timeout_s=5, reconnect=False)
+        evidence.attach_json("station.connect", r)
+        csms.wait_for_station(sid, timeout=3)
+    finally:
+        csms.close()
+
+
+def test_ocpp_network_cut_by_bench_mid_transaction(battery, analyzer, charger, csms, dut, lab, evidence, bench_profile):
+    """Bench side: the bench's network to the charger goes down mid-transaction (declared on the channel)."""
+    rec = power_up(battery, charger, evidence, analyzer=analyzer)
+    reach(rec, AMPS, 15)
+    tx = ocpp_transaction(csms, dut, bench_profile)
+    expect_update(csms, tx)
+    with csms.bench_fault("the bench's network switch port to the charger went down"):
+        dut.op("station.cut_network")
+        expect_update(csms, tx)
+
+
+def test_ocpp_charger_drops_link_mid_transaction(battery, analyzer, charger, csms, dut, lab, evidence, bench_profile):
+    """Charger side: the charger closes its OCPP connection mid-transaction and stays away."""
+    rec = power_up(battery, charger, evidence, analyzer=analyzer)
+    reach(rec, AMPS, 15)
+    tx = ocpp_transaction(csms, dut, bench_profile)
+    expect_update(csms, tx)
+    dut.op("station.disconnect")
+    expect_update(csms, tx)
+
+
+def test_station_reboot_supply_cycled_by_bench(battery, analyzer, charger, csms, dut, lab, evidence, bench_profile):
+    """Bench side: the bench's mains relay to the charger drops out mid-transaction: it reboots."""
+    rec = power_up(battery, charger, evidence, analyzer=analyzer)
+    reach(rec, AMPS, 15)
+    tx = ocpp_transaction(csms, dut, bench_profile)
+    t0 = time.monotonic()
+    with csms.bench_fault("the bench's mains relay to the charger dropped out (supply cycled)"):
+        dut.op("station.power_cycle")
+        csms.expect("BootNotification", timeout=15)
+    csms.assert_no_reboot(t0)
+    expect_update(csms, tx)
+
+
+def test_station_reboots_by_itself(battery, analyzer, charger, csms, dut, lab, evidence, bench_profile):
+    """Charger side: the charger reboots mid-transaction, nobody asked (no Reset, supply steady)."""
+    rec = power_up(battery, charger, evidence, analyzer=analyzer)
+    reach(rec, AMPS, 15)
+    ocpp_transaction(csms, dut, bench_profile)
+    t0 = time.monotonic()
+    dut.op("station.power_cycle")           # from the CSMS's side: an unexplained reboot
+    csms.expect("BootNotification", timeout=15)
+    csms.assert_no_reboot(t0)
+
+
+def test_clock_jump_on_station(battery, analyzer, charger, csms, dut, lab, evidence, bench_profile):
+    """Charger side: the charger's wall clock jumps 10 min ahead; its TransactionEvent timestamps say so."""
+    rec = power_up(battery, charger, evidence, analyzer=analyzer)
+    reach(rec, AMPS, 15)
+    tx = ocpp_transaction(csms, dut, bench_profile)
+    csms.judge_station_clock(expect_update(csms, tx))           # in step before the jump
+    dut.op("station.clock_step", dt_s=600.0)
+    csms.judge_station_clock(expect_update(csms, tx))
+
+
+def test_clock_jump_on_bench(battery, analyzer, charger, csms, dut, lab, evidence, bench_profile, monkeypatch):
+    """Bench side: the bench's own wall clock steps 10 min (a bad NTP answer on the bench PC)."""
+    import datetime as dt
+
+    from v2g_bench.csms import recording
+    from v2g_bench.csms.ocpp_time import ocpp_time, utc_now
+    rec = power_up(battery, charger, evidence, analyzer=analyzer)
+    reach(rec, AMPS, 15)
+    tx = ocpp_transaction(csms, dut, bench_profile)
+    csms.judge_station_clock(expect_update(csms, tx))
+    monkeypatch.setattr(recording, "utc_now_iso", lambda: ocpp_time(utc_now() + dt.timedelta(seconds=600)))
+    csms.judge_station_clock(expect_update(csms, tx))

@@ -5,7 +5,19 @@ from dataclasses import dataclass, field
 
 from v2g_bench.csms.validation import SUBPROTOCOLS
 from v2g_bench.errors import BenchError
-from v2g_bench.csms.ocpp_time import ocpp_time as iso_ms, utc_now as utcnow  # noqa: F401 - station API
+import datetime as _dt
+
+from v2g_bench.csms.ocpp_time import ocpp_time as iso_ms, utc_now as _utc_now  # noqa: F401 - station API
+
+# The station's wall clock against true UTC: the lab's `station.clock_step` fault moves it (a station whose RTC
+# jumps, e.g. a bad NTP answer); `station.clear` puts it back. One per process, as the lab runs one station.
+CLOCK = {"offset_s": 0.0}
+
+
+def utcnow() -> _dt.datetime:
+    """The station's idea of now (UTC)."""
+    off = CLOCK["offset_s"]
+    return _utc_now() + _dt.timedelta(seconds=off) if off else _utc_now()
 
 
 

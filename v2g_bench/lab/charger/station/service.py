@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import datetime as dt
 
+from v2g_bench.errors import BenchError
 from v2g_bench.lab.charger.coupling import charger_for
 from v2g_bench.lab.charger.profile_stack import ProfileStack
 from v2g_bench.lab.charger.station_defects import Defects
 
 from .charge_point import charge_point_class
-from .config import StationConfig
+from .config import CLOCK, StationConfig
 from .connection import ConnectionMixin
 from .der import DerControls
 from .device_model import DeviceModel
@@ -86,6 +88,7 @@ class StationService(ConnectionMixin, TransactionsMixin, SmartChargingMixin, Pro
         and open if the station drove it. Not an OCPP action."""
         dropped = len(self.outbox)
         self.outbox.clear()
+        CLOCK["offset_s"] = 0.0
         tx = self.tx_id
         if tx is not None and not self.charger.session_active:
             self.plant.set_power_setpoint(0.0)
@@ -172,6 +175,14 @@ async def start_service(plant, cfg: dict, ctx) -> StationService:
     async def op_status():
         return svc.status()
 
+    async def op_clock_step(dt_s: float):
+        """Fault: the station's wall clock jumps by dt_s (its timestamps from now on); station.clear undoes it."""
+        if isinstance(dt_s, bool) or not isinstance(dt_s, (int, float)) or not math.isfinite(dt_s):
+            raise BenchError(f"station.clock_step: dt_s must be a finite number of seconds, got {dt_s!r}",
+                             where="station.clock_step")
+        CLOCK["offset_s"] += float(dt_s)
+        return {"clock_offset_s": CLOCK["offset_s"]}
+
     async def op_needs():
         return await svc.notify_ev_charging_needs()
 
@@ -182,6 +193,6 @@ async def start_service(plant, cfg: dict, ctx) -> StationService:
                      "station.status": op_status, "station.notify_ev_needs": op_needs,
                      "station.cut_network": svc.cut_network, "station.restore_network": svc.restore_network,
                      "station.power_cycle": svc.power_cycle, "station.defects": svc.set_defects,
-                     "station.clear": svc.clear}.items():
+                     "station.clock_step": op_clock_step, "station.clear": svc.clear}.items():
         ctx.register_op(name, fn)
     return svc

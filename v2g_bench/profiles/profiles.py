@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from v2g_bench import profile_schema as schema
+from v2g_bench.profiles import profile_schema as schema
 from v2g_bench.errors import DriverNotFound, ProfileError
-from v2g_bench.profile_schema import ROLE_KEYS, did_you_mean
+from v2g_bench.profiles.profile_schema import ROLE_KEYS, did_you_mean
 from v2g_bench.roles import KNOWN_ROLES, RoleConfig
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PROFILES_DIR = REPO_ROOT / "profiles"
 DEFAULT_BENCH = PROFILES_DIR / "virtual-lab.bench.toml"
 DEFAULT_DUT = PROFILES_DIR / "virtual-dut.dut.toml"
