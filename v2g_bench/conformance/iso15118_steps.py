@@ -59,13 +59,15 @@ class ev_session(Step):  # noqa: N801
                  plan: Any = None, misbehave: tuple | None = None, linger_s: float | None = None,
                  ev_model: dict | None = None, timeout_s: float = 60.0, save_as: str = "session",
                  measure: bool = False, response_floor_s: float = EV_RESPONSE_FLOOR_S,
-                 req: str | tuple[str, ...] | None = None):
+                 tls: bool = False, auth: str = "EIM", req: str | tuple[str, ...] | None = None):
         self.protocol, self.service, self.control_mode = protocol, service, control_mode
+        self.tls, self.auth = tls, auth
         self.plan, self.misbehave, self.linger_s, self.ev_model = plan, misbehave, linger_s, ev_model
         self.timeout_s, self.save_as, self.measure, self.req = timeout_s, save_as, measure, req
         self.response_floor_s = response_floor_s
         what = "" if not misbehave else f", the EV {misbehave[0]} at {misbehave[1]}"
-        self.name = f"the EV runs a {protocol} {service} {control_mode} session{what}"
+        over = f" over TLS ({auth})" if tls else ""
+        self.name = f"the EV runs a {protocol} {service} {control_mode} session{over}{what}"
 
     def check(self):
         if self.misbehave is not None:
@@ -84,7 +86,8 @@ class ev_session(Step):  # noqa: N801
 
     def run(self, ctx):
         plan = ctx.resolve(self.plan) if self.plan is not None else default_plan(self.service)
-        key = (self.protocol, self.service, self.control_mode, repr(plan), active_defects(ctx), id(ctx.bench_profile))
+        key = (self.protocol, self.service, self.control_mode, self.tls, self.auth, repr(plan), active_defects(ctx),
+               id(ctx.bench_profile))
         if self.shared:
             with _SHARED_LOCK:
                 hit = _SHARED.get(key)
@@ -126,7 +129,8 @@ class ev_session(Step):  # noqa: N801
                     meter.start()
                 try:
                     res = ev.run_session(protocol=self.protocol, service=self.service,
-                                         control_mode=self.control_mode, plan=plan, timeout=self.timeout_s)
+                                         control_mode=self.control_mode, plan=plan, timeout=self.timeout_s,
+                                         tls=self.tls, auth=self.auth)
                 finally:
                     if meter:
                         meter.stop()
@@ -313,8 +317,17 @@ class oracle_clean(Step):  # noqa: N801
         bad = [v for v in rep.violations if (self.rules is None or v.rule in self.rules)
                and v.rule not in self.ignore]
         if bad:
-            raise Nonconformance("; ".join(str(v) + (f" [bit {v.bit}]" if v.bit is not None else "") for v in bad[:6]),
-                                 req=self.reqs())
+            mine = set(self.reqs())
+            # a violation of the step's own requirement is not prefixed again (Nonconformance prefixes the IDs)
+            raise Nonconformance("; ".join(_violation_text(v, mine) for v in bad[:6]), req=self.reqs())
+
+
+def _violation_text(v, step_reqs: set[str]) -> str:
+    """A violation for a Nonconformance message: its ID only when it is not one the step already names."""
+    tag = v.req or v.rule
+    where = f" (stream {v.stream}, t={v.t:.6f})" if v.t is not None else ""
+    bit = f" [bit {v.bit}]" if v.bit is not None else ""
+    return ("" if tag in step_reqs else f"[{tag}] ") + v.text + where + bit
 
 
 def bench_overloaded() -> str | None:

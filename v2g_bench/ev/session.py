@@ -217,8 +217,11 @@ class BenchEVCCHandler(CommunicationSessionHandler):
         self.trace.note(f"SDP: SECC at [{host.compressed}]:{port} {'TLS' if is_tls else 'TCP'}")
         ssl_obj = self.tcp_client.writer.get_extra_info("ssl_object") if is_tls else None
         if ssl_obj is not None:      # evidence of what was negotiated (TLS 1.3 for -20)
-            self.tls_info = {"version": ssl_obj.version(), "cipher": (ssl_obj.cipher() or ("?",))[0]}
-            self.trace.note(f"TLS {self.tls_info['version']} {self.tls_info['cipher']}")
+            peer = ssl_obj.getpeercert() or {}
+            self.tls_info = {"version": ssl_obj.version(), "cipher": (ssl_obj.cipher() or ("?",))[0],
+                             "peer_not_after": peer.get("notAfter")}
+            self.trace.note(f"TLS {self.tls_info['version']} {self.tls_info['cipher']} "
+                            f"(SECC certificate valid until {self.tls_info['peer_not_after']})")
         try:
             await session.send_sap()
         except Exception as exc:  # noqa: BLE001

@@ -78,6 +78,14 @@ def mutations() -> dict[str, tuple[str, dict]]:
         "ISO20_EVSE_initiated_stop": ("no_terminate_notification", {}),
         "ISO20_oracle_every_frame": ("empty_evseid", {}),
         "ISO20_AuthorizationSetup_EIM_vs_PnC": ("pnc_listed_with_eim_element", {}),
+        # TLS / PnC / SDP security (secc20_security.py)
+        "ISO20_SDP_tls_requested": ("sdp_ignore_tls_request", {}),
+        "ISO20_TLS_13": ("offer_tls12", {}),
+        "ISO20_TLS_chain_not_expired": ("expired_certificate", {}),
+        "ISO20_TLS_chain_trusted": ("untrusted_certificate", {}),
+        "ISO20_AuthorizationSetup_PnC_over_TLS": _wrong("AuthorizationSetup"),
+        "ISO20_Authorization_PnC_good": _wrong("Authorization"),
+        "ISO20_Authorization_PnC_wrong_signature": ("accept_bad_signature", {}),
     })
     return m
 
@@ -112,6 +120,11 @@ CI_SUBSET = {
     "sap_accept_unknown": "ISO20_SAP_no_common_protocol",
     "no_terminate_notification": "ISO20_EVSE_initiated_stop",
     "pnc_listed_with_eim_element": "ISO20_AuthorizationSetup_EIM_vs_PnC",
+    "offer_tls12": "ISO20_TLS_13",
+    "expired_certificate": "ISO20_TLS_chain_not_expired",
+    "untrusted_certificate": "ISO20_TLS_chain_trusted",
+    "accept_bad_signature": "ISO20_Authorization_PnC_wrong_signature",
+    "sdp_ignore_tls_request": "ISO20_SDP_tls_requested",
 }
 # a charger that crashes or floods mid-case (test_charger_crash_mid_case_...: failed verdict, safe bench, evidence)
 CRASH_DEFECTS = {"reset_at": {"message": "DC_ChargeLoopRes"}, "flood_at": {"message": "DC_ChargeLoopRes", "kbytes": 256}}

@@ -286,7 +286,8 @@ def special_cases() -> list[Case]:
                   "DC_WeldingDetection"):
             rows.append(good_case(g, svc, mode))
         rows.append(performance_case("DC_ChargeLoop", svc, mode))
-    return rows
+    from secc20_security import security_cases
+    return rows + security_cases()
 
 
 def _auth_setup_consistent(body, ctx):
