@@ -86,6 +86,9 @@ def mutations() -> dict[str, tuple[str, dict]]:
         "ISO20_AuthorizationSetup_PnC_over_TLS": _wrong("AuthorizationSetup"),
         "ISO20_Authorization_PnC_good": _wrong("Authorization"),
         "ISO20_Authorization_PnC_wrong_signature": ("accept_bad_signature", {}),
+        "ISO20_SDP_no_security": ("sdp_tls_to_tcp_request", {}),
+        # pause / resume (secc20_pause.py)
+        "ISO20_SessionSetup_resume_unknown": ("join_any_session", {}),
     })
     return m
 
@@ -95,8 +98,8 @@ NO_DEFECT = {
     "ISO20_V2GTP_length_zero": "the frame carries no message: nothing a charger could answer (framing layer)",
     "ISO20_V2GTP_length_beyond_data": "the charger waits for bytes that never come: it cannot answer what it "
                                       "never received",
-    "ISO20_SDP_no_security": "the SDP server of the stack is not hooked; the oracle's SDP rules are unit-tested "
-                             "on crafted captures (tests/unit/oracle)",
+    "ISO20_SessionSetup_resume_paused": "the defect-free simulated charger already fails it (iso15118 0.31.2 never "
+                                        "joins a paused -20 session)",
     "ISO20_SAP_not_without_TLS": "the defect-free simulated charger already violates it (selects -20 over TCP)",
 }
 
@@ -125,6 +128,8 @@ CI_SUBSET = {
     "untrusted_certificate": "ISO20_TLS_chain_trusted",
     "accept_bad_signature": "ISO20_Authorization_PnC_wrong_signature",
     "sdp_ignore_tls_request": "ISO20_SDP_tls_requested",
+    "sdp_tls_to_tcp_request": "ISO20_SDP_no_security",
+    "join_any_session": "ISO20_SessionSetup_resume_unknown",
 }
 # a charger that crashes or floods mid-case (test_charger_crash_mid_case_...: failed verdict, safe bench, evidence)
 CRASH_DEFECTS = {"reset_at": {"message": "DC_ChargeLoopRes"}, "flood_at": {"message": "DC_ChargeLoopRes", "kbytes": 256}}

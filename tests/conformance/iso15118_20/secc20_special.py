@@ -286,8 +286,9 @@ def special_cases() -> list[Case]:
                   "DC_WeldingDetection"):
             rows.append(good_case(g, svc, mode))
         rows.append(performance_case("DC_ChargeLoop", svc, mode))
+    from secc20_pause import pause_cases
     from secc20_security import security_cases
-    return rows + security_cases()
+    return rows + security_cases() + pause_cases()
 
 
 def _auth_setup_consistent(body, ctx):

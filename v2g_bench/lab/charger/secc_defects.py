@@ -83,6 +83,11 @@ DEFECTS: dict[str, Defect] = {d.name: d for d in (
            "V2G20-2565"),
     Defect("sdp_ignore_tls_request", "an SDP request asking for TLS is answered with TCP (no security)",
            "V2GB-15118-SDP-01"),
+    Defect("sdp_tls_to_tcp_request", "an SDP request asking for no security is answered with TLS",
+           "TC_SECC_CMN_VTB_SDP_001"),
+    # pause / resume
+    Defect("join_any_session", "a SessionSetupReq with any non-zero SessionID is answered OK_OldSessionJoined with "
+           "that ID (no check that it is the paused session)", "V2G20-2626"),
 )}
 
 _lock = threading.Lock()
@@ -190,6 +195,9 @@ def _hook_check_msg() -> None:
     original = StateSECC.check_msg
 
     def check_msg(self, message, *args, **kwargs):
+        if _active and type(message).__name__ == "SessionSetupReq" and _is_secc(self):
+            # the SessionID the EV asked for (join_any_session answers it)
+            self.comm_session._v2g_bench_setup_sid = getattr(getattr(message, "header", None), "session_id", None)
         if active("accept_any_session_id"):
             header = getattr(message, "header", None)
             sid = getattr(self.comm_session, "session_id", None)
@@ -250,6 +258,12 @@ def _hook_create_next_message() -> None:
                 pnc = next((a for a in type(services[0]) if a.value == "PnC"), None) if services else None
                 if pnc is not None and pnc not in services:
                     object.__setattr__(next_msg, "auth_services", services + [pnc])
+            asked = getattr(self.comm_session, "_v2g_bench_setup_sid", None)
+            if name == "sessionsetupres" and active("join_any_session") and asked and int(asked, 16) != 0 \
+                    and hasattr(next_msg, "header"):
+                self.comm_session.session_id = asked
+                next_msg.header.session_id = asked
+                next_msg.response_code = type(next_msg.response_code)("OK_OldSessionJoined")
             if name == "sessionsetupres" and active("empty_evseid") and hasattr(next_msg, "evse_id"):
                 object.__setattr__(next_msg, "evse_id", "")
             if name == "supportedappprotocolres" and active("sap_accept_unknown") \
@@ -468,6 +482,11 @@ def _hook_sdp() -> None:
 
             if sdp_request.security == Security.TLS:
                 sdp_request.security = Security.NO_TLS
+        if active("sdp_tls_to_tcp_request"):
+            from iso15118.shared.messages.sdp import Security
+
+            if sdp_request.security == Security.NO_TLS:
+                sdp_request.security = Security.TLS
         return await original(self, sdp_request)
 
     CommunicationSessionHandler.process_sdp_request = process_sdp_request
