@@ -151,6 +151,7 @@ class ev_session(Step):  # noqa: N801
             raise Inconclusive(f"the session ended ({res.step}: {res.reason[:200]}) before the EV reached "
                                f"{self.misbehave[1]}: the misbehaviour never fired")
         res.power_log = meter.rows if meter else None
+        res.current_log = meter.currents if meter else None
         ctx.attach("session-summary", res.summary())
         ctx.attach("session-capture", f"pcap: {res.pcap_path}\ntrace: {res.trace_path}")
         return res
@@ -162,6 +163,7 @@ class _PowerLog:
     def __init__(self, ctx):
         self.battery = ctx.dc_link
         self.rows: list[tuple[float, float]] = []
+        self.currents: list[tuple[float, float]] = []      # (t, A), + into the EV
         self._stop = threading.Event()
         self._th: threading.Thread | None = None
 
@@ -171,6 +173,7 @@ class _PowerLog:
                 try:
                     r = self.battery.read()
                     self.rows.append((r.t, r.power_w))
+                    self.currents.append((r.t, r.current_a))
                 except Exception:  # noqa: BLE001 - a gap in the log shows in the judgement
                     pass
         self._th = threading.Thread(target=run, name="power-log", daemon=True)
@@ -415,6 +418,78 @@ class measured_discharge_within(Step):  # noqa: N801
         if worst < -(self.limit_w + tol):
             raise Nonconformance(f"the charger discharged at {-worst:.0f} W; the EV's maximum is {self.limit_w:.0f} W "
                                  f"(+{tol:.0f} W tolerance)", req=self.reqs())
+
+
+class measured_discharge_current_within(Step):  # noqa: N801
+    """The DC current measured on the link (battery emulator) never discharges beyond the EV's maximum discharge
+    current (+ the DUT's current tolerance)."""
+
+    kind = "judge"
+
+    def __init__(self, ev_max_discharge_a: float, *, of: str = "session", req: str | tuple[str, ...] | None = None):
+        self.limit_a, self.of, self.req = ev_max_discharge_a, of, req
+        self.name = f"measured discharge current never beyond the EV's maximum {ev_max_discharge_a:g} A"
+
+    def run(self, ctx):
+        res = session_of(ctx, self.of)
+        rows = getattr(res, "current_log", None) or []
+        if len(rows) < 10:
+            raise Inconclusive(f"only {len(rows)} DC current samples during the session")
+        tol = ctx.dut_profile.tolerance("current_abs_a", 0.5)
+        worst = min(i for _, i in rows)
+        ctx.attach("dc-current", {"samples": len(rows), "most_negative_a": worst, "limit_a": -self.limit_a,
+                                  "tolerance_a": tol})
+        if worst < -(self.limit_a + tol):
+            raise Nonconformance(f"the charger discharged at {-worst:.1f} A; the EV's maximum is {self.limit_a:g} A "
+                                 f"(+{tol:g} A tolerance)", req=self.reqs())
+
+
+class measured_power_tracks_target(Step):  # noqa: N801
+    """Scheduled control: the DC power measured on the link follows the EV's target (EVTargetCurrent x voltage,
+    charge and discharge) within the DUT's band (power_abs_w + power_rel x |target|) once settled (settle_s after
+    each change of target); samples before that are not judged."""
+
+    kind = "judge"
+
+    def __init__(self, *, of: str = "session", req: str | tuple[str, ...] | None = None):
+        self.of, self.req = of, req
+        self.name = "measured DC power follows the EV's target within the DUT's band once settled"
+
+    def run(self, ctx):
+        res = session_of(ctx, self.of)
+        log = getattr(res, "power_log", None) or []
+        hist = [h for h in res.history if h.get("tm") is not None and h.get("asked_w") is not None]
+        if len(log) < 10 or len(hist) < 4:
+            raise Inconclusive(f"{len(log)} power samples, {len(hist)} charge-loop rows")
+        d = ctx.dut_profile
+        settle = d.tolerance("settle_s", 5.0)
+        abs_w, rel = d.tolerance("power_abs_w", 500.0), d.tolerance("power_rel", 0.02)
+        # the EV's target as a step function of time, and when it last changed
+        changes, last = [], None
+        for h in hist:
+            if last is None or abs(h["asked_w"] - last) > 1.0:
+                changes.append((h["tm"], h["asked_w"]))
+                last = h["asked_w"]
+        judged, worst = 0, None
+        for t, p in log:
+            prior = [c for c in changes if c[0] <= t]
+            if not prior or t > hist[-1]["tm"] or t - prior[-1][0] < settle:
+                continue
+            target = prior[-1][1]
+            judged += 1
+            err = p - target
+            if worst is None or abs(err) - (abs_w + rel * abs(target)) > abs(worst[1]) - (abs_w + rel * abs(worst[0])):
+                worst = (target, err, t)
+        ctx.attach("tracking", {"judged_samples": judged, "settle_s": settle, "band_w": f"{abs_w:g} + {rel:g} x |target|",
+                                "targets": [c[1] for c in changes],
+                                "worst": None if worst is None else {"target_w": worst[0], "error_w": worst[1]}})
+        if judged < 5:
+            raise Inconclusive(f"only {judged} settled samples (settle {settle:g} s): the plan's phases are too short")
+        band = abs_w + rel * abs(worst[0])
+        if abs(worst[1]) > band:
+            raise Nonconformance(f"measured DC power {worst[0] + worst[1]:.0f} W against the EV's target "
+                                 f"{worst[0]:.0f} W (band +-{band:.0f} W, {settle:g} s after the change)",
+                                 req=self.reqs())
 
 
 class present_values_track_measured(Step):  # noqa: N801

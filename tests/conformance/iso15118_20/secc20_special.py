@@ -9,7 +9,8 @@ import time
 from v2g_bench.conformance import Case, step
 from v2g_bench.conformance.iso15118 import response, session_ok
 from v2g_bench.conformance.iso15118_steps import (
-    answered, ev_session, first_response, measured_discharge_within, not_answered, oracle_clean,
+    answered, ev_session, first_response, measured_discharge_current_within, measured_discharge_within,
+    measured_power_tracks_target, not_answered, oracle_clean,
     present_values_track_measured, secc_closes_tcp, session_of, value_of,
 )
 from v2g_bench.conformance.match import present
@@ -112,6 +113,7 @@ def _ended_by_terminate(ctx):
 
 
 BPT_EV_MAX_DISCHARGE_W = 4000.0
+BPT_EV_MAX_DISCHARGE_A = 8.0       # ~3 kW at the lab battery's ~370 V: below the stage's and the plan's power
 
 
 def special_cases() -> list[Case]:
@@ -259,6 +261,19 @@ def special_cases() -> list[Case]:
                                ev_model={"max_discharge_power_w": BPT_EV_MAX_DISCHARGE_W},
                                plan=lambda ctx: _discharge_plan()),
                     measured_discharge_within(BPT_EV_MAX_DISCHARGE_W, req="V2GB-15118-BPT-02")]),
+        Case("ISO20_BPT_discharge_current_within_EV_limit", title="dynamic BPT: measured discharge current never "
+             "beyond the EV's maximum discharge current", standard=STANDARD, block="BPT measured", side="SECC",
+             covers=("V2GB-15118-BPT-03",), requires=("ISO15118-20", "DC_BPT", "dynamic"), markers=("power",),
+             steps=[ev_session(control_mode="dynamic", measure=True,
+                               ev_model={"max_discharge_current_a": BPT_EV_MAX_DISCHARGE_A},
+                               plan=lambda ctx: _discharge_plan(-6000.0)),
+                    measured_discharge_current_within(BPT_EV_MAX_DISCHARGE_A, req="V2GB-15118-BPT-03")]),
+        Case("ISO20_BPT_scheduled_tracks_target", title="scheduled BPT: measured DC power follows the EV's target "
+             "through charge and discharge within the DUT's band", standard=STANDARD, block="BPT measured",
+             side="SECC", covers=("V2GB-15118-BPT-04",), requires=("ISO15118-20", "DC_BPT", "scheduled"),
+             markers=("power",),
+             steps=[ev_session(control_mode="scheduled", measure=True, plan=lambda ctx: _tracking_plan()),
+                    measured_power_tracks_target(req="V2GB-15118-BPT-04")]),
         Case("ISO20_BPT_present_values_follow_measured", title="present V x I in DC_ChargeLoopRes follows the "
              "measured DC power through charge and discharge", standard=STANDARD, block="BPT measured", side="SECC",
              covers=("V2GB-15118-PV-01",), requires=("ISO15118-20", "DC_BPT"), markers=("power",),
@@ -333,6 +348,14 @@ def _long_plan():
     return [Phase(3000.0, LONG_PLAN_S)]
 
 
-def _discharge_plan():
+def _discharge_plan(discharge_w: float = -BPT_EV_MAX_DISCHARGE_W):
     from v2g_bench.ev.model import Phase
-    return [Phase(1000.0, 1.0), Phase(-BPT_EV_MAX_DISCHARGE_W, 5.0)]
+    return [Phase(1000.0, 1.0), Phase(discharge_w, 5.0)]
+
+
+TRACK_PHASE_S = 8.0      # > the DUT's settle_s (5 s): the last 3 s of each phase are judged
+
+
+def _tracking_plan():
+    from v2g_bench.ev.model import Phase
+    return [Phase(4000.0, TRACK_PHASE_S), Phase(-4000.0, TRACK_PHASE_S)]
