@@ -16,7 +16,9 @@ from v2g_bench.conformance.iso15118_steps import (
 from v2g_bench.conformance.match import present
 from v2g_bench.errors import Inconclusive, Nonconformance
 
+from secc20_pause import pause_cases
 from secc20_rows import LINGER_S, STANDARD, TCP_CLOSE_S, good_case, performance_case
+from secc20_security import security_cases
 
 S20 = "urn:iso:std:iso:15118:-20:DC"
 
@@ -287,6 +289,17 @@ def special_cases() -> list[Case]:
                     ev_session(plan=lambda ctx: _long_plan(), timeout_s=60),
                     step("EVSENotification Terminate, the session ended early", _ended_by_terminate,
                          req="V2GB-15118-STOP-01")]),
+        # --- MeteringConfirmation (only a DUT claiming it; iso15118 0.31.2 has none: the virtual DUT cannot claim it)
+        Case("ISO20_MeteringConfirmation_trigger", title="a charger that asks for a metering confirmation "
+             "(EVSENotification MeteringConfirmation) sends the MeterInfo to be confirmed in the same response",
+             standard=STANDARD, block="MeteringConfirmation", side="SECC", covers=("V2G20-1919", "V2G20-1083"),
+             requires=("ISO15118-20", "DC_BPT", "MeteringConfirmation"),
+             description="Needs the MeteringConfirmation claim. The EV emulator's stack cannot send "
+                         "MeteringConfirmationReq on its own, so the row judges the charger's trigger; a session in "
+                         "which the charger never asks is inconclusive.",
+             steps=[ev_session(plan=lambda ctx: _long_plan()),
+                    step("MeteringConfirmation notifications carry MeterInfo", _metering_trigger,
+                         req="V2G20-1919")]),
         # --- independence: our own strict decoding of every SECC frame equals the emulator's
         Case("ISO20_oracle_every_frame", title="every SECC frame is strict-valid EXI of its namespace and decodes to "
              "what the EV emulator received", standard=STANDARD, block="Oracle", side="SECC",
@@ -301,9 +314,26 @@ def special_cases() -> list[Case]:
                   "DC_WeldingDetection"):
             rows.append(good_case(g, svc, mode))
         rows.append(performance_case("DC_ChargeLoop", svc, mode))
-    from secc20_pause import pause_cases
-    from secc20_security import security_cases
     return rows + security_cases() + pause_cases()
+
+
+def _metering_trigger(ctx):
+    res = session_of(ctx)
+    rows = [r for r in _trace(res) if r.get("dir") == "rx" and r.get("name") in ("DC_ChargeLoopRes",
+                                                                                 "AC_ChargeLoopRes")]
+    asks = []
+    for r in rows:
+        body = r["decoded"][r["name"]]
+        if (body.get("EVSEStatus") or {}).get("EVSENotification") == "MeteringConfirmation":
+            asks.append(body)
+    ctx.attach("metering-confirmation-requests", len(asks))
+    if not asks:
+        raise Inconclusive(f"the charger never asked for a metering confirmation in {len(rows)} charge-loop "
+                           "responses (the EV emulator cannot start one)")
+    missing = [i for i, b in enumerate(asks) if not b.get("MeterInfo")]
+    if missing:
+        raise Nonconformance(f"{len(missing)} of {len(asks)} responses with EVSENotification MeteringConfirmation "
+                             "carry no MeterInfo to confirm", req="V2G20-1919")
 
 
 def _auth_setup_consistent(body, ctx):
