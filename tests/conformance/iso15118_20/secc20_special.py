@@ -106,6 +106,16 @@ def _ended_by_terminate(ctx):
     rows = [r for r in _trace(res) if r.get("dir") == "rx" and r.get("name") == "DC_ChargeLoopRes"]
     notes = [((r["decoded"]["DC_ChargeLoopRes"].get("EVSEStatus") or {}).get("EVSENotification")) for r in rows]
     ctx.attach("evse-notifications", notes)
+    if "Terminate" in notes:
+        # the bench EV's reaction (a figure, not a verdict on the charger): from the first Terminate to its
+        # PowerDeliveryReq (Stop), on the trace's clock
+        trace = _trace(res)
+        t_term = rows[notes.index("Terminate")].get("t")
+        stop = next((r for r in trace if r.get("dir") == "tx" and r.get("name") == "PowerDeliveryReq"
+                     and t_term is not None and r.get("t", 0) > t_term), None)
+        if stop is not None:
+            ctx.attach("ev-reaction", {"terminate_rx_t": t_term, "power_delivery_stop_tx_t": stop["t"],
+                                       "ev_reaction_s": round(stop["t"] - t_term, 4)})
     if "Terminate" not in notes:
         raise Nonconformance("the charger stopped (operator stop) but no DC_ChargeLoopRes carried EVSENotification "
                              "Terminate", req="V2GB-15118-STOP-01")
