@@ -5,8 +5,8 @@ after the handshake) and from the SDP exchange in the capture. See secc20_rows.p
 from __future__ import annotations
 
 import json
+import ssl
 import time
-from email.utils import parsedate_to_datetime
 
 from v2g_bench.conformance import Case, step
 from v2g_bench.conformance.iso15118 import response
@@ -69,9 +69,9 @@ def _chain_accepted(ctx):
         raise Inconclusive(f"no TLS session, and not for the SECC's chain: {res.step}: {res.reason[:300]}")
     not_after = note.rsplit("valid until ", 1)[-1].rstrip(")")
     try:
-        end = parsedate_to_datetime(not_after.replace("  ", " ").replace(" GMT", " +0000")).timestamp()
-    except (TypeError, ValueError):
-        end = time.mktime(time.strptime(not_after, "%b %d %H:%M:%S %Y %Z"))
+        end = ssl.cert_time_to_seconds(not_after)       # OpenSSL's "Jan 29 07:08:17 2027 GMT"
+    except ValueError:
+        raise Inconclusive(f"the SECC certificate's notAfter {not_after!r} could not be read") from None
     if end <= time.time():
         raise Nonconformance(f"the SECC's certificate expired ({not_after})", req="V2GB-15118-TLS-01")
 
