@@ -451,9 +451,18 @@ class measured_power_tracks_target(Step):  # noqa: N801
 
     kind = "judge"
 
-    def __init__(self, *, of: str = "session", req: str | tuple[str, ...] | None = None):
-        self.of, self.req = of, req
-        self.name = "measured DC power follows the EV's target within the DUT's band once settled"
+    def __init__(self, *, window: bool = False, of: str = "session", req: str | tuple[str, ...] | None = None):
+        # window (dynamic control): the charger decides the power, so only the EV's window counts: between its
+        # maximum discharge and maximum charge power of the moment (0 on the side it does not offer)
+        self.window, self.of, self.req = window, of, req
+        self.name = ("measured DC power stays within the EV's offered window (dynamic) once settled" if window else
+                     "measured DC power follows the EV's target within the DUT's band once settled")
+
+    def _error(self, p: float, target: float) -> float:
+        if not self.window:
+            return p - target
+        lo, hi = min(target, 0.0), max(target, 0.0)
+        return p - hi if p > hi else p - lo if p < lo else 0.0
 
     def run(self, ctx):
         res = session_of(ctx, self.of)
@@ -477,7 +486,7 @@ class measured_power_tracks_target(Step):  # noqa: N801
                 continue
             target = prior[-1][1]
             judged += 1
-            err = p - target
+            err = self._error(p, target)
             if worst is None or abs(err) - (abs_w + rel * abs(target)) > abs(worst[1]) - (abs_w + rel * abs(worst[0])):
                 worst = (target, err, t)
         ctx.attach("tracking", {"judged_samples": judged, "settle_s": settle, "band_w": f"{abs_w:g} + {rel:g} x |target|",
@@ -487,8 +496,9 @@ class measured_power_tracks_target(Step):  # noqa: N801
             raise Inconclusive(f"only {judged} settled samples (settle {settle:g} s): the plan's phases are too short")
         band = abs_w + rel * abs(worst[0])
         if abs(worst[1]) > band:
-            raise Nonconformance(f"measured DC power {worst[0] + worst[1]:.0f} W against the EV's target "
-                                 f"{worst[0]:.0f} W (band +-{band:.0f} W, {settle:g} s after the change)",
+            what = (f"outside the EV's window [{min(worst[0], 0):.0f}, {max(worst[0], 0):.0f}] W by {worst[1]:.0f} W"
+                    if self.window else f"against the EV's target {worst[0]:.0f} W")
+            raise Nonconformance(f"measured DC power {what} (band +-{band:.0f} W, {settle:g} s after the change)",
                                  req=self.reqs())
 
 

@@ -77,6 +77,7 @@ def mutations() -> dict[str, tuple[str, dict]]:
         "ISO20_BPT_present_values_follow_measured": ("stale_present_values", {}),
         "ISO20_BPT_discharge_current_within_EV_limit": ("exceed_discharge_limit", {}),
         "ISO20_BPT_scheduled_tracks_target": ("exceed_discharge_limit", {}),
+        "ISO20_BPT_dynamic_within_EV_window": ("exceed_discharge_limit", {}),
         "ISO20_EVSE_initiated_stop": ("no_terminate_notification", {}),
         "ISO20_oracle_every_frame": ("empty_evseid", {}),
         "ISO20_AuthorizationSetup_EIM_vs_PnC": ("pnc_listed_with_eim_element", {}),

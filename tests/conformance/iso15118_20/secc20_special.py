@@ -286,6 +286,12 @@ def special_cases() -> list[Case]:
              markers=("power",),
              steps=[ev_session(control_mode="scheduled", measure=True, plan=lambda ctx: _tracking_plan()),
                     measured_power_tracks_target(req="V2GB-15118-BPT-04")]),
+        Case("ISO20_BPT_dynamic_within_EV_window", title="dynamic BPT: measured DC power stays within the power "
+             "window the EV offers (charge, then discharge) once settled", standard=STANDARD, block="BPT measured",
+             side="SECC", covers=("V2GB-15118-BPT-02",), requires=("ISO15118-20", "DC_BPT", "dynamic"),
+             markers=("power",),
+             steps=[ev_session(control_mode="dynamic", measure=True, plan=lambda ctx: _tracking_plan()),
+                    measured_power_tracks_target(window=True, req="V2GB-15118-BPT-02")]),
         Case("ISO20_BPT_present_values_follow_measured", title="present V x I in DC_ChargeLoopRes follows the "
              "measured DC power through charge and discharge", standard=STANDARD, block="BPT measured", side="SECC",
              covers=("V2GB-15118-PV-01",), requires=("ISO15118-20", "DC_BPT"), markers=("power",),
