@@ -16,8 +16,9 @@ SAMPLE = ["ISO20_ServiceDiscovery_DC_BPT_dynamic_good", "ISO20_DC_ChargeLoop_DC_
           "ISO20_SessionStop_DC_BPT_dynamic_good", "ISO20_DC_CableCheck_DC_BPT_dynamic_performance",
           "ISO20_Authorization_DC_BPT_unknown_session", "ISO20_PowerDelivery_DC_BPT_unknown_session",
           "ISO20_AuthorizationSetup_DC_BPT_out_of_sequence", "ISO20_DC_PreCharge_DC_BPT_out_of_sequence",
-          "ISO20_V2GTP_wrong_version", "ISO20_SAP_no_common_protocol"]
-NEGATIVE = ("unknown_session", "out_of_sequence", "V2GTP", "SAP_no_common")
+          "ISO20_V2GTP_wrong_version", "ISO20_SAP_no_common_protocol", "ISO20_TLS_13",
+          "ISO20_Authorization_PnC_wrong_signature"]
+NEGATIVE = ("unknown_session", "out_of_sequence", "V2GTP", "SAP_no_common", "wrong_signature")
 
 
 def pct(xs: list[float], p: float) -> float:

@@ -86,4 +86,5 @@ class Nonconformance(AssertionError):
     def __init__(self, message: str, *, req: str | tuple[str, ...] = ()):
         self.req = (req,) if isinstance(req, str) else tuple(req)
         prefix = f"[{', '.join(self.req)}] " if self.req else ""
-        super().__init__(prefix + message)
+        # re-raised with the message of another Nonconformance: its IDs are not prefixed twice
+        super().__init__(message if prefix and message.startswith(prefix) else prefix + message)

@@ -10,6 +10,7 @@ Call `apply_all()` once per process before starting an EVCC or SECC (idempotent)
 |   BPT flag lands in the `is_precharge` parameter                      |   (decorator for EVSE ctrl)    |
 | -20 PnC offered/selected without TLS                                  | `secc_auth_modes()` (SECC) and  |
 |                                                                       | `patch_evcc_no_pnc_without_tls` |
+|                                                                       | `patch_secc_no_pnc_without_tls` |
 | EVCC never returns after a failed session (retries SDP, then hangs)  | `SessionEndWatch` + wait_for    |
 | 2 s + 3 s fixed sleeps in V2GCommunicationSession.stop()              | `patch_stop_delays()`           |
 | simulated EV flips coins (random.getrandbits) in schedule processing  | `patch_sim_ev_coin_flips()`     |
@@ -109,6 +110,33 @@ def patch_evcc_no_pnc_without_tls() -> None:
         if services is not None and no_pnc and AuthEnum.PNC in services:
             message.auth_services = [s for s in services if s != AuthEnum.PNC] or [AuthEnum.EIM]
         return await original(self, message, message_exi)
+
+    process_message._v2g_bench_patched = True
+    cls.process_message = process_message
+
+
+def patch_secc_no_pnc_without_tls() -> None:
+    """The -20 SECC lists PnC in AuthorizationSetupRes whenever its config allows it, also over plain TCP
+    (Plug & Charge needs the TLS channel): over TCP it offers the other modes only."""
+    from iso15118.secc.states import iso15118_20_states as st
+    from iso15118.shared.messages.enums import AuthEnum
+
+    cls = st.AuthorizationSetup
+    if getattr(cls.process_message, "_v2g_bench_patched", False):
+        return
+    original = cls.process_message
+
+    async def process_message(self, message, message_exi=None):
+        cfg = self.comm_session.config
+        saved = list(cfg.supported_auth_options or [])
+        if getattr(self.comm_session, "is_tls", False) or AuthEnum.PNC not in saved:
+            return await original(self, message, message_exi)
+        # the options are read before the handler's first await: one SECC session at a time
+        cfg.supported_auth_options = [a for a in saved if a != AuthEnum.PNC] or [AuthEnum.EIM]
+        try:
+            return await original(self, message, message_exi)
+        finally:
+            cfg.supported_auth_options = saved
 
     process_message._v2g_bench_patched = True
     cls.process_message = process_message
@@ -415,6 +443,7 @@ def apply_all(*, stop_delay_s: float = 0.05) -> None:
         patch_stop_delays(stop_delay_s, stop_delay_s)
         patch_sim_ev_coin_flips()
         patch_evcc_no_pnc_without_tls()
+        patch_secc_no_pnc_without_tls()
         patch_framing()
         patch_secc_keep_ac_limits()
         patch_secc_session_end()

@@ -88,7 +88,7 @@ class BenchEVController(SimEVController):
             return False
         self.charge_loops += 1
         self._asked_power = self.model.allowed_power(ph.power_w)
-        self.history.append({"t": time.monotonic() - self._t0, "soc": self.model.soc,
+        self.history.append({"t": time.monotonic() - self._t0, "tm": time.monotonic(), "soc": self.model.soc,
                              "asked_w": self._asked_power, "evse_v": self.evse_present_v,
                              "evse_a": self.evse_present_a, "moved_wh": self.model.moved_wh()})
         return True

@@ -197,6 +197,29 @@ class BenchEVCCHandler(CommunicationSessionHandler):
         self.session: TracedEVCCSession | None = None
         self.tls_info: dict | None = None
 
+    async def process_incoming_udp_packet(self, message):
+        # the stack returns silently on an SDP security mismatch (asked TLS, got TCP with enforce_tls; or the
+        # reverse) and then waits forever: end the session at once, naming what the SECC answered
+        from iso15118.shared.messages.enums import Protocol
+        from iso15118.shared.messages.sdp import SDPResponse, Security
+        from iso15118.shared.messages.v2gtp import V2GTPMessage
+        from iso15118.shared.notifications import StopNotification
+
+        try:
+            v2gtp = V2GTPMessage.from_bytes(Protocol.UNKNOWN, message.data)
+            resp = SDPResponse.from_payload(v2gtp.payload) if v2gtp.payload_type == 0x9001 else None
+        except Exception:  # noqa: BLE001 - the stack reports what it cannot parse
+            resp = None
+        if resp is not None:
+            tls = resp.security == Security.TLS
+            if (not tls and self.config.enforce_tls) or (tls and not self.config.use_tls):
+                asked = "TLS" if self.config.use_tls else "no security"
+                why = f"SDP security mismatch: the EV asked for {asked}, the SECC answered {'TLS' if tls else 'TCP'}"
+                self.trace.note(why)
+                self._rcv_queue.put_nowait(StopNotification(False, why, None))
+                return
+        return await super().process_incoming_udp_packet(message)
+
     async def start_comm_session(self, host, port: int, is_tls: bool):
         # same as the stack's, with our session class; a connect failure ends the session (the
         # stack only logs it and then waits forever)
@@ -217,8 +240,11 @@ class BenchEVCCHandler(CommunicationSessionHandler):
         self.trace.note(f"SDP: SECC at [{host.compressed}]:{port} {'TLS' if is_tls else 'TCP'}")
         ssl_obj = self.tcp_client.writer.get_extra_info("ssl_object") if is_tls else None
         if ssl_obj is not None:      # evidence of what was negotiated (TLS 1.3 for -20)
-            self.tls_info = {"version": ssl_obj.version(), "cipher": (ssl_obj.cipher() or ("?",))[0]}
-            self.trace.note(f"TLS {self.tls_info['version']} {self.tls_info['cipher']}")
+            peer = ssl_obj.getpeercert() or {}
+            self.tls_info = {"version": ssl_obj.version(), "cipher": (ssl_obj.cipher() or ("?",))[0],
+                             "peer_not_after": peer.get("notAfter")}
+            self.trace.note(f"TLS {self.tls_info['version']} {self.tls_info['cipher']} "
+                            f"(SECC certificate valid until {self.tls_info['peer_not_after']})")
         try:
             await session.send_sap()
         except Exception as exc:  # noqa: BLE001

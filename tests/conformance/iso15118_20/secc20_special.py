@@ -9,13 +9,16 @@ import time
 from v2g_bench.conformance import Case, step
 from v2g_bench.conformance.iso15118 import response, session_ok
 from v2g_bench.conformance.iso15118_steps import (
-    answered, ev_session, first_response, measured_discharge_within, not_answered, oracle_clean,
+    answered, ev_session, first_response, measured_discharge_current_within, measured_discharge_within,
+    measured_power_tracks_target, not_answered, oracle_clean,
     present_values_track_measured, secc_closes_tcp, session_of, value_of,
 )
 from v2g_bench.conformance.match import present
 from v2g_bench.errors import Inconclusive, Nonconformance
 
+from secc20_pause import pause_cases
 from secc20_rows import LINGER_S, STANDARD, TCP_CLOSE_S, good_case, performance_case
+from secc20_security import security_cases
 
 S20 = "urn:iso:std:iso:15118:-20:DC"
 
@@ -103,6 +106,16 @@ def _ended_by_terminate(ctx):
     rows = [r for r in _trace(res) if r.get("dir") == "rx" and r.get("name") == "DC_ChargeLoopRes"]
     notes = [((r["decoded"]["DC_ChargeLoopRes"].get("EVSEStatus") or {}).get("EVSENotification")) for r in rows]
     ctx.attach("evse-notifications", notes)
+    if "Terminate" in notes:
+        # the bench EV's reaction (a figure, not a verdict on the charger): from the first Terminate to its
+        # PowerDeliveryReq (Stop), on the trace's clock
+        trace = _trace(res)
+        t_term = rows[notes.index("Terminate")].get("t")
+        stop = next((r for r in trace if r.get("dir") == "tx" and r.get("name") == "PowerDeliveryReq"
+                     and t_term is not None and r.get("t", 0) > t_term), None)
+        if stop is not None:
+            ctx.attach("ev-reaction", {"terminate_rx_t": t_term, "power_delivery_stop_tx_t": stop["t"],
+                                       "ev_reaction_s": round(stop["t"] - t_term, 4)})
     if "Terminate" not in notes:
         raise Nonconformance("the charger stopped (operator stop) but no DC_ChargeLoopRes carried EVSENotification "
                              "Terminate", req="V2GB-15118-STOP-01")
@@ -112,6 +125,7 @@ def _ended_by_terminate(ctx):
 
 
 BPT_EV_MAX_DISCHARGE_W = 4000.0
+BPT_EV_MAX_DISCHARGE_A = 8.0       # ~3 kW at the lab battery's ~370 V: below the stage's and the plan's power
 
 
 def special_cases() -> list[Case]:
@@ -259,6 +273,25 @@ def special_cases() -> list[Case]:
                                ev_model={"max_discharge_power_w": BPT_EV_MAX_DISCHARGE_W},
                                plan=lambda ctx: _discharge_plan()),
                     measured_discharge_within(BPT_EV_MAX_DISCHARGE_W, req="V2GB-15118-BPT-02")]),
+        Case("ISO20_BPT_discharge_current_within_EV_limit", title="dynamic BPT: measured discharge current never "
+             "beyond the EV's maximum discharge current", standard=STANDARD, block="BPT measured", side="SECC",
+             covers=("V2GB-15118-BPT-03",), requires=("ISO15118-20", "DC_BPT", "dynamic"), markers=("power",),
+             steps=[ev_session(control_mode="dynamic", measure=True,
+                               ev_model={"max_discharge_current_a": BPT_EV_MAX_DISCHARGE_A},
+                               plan=lambda ctx: _discharge_plan(-6000.0)),
+                    measured_discharge_current_within(BPT_EV_MAX_DISCHARGE_A, req="V2GB-15118-BPT-03")]),
+        Case("ISO20_BPT_scheduled_tracks_target", title="scheduled BPT: measured DC power follows the EV's target "
+             "through charge and discharge within the DUT's band", standard=STANDARD, block="BPT measured",
+             side="SECC", covers=("V2GB-15118-BPT-04",), requires=("ISO15118-20", "DC_BPT", "scheduled"),
+             markers=("power",),
+             steps=[ev_session(control_mode="scheduled", measure=True, plan=lambda ctx: _tracking_plan()),
+                    measured_power_tracks_target(req="V2GB-15118-BPT-04")]),
+        Case("ISO20_BPT_dynamic_within_EV_window", title="dynamic BPT: measured DC power stays within the power "
+             "window the EV offers (charge, then discharge) once settled", standard=STANDARD, block="BPT measured",
+             side="SECC", covers=("V2GB-15118-BPT-02",), requires=("ISO15118-20", "DC_BPT", "dynamic"),
+             markers=("power",),
+             steps=[ev_session(control_mode="dynamic", measure=True, plan=lambda ctx: _tracking_plan()),
+                    measured_power_tracks_target(window=True, req="V2GB-15118-BPT-02")]),
         Case("ISO20_BPT_present_values_follow_measured", title="present V x I in DC_ChargeLoopRes follows the "
              "measured DC power through charge and discharge", standard=STANDARD, block="BPT measured", side="SECC",
              covers=("V2GB-15118-PV-01",), requires=("ISO15118-20", "DC_BPT"), markers=("power",),
@@ -272,6 +305,17 @@ def special_cases() -> list[Case]:
                     ev_session(plan=lambda ctx: _long_plan(), timeout_s=60),
                     step("EVSENotification Terminate, the session ended early", _ended_by_terminate,
                          req="V2GB-15118-STOP-01")]),
+        # --- MeteringConfirmation (only a DUT claiming it; iso15118 0.31.2 has none: the virtual DUT cannot claim it)
+        Case("ISO20_MeteringConfirmation_trigger", title="a charger that asks for a metering confirmation "
+             "(EVSENotification MeteringConfirmation) sends the MeterInfo to be confirmed in the same response",
+             standard=STANDARD, block="MeteringConfirmation", side="SECC", covers=("V2G20-1919", "V2G20-1083"),
+             requires=("ISO15118-20", "DC_BPT", "MeteringConfirmation"),
+             description="Needs the MeteringConfirmation claim. The EV emulator's stack cannot send "
+                         "MeteringConfirmationReq on its own, so the row judges the charger's trigger; a session in "
+                         "which the charger never asks is inconclusive.",
+             steps=[ev_session(plan=lambda ctx: _long_plan()),
+                    step("MeteringConfirmation notifications carry MeterInfo", _metering_trigger,
+                         req="V2G20-1919")]),
         # --- independence: our own strict decoding of every SECC frame equals the emulator's
         Case("ISO20_oracle_every_frame", title="every SECC frame is strict-valid EXI of its namespace and decodes to "
              "what the EV emulator received", standard=STANDARD, block="Oracle", side="SECC",
@@ -286,7 +330,26 @@ def special_cases() -> list[Case]:
                   "DC_WeldingDetection"):
             rows.append(good_case(g, svc, mode))
         rows.append(performance_case("DC_ChargeLoop", svc, mode))
-    return rows
+    return rows + security_cases() + pause_cases()
+
+
+def _metering_trigger(ctx):
+    res = session_of(ctx)
+    rows = [r for r in _trace(res) if r.get("dir") == "rx" and r.get("name") in ("DC_ChargeLoopRes",
+                                                                                 "AC_ChargeLoopRes")]
+    asks = []
+    for r in rows:
+        body = r["decoded"][r["name"]]
+        if (body.get("EVSEStatus") or {}).get("EVSENotification") == "MeteringConfirmation":
+            asks.append(body)
+    ctx.attach("metering-confirmation-requests", len(asks))
+    if not asks:
+        raise Inconclusive(f"the charger never asked for a metering confirmation in {len(rows)} charge-loop "
+                           "responses (the EV emulator cannot start one)")
+    missing = [i for i, b in enumerate(asks) if not b.get("MeterInfo")]
+    if missing:
+        raise Nonconformance(f"{len(missing)} of {len(asks)} responses with EVSENotification MeteringConfirmation "
+                             "carry no MeterInfo to confirm", req="V2G20-1919")
 
 
 def _auth_setup_consistent(body, ctx):
@@ -331,6 +394,14 @@ def _long_plan():
     return [Phase(3000.0, LONG_PLAN_S)]
 
 
-def _discharge_plan():
+def _discharge_plan(discharge_w: float = -BPT_EV_MAX_DISCHARGE_W):
     from v2g_bench.ev.model import Phase
-    return [Phase(1000.0, 1.0), Phase(-BPT_EV_MAX_DISCHARGE_W, 5.0)]
+    return [Phase(1000.0, 1.0), Phase(discharge_w, 5.0)]
+
+
+TRACK_PHASE_S = 8.0      # > the DUT's settle_s (5 s): the last 3 s of each phase are judged
+
+
+def _tracking_plan():
+    from v2g_bench.ev.model import Phase
+    return [Phase(4000.0, TRACK_PHASE_S), Phase(-4000.0, TRACK_PHASE_S)]

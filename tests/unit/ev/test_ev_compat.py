@@ -83,6 +83,47 @@ def test_evcc_picks_eim_when_pnc_offered_without_tls():
     assert sent["msg"].selected_auth_service == AuthEnum.EIM
 
 
+@pytest.mark.parametrize("tls", [False, True])
+def test_secc_lists_pnc_only_on_tls_sessions(tls):
+    """The -20 SECC (config allows EIM and PnC) lists PnC in AuthorizationSetupRes on a TLS session only."""
+    compat.import_stack()
+    compat.patch_secc_no_pnc_without_tls()
+    from iso15118.secc.states.iso15118_20_states import AuthorizationSetup
+    from iso15118.shared.messages.enums import AuthEnum
+
+    class Ctrl:
+        def is_eim_authorized(self):
+            return False
+
+        async def get_supported_providers(self):
+            return None
+
+    class Cfg:
+        supported_auth_options = [AuthEnum.EIM, AuthEnum.PNC]
+        allow_cert_install_service = False
+
+    class Sess:
+        is_tls = False
+        session_id = "0102030405060708"
+        evse_controller = Ctrl()
+        config = Cfg()
+
+    Sess.is_tls = tls
+    state = AuthorizationSetup.__new__(AuthorizationSetup)
+    state.comm_session = Sess()
+    state.expecting_auth_setup_req = True
+    state.check_msg_v20 = lambda m, *a, **k: m
+    sent = {}
+    state.create_next_message = lambda nxt, msg, *a, **k: sent.setdefault("msg", msg)
+    from iso15118.shared.messages.iso15118_20.common_messages import AuthorizationSetupReq
+    from iso15118.shared.messages.iso15118_20.common_types import MessageHeader
+    asyncio.run(state.process_message(AuthorizationSetupReq(header=MessageHeader(session_id="0102030405060708",
+                                                                                 timestamp=1))))
+    offered = list(sent["msg"].auth_services)
+    assert (AuthEnum.PNC in offered) is tls, offered
+    assert Cfg.supported_auth_options == [AuthEnum.EIM, AuthEnum.PNC]      # the shared config is left as it was
+
+
 def test_stop_delays_are_shortened():
     compat.import_stack()
     from iso15118.shared import comm_session

@@ -139,3 +139,57 @@ def test_case_x_defect_table_is_complete():
     assert not missing, f"defects the CI subset does not exercise: {missing}"
     for defect, case in CI_SUBSET.items():
         assert case in ids and (table.get(case, (None,))[0] == defect), (defect, case)
+
+
+@pytest.mark.parametrize("which", ["expired", "untrusted"])
+def test_bad_chains_fail_verification_against_the_v2g_root_and_the_good_one_passes(tmp_path, which):
+    """The chains the TLS defects present (made here with `cryptography`): an EV trusting only the test PKI's V2G
+    root refuses them for the named reason, and accepts the stack's own chain (a real TLS handshake, loopback)."""
+    import socket
+    import ssl
+    import threading
+
+    from iso15118.shared.settings import shared_settings
+
+    from v2g_bench.ev.pki import ensure_pki
+
+    pki = ensure_pki(tmp_path / "pki", apply=False) / "iso15118_2"
+    old = shared_settings.get("PKI_PATH")
+    shared_settings["PKI_PATH"] = str(pki.parent) + "/"
+    d._bad_chains.clear()
+    try:
+        cert, key = d._bad_chain(which)
+    finally:
+        shared_settings["PKI_PATH"] = old
+        d._bad_chains.clear()
+
+    def handshake(certfile, keyfile, password=None) -> str | None:
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.load_cert_chain(certfile, keyfile, password)
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client.check_hostname = False
+        client.load_verify_locations(pki / "certs/v2gRootCACert.pem")
+        a, b = socket.socketpair()
+        err: list[str] = []
+
+        def serve():
+            try:
+                with server.wrap_socket(a, server_side=True) as s:
+                    s.recv(1)
+            except (ssl.SSLError, OSError):
+                pass
+        th = threading.Thread(target=serve, daemon=True)
+        th.start()
+        try:
+            with client.wrap_socket(b) as c:
+                c.sendall(b"x")
+        except ssl.SSLCertVerificationError as e:
+            err.append(e.verify_message)
+        th.join(5)
+        return err[0] if err else None
+
+    pw = (pki / "private_keys/seccLeafPassword.txt").read_text().strip()
+    assert handshake(pki / "certs/cpoCertChain.pem", pki / "private_keys/seccLeaf.key", pw) is None
+    why = handshake(cert, key)
+    assert why is not None
+    assert ("expired" in why) if which == "expired" else ("self-signed" in why or "issuer" in why), why

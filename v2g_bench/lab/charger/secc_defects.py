@@ -71,6 +71,23 @@ DEFECTS: dict[str, Defect] = {d.name: d for d in (
            "TC_SECC_CMN_VTB_SupportedAppProtocol_002"),
     Defect("no_terminate_notification", "a charger-side stop is not signalled (no EVSENotification Terminate)",
            "V2GB-15118-STOP-01"),
+    # TLS / PnC (hooks on the TLS server context the stack makes per SDP request, on the -20 signature check
+    # and on the SDP answer)
+    Defect("offer_tls12", "the SECC's TLS server negotiates at most TLS 1.2 (-20 runs over TLS 1.2)",
+           "V2G20-2356"),
+    Defect("expired_certificate", "the SECC presents a leaf certificate that expired yesterday (chain otherwise "
+           "anchored at the V2G root)", "V2GB-15118-TLS-01"),
+    Defect("untrusted_certificate", "the SECC presents a chain anchored at a root the EV does not trust",
+           "V2GB-15118-TLS-01"),
+    Defect("accept_bad_signature", "a PnC AuthorizationReq whose signature does not verify is accepted (OK)",
+           "V2G20-2565"),
+    Defect("sdp_ignore_tls_request", "an SDP request asking for TLS is answered with TCP (no security)",
+           "V2GB-15118-SDP-01"),
+    Defect("sdp_tls_to_tcp_request", "an SDP request asking for no security is answered with TLS",
+           "TC_SECC_CMN_VTB_SDP_001"),
+    # pause / resume
+    Defect("join_any_session", "a SessionSetupReq with any non-zero SessionID is answered OK_OldSessionJoined with "
+           "that ID (no check that it is the paused session)", "V2G20-2626"),
 )}
 
 _lock = threading.Lock()
@@ -166,6 +183,9 @@ def install() -> None:
     _hook_send()
     _hook_stop()
     _hook_v2gtp_header()
+    _hook_tls()
+    _hook_signature()
+    _hook_sdp()
     _installed = True
 
 
@@ -175,6 +195,9 @@ def _hook_check_msg() -> None:
     original = StateSECC.check_msg
 
     def check_msg(self, message, *args, **kwargs):
+        if _active and type(message).__name__ == "SessionSetupReq" and _is_secc(self):
+            # the SessionID the EV asked for (join_any_session answers it)
+            self.comm_session._v2g_bench_setup_sid = getattr(getattr(message, "header", None), "session_id", None)
         if active("accept_any_session_id"):
             header = getattr(message, "header", None)
             sid = getattr(self.comm_session, "session_id", None)
@@ -235,6 +258,12 @@ def _hook_create_next_message() -> None:
                 pnc = next((a for a in type(services[0]) if a.value == "PnC"), None) if services else None
                 if pnc is not None and pnc not in services:
                     object.__setattr__(next_msg, "auth_services", services + [pnc])
+            asked = getattr(self.comm_session, "_v2g_bench_setup_sid", None)
+            if name == "sessionsetupres" and active("join_any_session") and asked and int(asked, 16) != 0 \
+                    and hasattr(next_msg, "header"):
+                self.comm_session.session_id = asked
+                next_msg.header.session_id = asked
+                next_msg.response_code = type(next_msg.response_code)("OK_OldSessionJoined")
             if name == "sessionsetupres" and active("empty_evseid") and hasattr(next_msg, "evse_id"):
                 object.__setattr__(next_msg, "evse_id", "")
             if name == "supportedappprotocolres" and active("sap_accept_unknown") \
@@ -346,3 +375,118 @@ def _hook_v2gtp_header() -> None:
         return original(cls, protocol, data)
 
     V2GTPMessage.from_bytes = from_bytes
+
+
+# --- TLS: the stack makes a fresh server context per SDP request asking for TLS (tcp_server.start_tls) --------
+def _hook_tls() -> None:
+    from iso15118.secc.transport import tcp_server
+
+    original = tcp_server.get_ssl_context
+
+    def get_ssl_context(server_side: bool):
+        ctx = original(server_side)
+        if ctx is None or not server_side or not _active:
+            return ctx
+        import ssl
+
+        if active("offer_tls12"):
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        which = "expired" if active("expired_certificate") else "untrusted" if active("untrusted_certificate") \
+            else None
+        if which:
+            cert, key = _bad_chain(which)
+            ctx.load_cert_chain(certfile=cert, keyfile=key)
+        return ctx
+
+    tcp_server.get_ssl_context = get_ssl_context
+
+
+_bad_chains: dict[str, tuple[str, str]] = {}
+
+
+def _bad_chain(which: str) -> tuple[str, str]:
+    """A SECC chain that must not verify, made once per process with `cryptography` from the test PKI:
+    'expired' = a new leaf with the real leaf's subject, signed by the CPO Sub-CA 2, valid until yesterday;
+    'untrusted' = a leaf under a self-made root the EV does not know. Returns (chain pem, key pem) paths."""
+    if which in _bad_chains:
+        return _bad_chains[which]
+    import datetime as dt
+    import tempfile
+    from pathlib import Path
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    from iso15118.shared.settings import shared_settings
+
+    base = Path(str(shared_settings["PKI_PATH"])) / "iso15118_2"
+    leaf_real = x509.load_pem_x509_certificate((base / "certs/seccLeafCert.pem").read_bytes())
+    now = dt.datetime.now(dt.timezone.utc)
+    key = ec.generate_private_key(ec.SECP256R1())
+
+    def cert(subject, issuer, pub, signer, start, end, ca: bool):
+        b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(pub)
+             .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        return b.sign(signer, hashes.SHA256())
+
+    if which == "expired":
+        sub2 = x509.load_pem_x509_certificate((base / "certs/cpoSubCA2Cert.pem").read_bytes())
+        raw = (base / "private_keys/cpoSubCA2.key").read_bytes()
+        try:
+            sub2_key = serialization.load_pem_private_key(raw, None)
+        except (TypeError, ValueError):
+            pw = (base / "private_keys/seccLeafPassword.txt").read_text().strip().encode()
+            sub2_key = serialization.load_pem_private_key(raw, pw)
+        leaf = cert(leaf_real.subject, sub2.subject, key.public_key(), sub2_key, now - dt.timedelta(days=30),
+                    now - dt.timedelta(days=1), False)
+        rest = (base / "certs/cpoCertChain.pem").read_bytes().split(b"-----END CERTIFICATE-----", 1)[1]
+        chain = leaf.public_bytes(serialization.Encoding.PEM) + rest.lstrip(b"\r\n")
+    else:
+        root_key = ec.generate_private_key(ec.SECP256R1())
+        root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "v2g-bench untrusted root")])
+        root = cert(root_name, root_name, root_key.public_key(), root_key, now - dt.timedelta(days=1),
+                    now + dt.timedelta(days=30), True)
+        leaf = cert(leaf_real.subject, root_name, key.public_key(), root_key, now - dt.timedelta(days=1),
+                    now + dt.timedelta(days=30), False)
+        chain = leaf.public_bytes(serialization.Encoding.PEM) + root.public_bytes(serialization.Encoding.PEM)
+    d = Path(tempfile.mkdtemp(prefix=f"v2g-bench-{which}-chain-"))
+    (d / "chain.pem").write_bytes(chain)
+    (d / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+    _bad_chains[which] = (str(d / "chain.pem"), str(d / "key.pem"))
+    return _bad_chains[which]
+
+
+def _hook_signature() -> None:
+    from iso15118.secc.states import iso15118_20_states as st20
+
+    original = st20.verify_signature
+
+    def verify_signature(*args, **kwargs):
+        ok = original(*args, **kwargs)
+        return True if active("accept_bad_signature") else ok
+
+    st20.verify_signature = verify_signature
+
+
+def _hook_sdp() -> None:
+    from iso15118.secc.comm_session_handler import CommunicationSessionHandler
+
+    original = CommunicationSessionHandler.process_sdp_request
+
+    async def process_sdp_request(self, sdp_request):
+        if active("sdp_ignore_tls_request") and not self.config.enforce_tls:
+            from iso15118.shared.messages.sdp import Security
+
+            if sdp_request.security == Security.TLS:
+                sdp_request.security = Security.NO_TLS
+        if active("sdp_tls_to_tcp_request"):
+            from iso15118.shared.messages.sdp import Security
+
+            if sdp_request.security == Security.NO_TLS:
+                sdp_request.security = Security.TLS
+        return await original(self, sdp_request)
+
+    CommunicationSessionHandler.process_sdp_request = process_sdp_request
