@@ -21,6 +21,7 @@ time_scale 1 (a real bench) that allowance is the DUT's own dead time and settli
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import time
@@ -60,6 +61,9 @@ class RunOptions:
     big_site_time_scale: float = 450.0
     event_time_scale: float = 300.0      # with an event to time the plant steps 0.1 s: x900 overloads the lab
     evse_timeout_s: float = 30.0
+    # who plays EVSE 1's EV: "battery" (the battery emulator behind a transaction the station starts) or
+    # "iso15118" (the EV emulator over ISO 15118-20 DC_BPT against the lab's SECC, the battery emulator as its pack)
+    ev_link: str = "battery"
 
     def period_for(self, sc: Scenario) -> float:
         return self.event_sample_period_s if (sc.frequency_response or sc.grid_loss) else self.sample_period_s
@@ -318,7 +322,9 @@ class SiteSession:
     def op(self, name: str, evse: int) -> str:
         return name if evse == 1 else f"evse{evse}.{name}"
 
-    def connect_all(self) -> None:
+    def connect_all(self, iso_evse1: bool = False) -> None:
+        """Every station connects; each starts a transaction from the control port, except EVSE 1 when its EV is the
+        ISO 15118 emulator (its session starts the transaction: see start_iso_transaction)."""
         for i in range(1, self.n + 1):
             r = self.ctl.call(self.op("station.connect", i), url=self.csms.url, security_profile=1, password=PASSWORD,
                               ocpp_version=self.version)
@@ -326,11 +332,28 @@ class SiteSession:
                 raise BenchError(f"EVSE {i}'s station did not connect to the CSMS emulator: {r}", where="scenario site")
         # EVSE 1 is the lab's own station (LAB-CS-001), EVSE i the site's LAB-CS-00i (v2g_bench.lab.site)
         self.stations = [f"LAB-CS-{i:03d}" for i in range(1, self.n + 1)]
-        for i in range(1, self.n + 1):
+        first = 2 if iso_evse1 else 1
+        for i in range(first, self.n + 1):
             self.ctl.call(self.op("station.start_transaction", i))
+        self.tx = [""] * self.n
         for i, sid in enumerate(self.stations, start=1):
+            if i < first:
+                continue
             self.csms.expect("TransactionEvent", where=lambda m: m["eventType"] == "Started", timeout=15, station=sid)
-            self.tx.append(self.ctl.call(self.op("station.status", i))["transaction_id"])
+            self.tx[i - 1] = self.ctl.call(self.op("station.status", i))["transaction_id"]
+
+    def hold_evse1_at_zero(self) -> None:
+        """A 0 W TxDefaultProfile on EVSE 1 before its EV arrives: nothing flows until the plan's TxProfile."""
+        from v2g_bench.csms import payloads as P
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        prof = {"id": 99, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+                "chargingProfileKind": "Absolute",
+                "chargingSchedule": [{"id": 99, "chargingRateUnit": "W", "startSchedule": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                      "chargingSchedulePeriod": [P.schedule_period(0, 0.0, self.version)]}]}
+        r = self.csms.call("SetChargingProfile", {"evseId": 1, "chargingProfile": prof}, station=self.stations[0])
+        if r.get("status") != "Accepted":
+            from v2g_bench.errors import Nonconformance
+            raise Nonconformance(f"{self.stations[0]} refused a 0 W TxDefaultProfile: {r}", req="K01.FR.07")
 
     def plant_time(self) -> tuple[float, float, dict]:
         """(plant t, the monotonic instant it corresponds to, the measurement)."""
@@ -452,11 +475,19 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
     n = len(evs)
     if opts.command == "modbus" and n != 1:
         raise ScenarioNotApplicable(f"local control (Modbus) commands one charger; the scenario has {n} EVs")
+    iso = opts.ev_link == "iso15118"
+    if opts.ev_link not in ("battery", "iso15118"):
+        raise BenchError(f"RunOptions.ev_link = {opts.ev_link!r}", where="scenario runner", fix="battery or iso15118")
+    if iso and opts.command != "ocpp":
+        raise ScenarioNotApplicable("the ISO 15118 EV needs the OCPP station's profiles (not Modbus local control)")
     w0 = a * site.dt_s                      # plan seconds at the first played slot
     notes = [n_ for n_ in (slice_note,) if n_] + [
              f"plan slots of {site.dt_s:g} s played in {slot_s} s: time compressed x{factor:g}",
              f"window {sc.clock(w0)} .. {sc.clock(b * site.dt_s)} ({b - a} slots), {n} EVSE(s), "
-             f"{'Modbus local control' if opts.command == 'modbus' else 'OCPP ' + opts.ocpp_version}"]
+             f"{'Modbus local control' if opts.command == 'modbus' else 'OCPP ' + opts.ocpp_version}",
+             "EVSE 1's EV: the EV emulator over ISO 15118-20 DC_BPT (dynamic, both directions offered) against the "
+             "lab's SECC, the battery emulator as its pack; the other EVs: battery emulators" if iso else
+             "every EV played by the battery emulator (transactions started by the stations)"]
     workdir = Path(workdir)
     csms = CSMSEmulator({"security_profile": 1, "password": PASSWORD, "record_path": str(workdir / "ocpp-frames.jsonl"),
                          "retain_frames": 2000}, pki_dir=str(workdir / "pki")).start()
@@ -464,17 +495,28 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
     exp = site.export_price.copy()
     plans = [(0.0, plan)]
     events: dict = {}
+    stack = contextlib.ExitStack()
     try:
-        with running_lab(workdir=workdir / "lab", overrides=lab_overrides(n, opts, sc, evs, ratings),
-                         timeout_s=60) as lab:
+        overrides = lab_overrides(n, opts, sc, evs, ratings)
+        net = None
+        if iso:
+            from v2g_bench.ev.labnet import lab_network
+            net = stack.enter_context(lab_network({"secc": {
+                "codec": "own", "max_charge_w": evs[0].max_charge_kw * 1000.0,
+                "max_discharge_w": max(evs[0].max_discharge_kw * 1000.0, 1.0)}}))
+            if net.unavailable:
+                raise ScenarioNotApplicable(f"no ISO 15118 wire for the EV emulator on this machine: {net.unavailable}")
+            overrides.update(net.overrides)
+        with running_lab(workdir=workdir / "lab", overrides=overrides, timeout_s=60) as lab:
             ss = SiteSession(lab, csms, n, opts.ocpp_version, opts.evse_timeout_s)
             local = None
             wt = None
+            iso_ev = None
             try:
                 if opts.command == "modbus":
                     local = LocalControl(lab.ports["modbus"])
                 else:
-                    ss.connect_all()
+                    ss.connect_all(iso_evse1=iso)
                     log(f"{n} station(s) connected, transactions started")
                 # the battery emulator plays each EV
                 for i, ev in enumerate(evs, start=1):
@@ -484,6 +526,26 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                     # the DC nearly loss-free while the plan books eta_charge, so they must not be full before the plan
                     gross = cap * GROSS_OVER_USABLE
                     ss.ctl.call("site.battery", evse=i, capacity_wh=gross * 1000.0, soc=soc0 / gross)
+                if iso:
+                    # EVSE 1: the EV emulator plugs in (SLAC-less veth wire) and runs its session; the charger's
+                    # coupling starts the OCPP transaction on its authorization
+                    from v2g_bench.scenarios.iso_ev import IsoEV
+                    ss.hold_evse1_at_zero()
+                    ev1 = evs[0]
+                    cap1 = sc.battery_kwh.get(ev1.name, ev1.capacity_kwh)
+                    iso_ev = IsoEV(net, gross_kwh=cap1 * GROSS_OVER_USABLE, soc0_kwh=plan.ev(ev1.name).soc_kwh[a],
+                                   floor_kwh=max(ev1.floor_kwh, ev1.reserve_kwh),
+                                   max_charge_w=ev1.max_charge_kw * 1000.0,
+                                   max_discharge_w=ev1.max_discharge_kw * 1000.0,
+                                   departure_s=(ev1.departure_s - w0) / factor + opts.lead_s, workdir=workdir)
+                    m1 = ss.ctl.call("site.measure")["evse"][0]
+                    iso_ev.update(m1["dc_import_wh"], m1["dc_export_wh"])
+                    iso_ev.start((b - a) * slot_s + opts.lead_s + 0.15 * n)
+                    t_plug = time.monotonic()
+                    iso_ev.wait_started(csms, ss.stations[0])
+                    ss.tx[0] = ss.ctl.call("station.status")["transaction_id"]
+                    events["iso15118"] = {"evse": 1, "ev": ev1.name, "setup_s": round(time.monotonic() - t_plug, 2)}
+                    log(f"EVSE 1: the EV emulator's ISO 15118-20 session started transaction {ss.tx[0]}")
                 # profiles: start on a whole second with a zero lead, so nothing flows before the plan
                 lead = int(math.ceil(opts.lead_s + 0.15 * n))
                 now_utc = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -582,6 +644,10 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                     r = ss.ctl.call("site.samples", since=k_next, limit=max(50, 20000 // n))
                     k_next = r["next"]
                     trace.add_rows(r, t0_plant, w0)
+                    if iso_ev is not None and trace.t:
+                        iso_ev.update(trace.dc_in_wh[-1][0], trace.dc_out_wh[-1][0])
+                        if not iso_ev.alive() and "ended_at_s" not in events["iso15118"]:
+                            events["iso15118"]["ended_at_s"] = trace.t[-1]     # plan seconds: before the window end
                     pt = trace.t[-1] + t0_plant - w0 if trace.t else -math.inf
                     if pt >= end_plant:
                         lag = ss.ctl.call("site.lag")
@@ -589,6 +655,14 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                                                 "stalls": [[t - t0_plant + w0, x] for t, x in lag["stalls"]]}
                         if wt is not None:
                             events["analyzer"].update(end_wh=wt.energy_wh(), end_s=pt - t0_plant + w0)
+                        if iso_ev is not None:
+                            res = iso_ev.finish()
+                            events["iso15118"].update(
+                                verdict=getattr(res, "verdict", None), summary=res.summary() if res else
+                                f"no result ({iso_ev.error!r})", charge_loops=getattr(res, "charge_loops", 0),
+                                step=getattr(res, "step", None), trace=str(workdir / "ev-v2gtp-trace.jsonl"),
+                                loop_cycle_median_s=float(np.median(res.loop_cycle_s)) if res and res.loop_cycle_s
+                                else None)
                         break
                     if updates and pt >= plant_at(updates[0][0]):
                         at_s, new_imp, new_exp = updates.pop(0)
@@ -628,9 +702,12 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                     wt.close()
                 if local is not None:
                     local.close()
+                if iso_ev is not None:
+                    iso_ev.close()
                 ss.close()
     finally:
         csms.close()
+        stack.close()
     wall = time.perf_counter() - t_wall0
     return RunRecord(scenario=sc, plan=plan, plans=plans, evs=evs, window=(w0, b * site.dt_s), time_scale=factor,
                      trace=trace, commanded=commanded, prices=(imp, exp), wall_s=wall, scheduler_s=scheduler_s,
