@@ -57,6 +57,7 @@ class RunOptions:
     max_evses: int | None = None         # cap for very large fleets: a slice of the site (see site_slice)
     lead_s: float = 2.0                  # wall seconds between the profiles and the plan's first slot
     lab_faults: tuple = ()               # (name, {params}) injected on EVSE 1's plant before the plan starts: a bad DUT
+    station_defects: tuple = ()          # names of EVSE 1's station defects (lab/charger/station_defects.py): a bad DUT
     big_site_evses: int = 10             # above this many EVSEs: coarser station tick and plant steps, at most x450
     big_site_time_scale: float = 450.0
     event_time_scale: float = 300.0      # with an event to time the plant steps 0.1 s: x900 overloads the lab
@@ -570,6 +571,8 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                                                [float(x) * 1000.0 for x in p_kw], b * site.dt_s))
                 for name, params in opts.lab_faults:
                     ss.ctl.call("fault", name=name, **params)
+                if opts.station_defects:
+                    ss.ctl.call("station.defects", set=list(opts.station_defects))
                 ss.ctl.call("set_time_scale", time_scale=factor)
                 if time.monotonic() > t0_mono - 0.2:
                     raise BenchError(f"setting up {n} EVSE(s) took longer than the {lead} s lead",

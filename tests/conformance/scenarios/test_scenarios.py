@@ -28,7 +28,7 @@ from v2g_bench.scheduler.scenario import load_scenario
 
 PART_REQ = {"compliance": "V2GB-SCN-PLAN-01", "guarantees": "V2GB-SCN-SOC-01", "site": "V2GB-SCN-SITE-01",
             "cost": "V2GB-SCN-COST-01", "frequency": "V2GB-SCN-FCR-01", "backup": "V2GB-SCN-V2H-01",
-            "cycling": "V2GB-SCN-CYC-01", "samples": "V2GB-SCN-PLAN-01",
+            "cycling": "V2GB-SCN-CYC-01", "samples": "V2GB-SCN-PLAN-01", "iso15118": "V2GB-SCN-ISO-01",
             "analyzer": None}   # the bench's two measurement paths agree: a mismatch is a bench error, not the DUT's
 
 
@@ -55,7 +55,8 @@ def run(ctx):
     opts = RunOptions(time_scale=float(os.environ.get("V2G_SCENARIO_TIME_SCALE", "900")),
                       ocpp_version=ctx.version or "2.0.1",
                       max_evses=int(os.environ.get("V2G_SCENARIO_MAX_EVSES", "12")) or None,
-                      command="modbus" if ctx.case.id.endswith("-LOCAL") else "ocpp")
+                      command="modbus" if ctx.case.id.endswith("-LOCAL") else "ocpp",
+                      ev_link="iso15118" if ctx.case.id.endswith("-ISO") else "battery")
     work = Path(tempfile.mkdtemp(prefix="v2g-scenario-"))      # the lab and the CSMS's PKI: not evidence
     try:
         try:
@@ -64,7 +65,7 @@ def run(ctx):
         except ScenarioNotApplicable as e:
             pytest.skip(f"the DUT cannot run this scenario: {e}")
         finally:
-            for f in ("ocpp-frames.jsonl", "lab/lab.log"):
+            for f in ("ocpp-frames.jsonl", "lab/lab.log", "ev-v2gtp-trace.jsonl"):
                 if (work / f).exists():
                     ctx.evidence.attach_file(work / f, name=f.replace("/", "-"))
     finally:
@@ -75,6 +76,22 @@ def run(ctx):
     ctx.attach("verdict.json", verdict.to_dict())
     ctx.attach("summary.txt", verdict.summary())
     ctx.attach("summary.png", plot_summary(rec, verdict))
+
+
+def iso_session(ctx):
+    """EVSE 1's EV emulator: its ISO 15118-20 session ran through the whole window and ended with SessionStop (the
+    charger kept serving it while the plan's profiles changed under it)."""
+    ev = ctx.vars["record"].events.get("iso15118")
+    if not ev:
+        raise BenchError("the run had no ISO 15118 EV (RunOptions.ev_link)")
+    ctx.attach("iso15118-session.txt", "\n".join(f"{k}: {v}" for k, v in ev.items()))
+    slots = int(round((ctx.vars["record"].window[1] - ctx.vars["record"].window[0]) / ctx.vars["scenario"].site.dt_s))
+    if "ended_at_s" in ev or ev.get("verdict") != "passed":
+        raise Nonconformance(f"the EV's session did not run through the window: {ev.get('summary')}",
+                             req="V2GB-SCN-ISO-01")
+    if ev.get("charge_loops", 0) < slots:
+        raise Nonconformance(f"{ev.get('charge_loops')} charge loops for {slots} plan slots: the charger did not keep "
+                             "the EV's charge loop going", req="V2GB-SCN-ISO-01")
 
 
 def part(prefix: str):
@@ -100,7 +117,8 @@ def part(prefix: str):
 
 def scenario_case(id_, name, title, judged, *, covers=(), requires=("DC_BPT",), versions=("2.0.1",), slow=True):
     steps = [step("plan, command and measure the scenario on the site", run, kind="stimulus")]
-    steps += [step(f"judge: {p}", part(p), req=PART_REQ[p], kind="judge") for p in judged]
+    steps += [step(f"judge: {p}", part(p) if p != "iso15118" else iso_session, req=PART_REQ[p], kind="judge")
+              for p in judged]
     return Case(id_, title=title, standard="Scenarios", block="V2G use cases (measured power)",
                 covers=tuple(dict.fromkeys((*covers, *(PART_REQ[p] for p in judged if PART_REQ[p])))),
                 requires=requires, versions=versions, slow=slow, lab_only=True, markers=("power",),
@@ -109,9 +127,14 @@ def scenario_case(id_, name, title, judged, *, covers=(), requires=("DC_BPT",), 
 
 BASE = ("analyzer", "compliance", "guarantees", "cost")
 CASES = [
+    # default run: EVSE 1's car is the EV emulator on ISO 15118-20 DC_BPT (dynamic), the others battery emulators
+    scenario_case("SCN-PEAK-SHAVING-ISO", "building-peak-shaving",
+                  "Office peak shaving, car 1 on ISO 15118-20: 4 V2G cars keep the 150 kW connection, leave at 80 %",
+                  (*BASE, "site", "iso15118"), covers=("V2GB-COUPLING-02",),
+                  requires=("ISO15118-20", "DC_BPT", "dynamic", "SiteManagement"), slow=False),
     scenario_case("SCN-PEAK-SHAVING", "building-peak-shaving",
                   "Office peak shaving: 4 V2G cars keep the 150 kW connection, leave at 80 %",
-                  (*BASE, "site"), requires=("DC_BPT", "SiteManagement"), slow=False),
+                  (*BASE, "site"), requires=("DC_BPT", "SiteManagement")),
     scenario_case("SCN-ARBITRAGE", "day-ahead-arbitrage",
                   "Day-ahead arbitrage with a tariff re-published mid-run (re-planned, new setpoints)",
                   BASE, covers=("V2GB-SCN-TARIFF-01", "Q03.FR.01"), requires=("DC_BPT", "V2X"), versions=("2.1",)),
@@ -147,3 +170,26 @@ def test_a_derated_charger_fails_the_cycling_scenario(tmp_path, dut_profile):
     failed = {name.split(" ")[0] for name, p in v.parts.items() if p.verdict == "fail"}
     assert v.verdict == "fail" and {"compliance", "cycling"} <= failed, v.summary()
     assert v.parts["analyzer"].verdict == "pass"          # the bench measured right: the DUT is to blame
+
+
+@pytest.mark.slow
+@pytest.mark.lab_only
+@pytest.mark.covers("V2GB-SCN-PLAN-01", "V2GB-COUPLING-02")
+def test_a_charger_ignoring_the_discharge_limit_fails_peak_shaving_with_the_iso_ev(tmp_path, dut_profile):
+    """The ISO 15118 path can fail: EVSE 1's charger discharges the EV emulator at its full rating whatever the
+    profile says (station defect ignore_discharge_limit, applied to what the SECC grants); car 1's compliance fails,
+    the EV's session itself runs through and the bench's measurement paths agree."""
+    from v2g_bench.ev.labnet import unavailable_reason
+    from v2g_bench.scenarios.judges import judge_run
+    from v2g_bench.scenarios.runner import RunOptions, run_scenario
+    if unavailable_reason():
+        pytest.skip(f"no ISO 15118 wire on this machine: {unavailable_reason()}")
+    rec = run_scenario(load_scenario("building-peak-shaving"), ratings=ratings_of(dut_profile),
+                       opts=RunOptions(ev_link="iso15118", station_defects=("ignore_discharge_limit",)),
+                       workdir=tmp_path, pixit=dict(dut_profile.pixit), log=lambda *_: None)
+    v = judge_run(rec, {"tolerances": dict(dut_profile.tolerances)})
+    failed = {name for name, p in v.parts.items() if p.verdict == "fail"}
+    assert v.verdict == "fail" and "compliance car-1" in failed, v.summary()
+    assert not {"compliance car-2", "compliance car-3", "compliance car-4"} & failed, v.summary()
+    assert v.parts["analyzer"].verdict == "pass"
+    assert rec.events["iso15118"]["verdict"] == "passed", rec.events["iso15118"]
