@@ -28,22 +28,39 @@ class IsoEV:
     update(counters) while playing -> finish() ends the session cleanly (SessionStop) and returns its result."""
 
     def __init__(self, net, *, gross_kwh: float, soc0_kwh: float, floor_kwh: float, max_charge_w: float,
-                 max_discharge_w: float, departure_s: float, workdir: Path):
+                 max_discharge_w: float, departure_s: float, workdir: Path, emulator=None):
+        """`net`: the lab's ISO 15118 wire (v2g_bench.ev.labnet) for a new emulator; or `emulator`: the bench's
+        `ev` role (a real bench), whose model is set for the run and restored by close()."""
         from v2g_bench.ev.emulator import EVEmulator
         from v2g_bench.ev.model import EVModel, Phase
         self.energy = (0.0, 0.0)              # cumulative DC (in, out) Wh of EVSE 1, measured; set by the runner
-        model = EVModel(capacity_wh=gross_kwh * 1000.0, soc=min(max(soc0_kwh / gross_kwh, 0.0), 1.0),
-                        target_soc=1.0, min_soc=min(max(floor_kwh / gross_kwh, 0.0), 1.0),
-                        departure_s=max(departure_s, 1.0), max_charge_power_w=max_charge_w,
-                        max_discharge_power_w=max_discharge_w,
-                        # currents never the binding limit: the power ratings are (a 30 A default x 350 V < 11 kW)
-                        max_charge_current_a=max_charge_w / EV_MIN_VOLTAGE_V + 1.0,
-                        max_discharge_current_a=max_discharge_w / EV_MIN_VOLTAGE_V + 1.0,
-                        max_voltage_v=EV_MAX_VOLTAGE_V, min_voltage_v=EV_MIN_VOLTAGE_V, offer_both=True,
-                        energy_source=lambda: self.energy)
-        self.emu = EVEmulator(net.ev_options["interface"], netns=net.ev_options.get("netns"), codec="own",
-                              protocol="ISO15118-20", service="DC_BPT", control_mode="dynamic", model=model,
-                              trace_path=Path(workdir) / "ev-v2gtp-trace.jsonl")
+        values = dict(capacity_wh=gross_kwh * 1000.0, soc=min(max(soc0_kwh / gross_kwh, 0.0), 1.0),
+                      target_soc=1.0, min_soc=min(max(floor_kwh / gross_kwh, 0.0), 1.0),
+                      departure_s=max(departure_s, 1.0), max_charge_power_w=max_charge_w,
+                      max_discharge_power_w=max_discharge_w,
+                      # currents never the binding limit: the power ratings are (a 30 A default x 350 V < 11 kW)
+                      max_charge_current_a=max_charge_w / EV_MIN_VOLTAGE_V + 1.0,
+                      max_discharge_current_a=max_discharge_w / EV_MIN_VOLTAGE_V + 1.0,
+                      max_voltage_v=EV_MAX_VOLTAGE_V, min_voltage_v=EV_MIN_VOLTAGE_V, offer_both=True)
+        self.own = emulator is None
+        self._saved: dict = {}
+        if self.own:
+            model = EVModel(**values, energy_source=lambda: self.energy)
+            self.emu = EVEmulator(net.ev_options["interface"], netns=net.ev_options.get("netns"), codec="own",
+                                  protocol="ISO15118-20", service="DC_BPT", control_mode="dynamic", model=model,
+                                  trace_path=Path(workdir) / "ev-v2gtp-trace.jsonl")
+        else:
+            # the bench's EV: its SOC keeps following its configured energy source (the analyzer) if it has one
+            self.emu = emulator
+            m = emulator.model
+            if m.energy_source is None:
+                values["energy_source"] = lambda: self.energy
+            values["min_soc"] = min(values["min_soc"], values["soc"])
+            self._saved = {k: getattr(m, k) for k in values}
+            m.min_soc = 0.0                      # EVModel checks min <= target one field at a time
+            for k, v in values.items():
+                setattr(m, k, v)
+            m.start()
         # one phase offering both directions; its duration is cut to 0 by finish(): the EV then stops cleanly
         self.phase = Phase(power_w=max_charge_w, duration_s=24 * 3600.0)
         self.result = None
@@ -56,7 +73,8 @@ class IsoEV:
 
         def run():
             try:
-                self.result = self.emu.run_session(plan=[self.phase], timeout=self._timeout)
+                self.result = self.emu.run_session(plan=[self.phase], timeout=self._timeout, protocol="ISO15118-20",
+                                                   service="DC_BPT", control_mode="dynamic")
             except BaseException as e:  # noqa: BLE001 - reported by finish()
                 self.error = e
         self._th = threading.Thread(target=run, name="scenario-iso-ev", daemon=True)
@@ -86,7 +104,11 @@ class IsoEV:
                 if self._th.is_alive():
                     self.emu.safe_state()
         finally:
-            self.emu.close()
+            if self.own:
+                self.emu.close()
+            else:
+                for k, v in self._saved.items():
+                    setattr(self.emu.model, k, v)
 
     def wait_started(self, csms, station: str, timeout_s: float = 45.0):
         """The charger's TransactionEvent Started for the EV's session (the coupling starts it on authorization)."""

@@ -453,9 +453,10 @@ def station_ids(session: SiteSession) -> list[str]:
 
 
 def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None, workdir: str | Path,
-                 pixit: dict | None = None, log=print) -> RunRecord:
-    """Run one scenario on a fresh virtual lab; raises ScenarioNotApplicable / BenchError; returns the record
-    for v2g_bench.scenarios.judges."""
+                 pixit: dict | None = None, log=print, bench=None) -> RunRecord:
+    """Run one scenario on a fresh virtual lab (compressed) - or, with `bench` (a case's context), on the bench's
+    roles at time scale 1 (v2g_bench.scenarios.bench_site: the real-bench path); raises ScenarioNotApplicable /
+    BenchError; returns the record for v2g_bench.scenarios.judges."""
     from v2g_bench.csms.emulator import CSMSEmulator
     from v2g_bench.harness.labproc import running_lab
 
@@ -481,6 +482,16 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
         raise BenchError(f"RunOptions.ev_link = {opts.ev_link!r}", where="scenario runner", fix="battery or iso15118")
     if iso and opts.command != "ocpp":
         raise ScenarioNotApplicable("the ISO 15118 EV needs the OCPP station's profiles (not Modbus local control)")
+    if bench is not None:
+        # a real bench: one DUT, the EV emulator plays its EV, the wall clock is the plant clock
+        if n != 1:
+            raise ScenarioNotApplicable(f"a bench has one charger; the scenario has {n} EVs (the virtual lab's site "
+                                        "plays multi-EVSE scenarios)")
+        if sc.frequency_response or sc.grid_loss:
+            raise ScenarioNotApplicable("grid events need a grid simulator role on the bench (none is driven yet)")
+        if not iso or opts.command != "ocpp" or factor != 1.0:
+            raise BenchError("on a real bench: ev_link='iso15118', command='ocpp', time_scale=1",
+                             where="scenario runner", fix="RunOptions(time_scale=1, ev_link='iso15118')")
     w0 = a * site.dt_s                      # plan seconds at the first played slot
     notes = [n_ for n_ in (slice_note,) if n_] + [
              f"plan slots of {site.dt_s:g} s played in {slot_s} s: time compressed x{factor:g}",
@@ -490,8 +501,12 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
              "lab's SECC, the battery emulator as its pack; the other EVs: battery emulators" if iso else
              "every EV played by the battery emulator (transactions started by the stations)"]
     workdir = Path(workdir)
-    csms = CSMSEmulator({"security_profile": 1, "password": PASSWORD, "record_path": str(workdir / "ocpp-frames.jsonl"),
-                         "retain_frames": 2000}, pki_dir=str(workdir / "pki")).start()
+    if bench is not None:
+        csms = bench.csms                   # the bench's CSMS role: the DUT is connected to it
+    else:
+        csms = CSMSEmulator({"security_profile": 1, "password": PASSWORD,
+                             "record_path": str(workdir / "ocpp-frames.jsonl"), "retain_frames": 2000},
+                            pki_dir=str(workdir / "pki")).start()
     imp = site.import_price.copy()
     exp = site.export_price.copy()
     plans = [(0.0, plan)]
@@ -500,7 +515,7 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
     try:
         overrides = lab_overrides(n, opts, sc, evs, ratings)
         net = None
-        if iso:
+        if iso and bench is None:
             from v2g_bench.ev.labnet import lab_network
             net = stack.enter_context(lab_network({"secc": {
                 "codec": "own", "max_charge_w": evs[0].max_charge_kw * 1000.0,
@@ -508,8 +523,16 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
             if net.unavailable:
                 raise ScenarioNotApplicable(f"no ISO 15118 wire for the EV emulator on this machine: {net.unavailable}")
             overrides.update(net.overrides)
-        with running_lab(workdir=workdir / "lab", overrides=overrides, timeout_s=60) as lab:
-            ss = SiteSession(lab, csms, n, opts.ocpp_version, opts.evse_timeout_s)
+        if bench is not None:
+            from types import SimpleNamespace
+
+            from v2g_bench.scenarios.bench_site import BenchSite
+            lab_cm = contextlib.nullcontext(SimpleNamespace(ports={}))
+        else:
+            lab_cm = running_lab(workdir=workdir / "lab", overrides=overrides, timeout_s=60)
+        with lab_cm as lab:
+            ss = (BenchSite(bench, csms) if bench is not None else
+                  SiteSession(lab, csms, n, opts.ocpp_version, opts.evse_timeout_s))
             local = None
             wt = None
             iso_ev = None
@@ -538,13 +561,14 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                                    floor_kwh=max(ev1.floor_kwh, ev1.reserve_kwh),
                                    max_charge_w=ev1.max_charge_kw * 1000.0,
                                    max_discharge_w=ev1.max_discharge_kw * 1000.0,
-                                   departure_s=(ev1.departure_s - w0) / factor + opts.lead_s, workdir=workdir)
+                                   departure_s=(ev1.departure_s - w0) / factor + opts.lead_s, workdir=workdir,
+                                   emulator=bench.ev if bench is not None else None)
                     m1 = ss.ctl.call("site.measure")["evse"][0]
                     iso_ev.update(m1["dc_import_wh"], m1["dc_export_wh"])
                     iso_ev.start((b - a) * slot_s + opts.lead_s + 0.15 * n)
                     t_plug = time.monotonic()
-                    iso_ev.wait_started(csms, ss.stations[0])
-                    ss.tx[0] = ss.ctl.call("station.status")["transaction_id"]
+                    started = iso_ev.wait_started(csms, ss.stations[0])
+                    ss.tx[0] = started["transactionInfo"]["transactionId"]
                     events["iso15118"] = {"evse": 1, "ev": ev1.name, "setup_s": round(time.monotonic() - t_plug, 2)}
                     log(f"EVSE 1: the EV emulator's ISO 15118-20 session started transaction {ss.tx[0]}")
                 # profiles: start on a whole second with a zero lead, so nothing flows before the plan
@@ -621,11 +645,16 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                 period = min(site.dt_s / (120 if n <= 10 else 30), opts.finest_s(sc) / 10)
                 ss.ctl.call("site.record", period_s=period, start_t=t0_plant - 2 * period)
                 ss.ctl.call("site.lag", reset=True)
-                if "analyzer_scpi" in lab.ports:
-                    wt = AnalyzerIntegrator(lab.ports["analyzer_scpi"])
+                if "analyzer_scpi" in lab.ports or bench is not None:
+                    if bench is not None:         # the memory IS the analyzer: the battery emulator's V x I is the other
+                        from v2g_bench.scenarios.bench_site import BatteryPath
+                        wt = BatteryPath(ss.ctl)
+                    else:
+                        wt = AnalyzerIntegrator(lab.ports["analyzer_scpi"])
                     r0 = ss.ctl.call("site.samples", since=0, limit=1)
                     events["analyzer"] = {"start_s": r0["t"][0] - t0_plant + w0 if r0["t"] else None,
-                                          "start_wh": wt.energy_wh()}
+                                          "start_wh": wt.energy_wh(),
+                                          "source": "battery emulator V x I" if bench is not None else "WT5000 WP+/WP-"}
                 deadline = time.monotonic() + (end_plant - t0_plant) / factor + lead + 30
                 log(f"playing {b - a} slots x {slot_s} s (x{factor:g}) ...")
                 k_next = 0
@@ -709,7 +738,8 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                     iso_ev.close()
                 ss.close()
     finally:
-        csms.close()
+        if bench is None:
+            csms.close()
         stack.close()
     wall = time.perf_counter() - t_wall0
     return RunRecord(scenario=sc, plan=plan, plans=plans, evs=evs, window=(w0, b * site.dt_s), time_scale=factor,

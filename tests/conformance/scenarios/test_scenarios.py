@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from v2g_bench.conformance import Case, cases_test, step
+from v2g_bench.conformance import Case, cases_test, ocpp, step
 from v2g_bench.errors import BenchError, Inconclusive, Nonconformance
 from v2g_bench.scheduler.scenario import load_scenario
 
@@ -52,16 +52,20 @@ def run(ctx):
     from v2g_bench.scenarios.plot import plot_summary
     from v2g_bench.scenarios.runner import RunOptions, ScenarioNotApplicable, run_scenario
     dut = ctx.dut_profile
+    # the real-bench path: the bench's roles at time scale 1 (SCN-REALTIME always; every case with --real-time)
+    real_time = ctx.case.id == "SCN-REALTIME" or ctx._request.config.getoption("--real-time")
     opts = RunOptions(time_scale=float(os.environ.get("V2G_SCENARIO_TIME_SCALE", "900")),
                       ocpp_version=ctx.version or "2.0.1",
                       max_evses=int(os.environ.get("V2G_SCENARIO_MAX_EVSES", "12")) or None,
                       command="modbus" if ctx.case.id.endswith("-LOCAL") else "ocpp",
-                      ev_link="iso15118" if ctx.case.id.endswith("-ISO") else "battery")
+                      ev_link="iso15118" if ctx.case.id.endswith("-ISO") or real_time else "battery")
+    if real_time:
+        opts.time_scale = 1.0
     work = Path(tempfile.mkdtemp(prefix="v2g-scenario-"))      # the lab and the CSMS's PKI: not evidence
     try:
         try:
             rec = run_scenario(ctx.vars["scenario"], ratings=ratings_of(dut), opts=opts, workdir=work,
-                               pixit=dict(dut.pixit))
+                               pixit=dict(dut.pixit), bench=ctx if real_time else None)
         except ScenarioNotApplicable as e:
             pytest.skip(f"the DUT cannot run this scenario: {e}")
         finally:
@@ -115,14 +119,15 @@ def part(prefix: str):
     return fn
 
 
-def scenario_case(id_, name, title, judged, *, covers=(), requires=("DC_BPT",), versions=("2.0.1",), slow=True):
+def scenario_case(id_, name, title, judged, *, covers=(), requires=("DC_BPT",), versions=("2.0.1",), slow=True,
+                  lab_only=True, given=()):
     steps = [step("plan, command and measure the scenario on the site", run, kind="stimulus")]
     steps += [step(f"judge: {p}", part(p) if p != "iso15118" else iso_session, req=PART_REQ[p], kind="judge")
               for p in judged]
     return Case(id_, title=title, standard="Scenarios", block="V2G use cases (measured power)",
                 covers=tuple(dict.fromkeys((*covers, *(PART_REQ[p] for p in judged if PART_REQ[p])))),
-                requires=requires, versions=versions, slow=slow, lab_only=True, markers=("power",),
-                given=[step(f"scenario {name} loads (strict)", load(name), kind="given")], steps=steps)
+                requires=requires, versions=versions, slow=slow, lab_only=lab_only, markers=("power",),
+                given=[*given, step(f"scenario {name} loads (strict)", load(name), kind="given")], steps=steps)
 
 
 BASE = ("analyzer", "compliance", "guarantees", "cost")
@@ -149,6 +154,12 @@ CASES = [
     # the same V2H use case commanded by the site's energy manager over Modbus local control (Quasar-like DUTs)
     scenario_case("SCN-V2H-LOCAL", "v2h-backup", "V2H over Modbus local control: grid loss -> the house served",
                   (*BASE, "backup"), covers=("V2GB-LC-01",), requires=("DC_BPT", "LocalControl", "Backup"), versions=()),
+    # the real-bench path on any bench (the virtual lab included): time scale 1, the bench's CSMS, EV (ISO 15118-20),
+    # battery emulator and power analyzer roles; the building load emulated on the measured AC
+    scenario_case("SCN-REALTIME", "realtime-slice",
+                  "Real time on the bench's roles: sell into a price spike, buy back, leave at the arrival SOC",
+                  (*BASE, "site", "iso15118"), requires=("ISO15118-20", "DC_BPT", "dynamic"), lab_only=False,
+                  given=[ocpp.connected()]),
     scenario_case("SCN-CYCLING", "battery-cycling-20-80", "20-80 % cycling: throughput and degradation reported",
                   (*BASE, "cycling"), requires=("DC_BPT",)),
 ]
