@@ -38,6 +38,9 @@ PASSWORD = "scenario-runner-pass-01"
 GROSS_OVER_USABLE = 1.15
 
 
+COMMAND_NAMES = {"modbus": "Modbus local control", "chademo": "CHAdeMO over CAN, the energy manager's power target"}
+
+
 class ScenarioNotApplicable(Exception):
     """The DUT cannot run this scenario (its ratings or claims): a skip with the reason, never a verdict."""
 
@@ -52,7 +55,8 @@ class RunOptions:
     latency_s: float = 0.25
     ocpp_version: str = "2.0.1"
     command: str = "ocpp"                # "ocpp": TxProfiles via the CSMS; "modbus": the bench is the site's energy
-    #                                      manager and writes the charger's current setpoint each slot (Quasar map)
+    #                                      manager and writes the charger's current setpoint each slot (Quasar map);
+    #                                      "chademo": a CHAdeMO V2H unit, the EV on CAN, a power target each slot
     control_interval_s: float = 0.02     # the lab station's control tick in compressed runs
     max_evses: int | None = None         # cap for very large fleets: a slice of the site (see site_slice)
     lead_s: float = 2.0                  # wall seconds between the profiles and the plan's first slot
@@ -437,6 +441,11 @@ class LocalControl:
         self._write(self.CURRENT, a)
         return a
 
+    def command(self, want_w: float, dc_v: float) -> float:
+        """The slot's setpoint as the charger is asked for it: amps at the present DC voltage, rounded to its 1 A
+        register; returns the power that was asked (what it is judged against)."""
+        return self.set_current(want_w / max(dc_v, 1.0)) * dc_v
+
     def close(self) -> None:
         try:
             self._write(self.CURRENT, 0)
@@ -446,6 +455,47 @@ class LocalControl:
             pass
         finally:
             self.client.close()
+
+
+class ChademoControl:
+    """A CHAdeMO V2H unit as its home energy manager drives it: the CHAdeMO EV emulator (v2g_bench.chademo.ev, on
+    the lab's CAN bus through socketcand) plugs in, asks for its maximum current and permits V2H discharge; each slot
+    the energy manager sets the unit's power target (the lab's `chademo.target`: a real unit's energy-manager port is
+    vendor-specific - ECHONET Lite, Modbus - the CAN side is the standard one). The unit gives min(EV, target)."""
+
+    def __init__(self, port: int, ctl, max_charge_w: float, max_discharge_w: float, timeout_s: float = 15.0):
+        from v2g_bench.chademo.ev import ChademoEV
+        from v2g_bench.roles import RoleConfig
+        self.ctl = ctl
+        ctl.call("chademo.reset")
+        ctl.call("chademo.target", target_w=0.0)
+        cfg = RoleConfig("chademo", "chademo_ev", options={"interface": "socketcand", "channel": "can0",
+                                                           "host": "127.0.0.1", "port": int(port)})
+        self.ev = ChademoEV.open(cfg, None)
+        # the EV asks more than any target (the unit decides), and permits discharge up to the DUT's rating
+        self.ev.start(max_charge_w / 250.0 + 1.0, max_discharge_a=max_discharge_w / 250.0 + 1.0)
+        t_end = time.monotonic() + timeout_s
+        while ctl.call("chademo.status")["state"] != "energized":
+            if time.monotonic() > t_end:
+                st = ctl.call("chademo.status")
+                from v2g_bench.errors import Nonconformance
+                raise Nonconformance(f"the CHAdeMO unit did not close its contactor within {timeout_s:g} s: {st['state']}"
+                                     f" (history {st['history']})", req="V2GB-CHADEMO-01")
+            time.sleep(0.05)
+
+    def command(self, want_w: float, dc_v: float) -> float:
+        self.ctl.call("chademo.target", target_w=float(want_w))
+        return float(want_w)
+
+    def close(self) -> None:
+        try:
+            self.ctl.call("chademo.target", target_w=0.0)
+            self.ev.request_stop()
+            time.sleep(0.3)
+        except Exception:                    # on the way out of an error: the lab stops its outputs anyway
+            pass
+        finally:
+            self.ev.close()
 
 
 def station_ids(session: SiteSession) -> list[str]:
@@ -475,8 +525,8 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
     if b <= a:
         raise ScenarioNotApplicable("no interval to play (no EV is plugged in inside the horizon)")
     n = len(evs)
-    if opts.command == "modbus" and n != 1:
-        raise ScenarioNotApplicable(f"local control (Modbus) commands one charger; the scenario has {n} EVs")
+    if opts.command in ("modbus", "chademo") and n != 1:
+        raise ScenarioNotApplicable(f"local control ({opts.command}) commands one charger; the scenario has {n} EVs")
     iso = opts.ev_link == "iso15118"
     if opts.ev_link not in ("battery", "iso15118"):
         raise BenchError(f"RunOptions.ev_link = {opts.ev_link!r}", where="scenario runner", fix="battery or iso15118")
@@ -495,8 +545,8 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
     w0 = a * site.dt_s                      # plan seconds at the first played slot
     notes = [n_ for n_ in (slice_note,) if n_] + [
              f"plan slots of {site.dt_s:g} s played in {slot_s} s: time compressed x{factor:g}",
-             f"window {sc.clock(w0)} .. {sc.clock(b * site.dt_s)} ({b - a} slots), {n} EVSE(s), "
-             f"{'Modbus local control' if opts.command == 'modbus' else 'OCPP ' + opts.ocpp_version}",
+             f"window {sc.clock(w0)} .. {sc.clock(b * site.dt_s)} ({b - a} slots), {n} EVSE(s), " + COMMAND_NAMES.get(
+                 opts.command, "OCPP " + opts.ocpp_version),
              "EVSE 1's EV: the EV emulator over ISO 15118-20 DC_BPT (dynamic, both directions offered) against the "
              "lab's SECC, the battery emulator as its pack; the other EVs: battery emulators" if iso else
              "every EV played by the battery emulator (transactions started by the stations)"]
@@ -539,6 +589,12 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
             try:
                 if opts.command == "modbus":
                     local = LocalControl(lab.ports["modbus"])
+                elif opts.command == "chademo":
+                    if "can" not in lab.ports:
+                        raise BenchError("the lab runs no CAN front-end for the CHAdeMO unit", where="scenario runner")
+                    local = ChademoControl(lab.ports["can"], ss.ctl, evs[0].max_charge_kw * 1000.0,
+                                           evs[0].max_discharge_kw * 1000.0)
+                    log("CHAdeMO: the EV emulator is on the CAN bus, the unit's contactor is closed")
                 else:
                     ss.connect_all(iso_evse1=iso)
                     log(f"{n} station(s) connected, transactions started")
@@ -666,9 +722,7 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                             # the energy manager's write for slot j: amps at the present DC voltage (what the
                             # charger is asked for, rounded to its 1 A register, is what it is judged against)
                             v = float(ss.ctl.call("site.measure")["evse"][0]["dc_v"])
-                            want = commanded[0].power_w[j]
-                            amps = local.set_current(want / max(v, 1.0))
-                            commanded[0].power_w[j] = amps * v
+                            commanded[0].power_w[j] = local.command(commanded[0].power_w[j], v)
                             slot_written = j
                     if time.monotonic() > deadline:
                         raise BenchError("the lab's plant clock did not reach the end of the window in time",
@@ -744,7 +798,8 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
     wall = time.perf_counter() - t_wall0
     return RunRecord(scenario=sc, plan=plan, plans=plans, evs=evs, window=(w0, b * site.dt_s), time_scale=factor,
                      trace=trace, commanded=commanded, prices=(imp, exp), wall_s=wall, scheduler_s=scheduler_s,
-                     ocpp_version=opts.ocpp_version if opts.command == "ocpp" else "Modbus",
+                     ocpp_version=(opts.ocpp_version if opts.command == "ocpp" else
+                                   {"modbus": "Modbus", "chademo": "CHAdeMO"}[opts.command]),
                      latency_plant_s=opts.latency_s * factor, notes=notes,
                      events=events)
 

@@ -57,7 +57,8 @@ def run(ctx):
     opts = RunOptions(time_scale=float(os.environ.get("V2G_SCENARIO_TIME_SCALE", "900")),
                       ocpp_version=ctx.version or "2.0.1",
                       max_evses=int(os.environ.get("V2G_SCENARIO_MAX_EVSES", "12")) or None,
-                      command="modbus" if ctx.case.id.endswith("-LOCAL") else "ocpp",
+                      command=("modbus" if ctx.case.id.endswith("-LOCAL") else
+                               "chademo" if ctx.case.id.endswith("-CHADEMO") else "ocpp"),
                       ev_link="iso15118" if ctx.case.id.endswith("-ISO") or real_time else "battery")
     if real_time:
         opts.time_scale = 1.0
@@ -160,6 +161,9 @@ CASES = [
                   "Real time on the bench's roles: sell into a price spike, buy back, leave at the arrival SOC",
                   (*BASE, "site", "iso15118"), requires=("ISO15118-20", "DC_BPT", "dynamic"), lab_only=False,
                   given=[ocpp.connected()]),
+    # ... by a CHAdeMO V2H unit: the CHAdeMO EV emulator on the lab's CAN bus, the bench sets the unit's power target
+    scenario_case("SCN-V2H-CHADEMO", "v2h-backup", "V2H by a CHAdeMO unit (EV on CAN): grid loss -> the house served",
+                  (*BASE, "backup"), covers=("V2GB-CHADEMO-01",), requires=("CHADEMO", "DC_BPT", "Backup"), versions=()),
     scenario_case("SCN-CYCLING", "battery-cycling-20-80", "20-80 % cycling: throughput and degradation reported",
                   (*BASE, "cycling"), requires=("DC_BPT",)),
 ]
