@@ -539,8 +539,11 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                                         "plays multi-EVSE scenarios)")
         if sc.frequency_response or sc.grid_loss:
             raise ScenarioNotApplicable("grid events need a grid simulator role on the bench (none is driven yet)")
-        if not iso or opts.command != "ocpp" or factor != 1.0:
-            raise BenchError("on a real bench: ev_link='iso15118', command='ocpp', time_scale=1",
+        if opts.command != "ocpp":
+            raise ScenarioNotApplicable(f"on a bench's roles the runner commands over OCPP with the ISO 15118 EV; "
+                                        f"{opts.command} local control is played on the virtual lab's site only")
+        if not iso or factor != 1.0:
+            raise BenchError("on a bench's roles: ev_link='iso15118', time_scale=1",
                              where="scenario runner", fix="RunOptions(time_scale=1, ev_link='iso15118')")
     w0 = a * site.dt_s                      # plan seconds at the first played slot
     notes = [n_ for n_ in (slice_note,) if n_] + [

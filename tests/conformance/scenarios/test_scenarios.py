@@ -7,7 +7,13 @@ time compressed, then judges what was measured (v2g_bench.scenarios.judges): per
 departure from measured energy, the site limit, cost vs the plan, and the scenario's own criterion (frequency
 response, backup transfer, cycling). The one-page summary plot and the verdict JSON are attached.
 
-Default run: the building peak-shaving row only (4 EVSEs behind one connection, ~1 min). The whole suite
+Who plays the EV: the battery emulator behind a station-started transaction, or (SCN-PEAK-SHAVING-ISO, SCN-REALTIME)
+on EVSE 1 the ISO 15118-20 EV emulator against the lab's SECC (DC_BPT dynamic, both directions offered: the charger
+grants min(EV, profile)), or the CHAdeMO EV emulator on the lab's CAN bus (SCN-V2H-CHADEMO).
+The real-bench path (SCN-REALTIME always; every case with --real-time or on a real bench): time scale 1 through the
+bench's roles (v2g_bench.scenarios.bench_site).
+
+Default run: the building peak-shaving row with car 1 on ISO 15118-20 (4 EVSEs behind one connection, ~1 min). The whole suite
 (`make scenarios`, marked slow so the default run deselects it) takes about 6 min on a 2-core machine.
 Time compression: V2G_SCENARIO_TIME_SCALE (default 900; 1 = real time). A fleet larger than
 V2G_SCENARIO_MAX_EVSES (default 12; 0 = all) is played as a slice of its site (first N EVs, load and limits scaled):
@@ -52,8 +58,10 @@ def run(ctx):
     from v2g_bench.scenarios.plot import plot_summary
     from v2g_bench.scenarios.runner import RunOptions, ScenarioNotApplicable, run_scenario
     dut = ctx.dut_profile
-    # the real-bench path: the bench's roles at time scale 1 (SCN-REALTIME always; every case with --real-time)
-    real_time = ctx.case.id == "SCN-REALTIME" or ctx._request.config.getoption("--real-time")
+    # the real-bench path: the bench's roles at time scale 1 (SCN-REALTIME always; every case with --real-time or on a
+    # real bench, where a multi-EVSE or grid-event scenario is then skipped with the reason)
+    real_time = (ctx.case.id == "SCN-REALTIME" or ctx._request.config.getoption("--real-time")
+                 or not ctx.bench_profile.uses_builtin_lab)
     opts = RunOptions(time_scale=float(os.environ.get("V2G_SCENARIO_TIME_SCALE", "900")),
                       ocpp_version=ctx.version or "2.0.1",
                       max_evses=int(os.environ.get("V2G_SCENARIO_MAX_EVSES", "12")) or None,
@@ -121,13 +129,13 @@ def part(prefix: str):
 
 
 def scenario_case(id_, name, title, judged, *, covers=(), requires=("DC_BPT",), versions=("2.0.1",), slow=True,
-                  lab_only=True, given=()):
+                  given=()):
     steps = [step("plan, command and measure the scenario on the site", run, kind="stimulus")]
     steps += [step(f"judge: {p}", part(p) if p != "iso15118" else iso_session, req=PART_REQ[p], kind="judge")
               for p in judged]
     return Case(id_, title=title, standard="Scenarios", block="V2G use cases (measured power)",
                 covers=tuple(dict.fromkeys((*covers, *(PART_REQ[p] for p in judged if PART_REQ[p])))),
-                requires=requires, versions=versions, slow=slow, lab_only=lab_only, markers=("power",),
+                requires=requires, versions=versions, slow=slow, markers=("power",),
                 given=[*given, step(f"scenario {name} loads (strict)", load(name), kind="given")], steps=steps)
 
 
@@ -159,7 +167,7 @@ CASES = [
     # battery emulator and power analyzer roles; the building load emulated on the measured AC
     scenario_case("SCN-REALTIME", "realtime-slice",
                   "Real time on the bench's roles: sell into a price spike, buy back, leave at the arrival SOC",
-                  (*BASE, "site", "iso15118"), requires=("ISO15118-20", "DC_BPT", "dynamic"), lab_only=False,
+                  (*BASE, "site", "iso15118"), requires=("ISO15118-20", "DC_BPT", "dynamic"),
                   given=[ocpp.connected()]),
     # ... by a CHAdeMO V2H unit: the CHAdeMO EV emulator on the lab's CAN bus, the bench sets the unit's power target
     scenario_case("SCN-V2H-CHADEMO", "v2h-backup", "V2H by a CHAdeMO unit (EV on CAN): grid loss -> the house served",
