@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from v2g_bench.conformance import Case, cases_test, ocpp, step
+from v2g_bench.ev.labnet import unavailable_reason
 from v2g_bench.errors import BenchError, Inconclusive, Nonconformance
 from v2g_bench.scheduler.scenario import load_scenario
 
@@ -42,6 +43,9 @@ def ratings_of(dut) -> dict:
     def r(x):
         return None if x is None else {"power_max_w": x.power_max_w, "current_max_a": x.current_max_a}
     return {"charge": r(dut.charge), "discharge": r(dut.discharge)}
+
+
+ISO_CLAIMS = ("ISO15118-20", "DC_BPT", "DYNAMIC")
 
 
 def load(name: str):
@@ -58,6 +62,9 @@ def run(ctx):
     from v2g_bench.scenarios.plot import plot_summary
     from v2g_bench.scenarios.runner import RunOptions, ScenarioNotApplicable, run_scenario
     dut = ctx.dut_profile
+    if ctx.case.id == "SCN-PEAK-SHAVING" and all(dut.claims(f) for f in ISO_CLAIMS) and not unavailable_reason():
+        pytest.skip("played by SCN-PEAK-SHAVING-ISO for this DUT (the same site, car 1 over ISO 15118-20): this row is "
+                    "for a DUT without ISO 15118-20 dynamic DC_BPT")
     # the real-bench path: the bench's roles at time scale 1 (SCN-REALTIME always; every case with --real-time or on a
     # real bench, where a multi-EVSE or grid-event scenario is then skipped with the reason)
     real_time = (ctx.case.id == "SCN-REALTIME" or ctx._request.config.getoption("--real-time")
@@ -199,20 +206,19 @@ def test_a_derated_charger_fails_the_cycling_scenario(tmp_path, dut_profile):
 @pytest.mark.lab_only
 @pytest.mark.covers("V2GB-SCN-PLAN-01", "V2GB-COUPLING-02")
 def test_a_charger_ignoring_the_discharge_limit_fails_peak_shaving_with_the_iso_ev(tmp_path, dut_profile):
-    """The ISO 15118 path can fail: EVSE 1's charger discharges the EV emulator at its full rating whatever the
-    profile says (station defect ignore_discharge_limit, applied to what the SECC grants); car 1's compliance fails,
-    the EV's session itself runs through and the bench's measurement paths agree."""
-    from v2g_bench.ev.labnet import unavailable_reason
+    """The ISO 15118 path can fail: the charger discharges the EV emulator at its full rating whatever the profile
+    says (station defect ignore_discharge_limit, applied to what the SECC grants) in the realtime-slice's discharge
+    slots (compressed on the lab's site: ~15 s); the car's compliance fails, the EV's session itself runs through
+    and the bench's measurement paths agree. (Measured on building-peak-shaving too: car 1 fails, cars 2-4 pass.)"""
     from v2g_bench.scenarios.judges import judge_run
     from v2g_bench.scenarios.runner import RunOptions, run_scenario
     if unavailable_reason():
         pytest.skip(f"no ISO 15118 wire on this machine: {unavailable_reason()}")
-    rec = run_scenario(load_scenario("building-peak-shaving"), ratings=ratings_of(dut_profile),
+    rec = run_scenario(load_scenario("realtime-slice"), ratings=ratings_of(dut_profile),
                        opts=RunOptions(ev_link="iso15118", station_defects=("ignore_discharge_limit",)),
                        workdir=tmp_path, pixit=dict(dut_profile.pixit), log=lambda *_: None)
     v = judge_run(rec, {"tolerances": dict(dut_profile.tolerances)})
     failed = {name for name, p in v.parts.items() if p.verdict == "fail"}
-    assert v.verdict == "fail" and "compliance car-1" in failed, v.summary()
-    assert not {"compliance car-2", "compliance car-3", "compliance car-4"} & failed, v.summary()
+    assert v.verdict == "fail" and "compliance car" in failed, v.summary()
     assert v.parts["analyzer"].verdict == "pass"
     assert rec.events["iso15118"]["verdict"] == "passed", rec.events["iso15118"]
