@@ -228,4 +228,9 @@ class BenchSite:
         return t, t, {}
 
     def close(self) -> None:
-        self.ctl.close()
+        try:       # the 0 W TxDefaultProfile of hold_evse1_at_zero must not outlive the run on a real charger
+            self.csms.call("ClearChargingProfile", {"chargingProfileId": 99}, station=self.stations[0])
+        except Exception:  # noqa: BLE001 - best effort on the way out; the case's teardown resets the charger
+            pass
+        finally:
+            self.ctl.close()
