@@ -21,6 +21,9 @@ from v2g_bench.errors import Inconclusive
 # the EV's pack as the lab's battery emulator plays it (plant.battery: ~300 V empty .. 403 V full)
 EV_MIN_VOLTAGE_V = 250.0
 EV_MAX_VOLTAGE_V = 480.0
+# the EV waits this long for any response: its patience is not what a scenario judges (the ISO 15118 suite times the
+# SECC from the capture), and a 2 s stack timeout ended a session mid-window on a loaded 2-core machine (load 12)
+EV_RESPONSE_FLOOR_S = 8.0
 
 
 class IsoEV:
@@ -48,7 +51,8 @@ class IsoEV:
             model = EVModel(**values, energy_source=lambda: self.energy)
             self.emu = EVEmulator(net.ev_options["interface"], netns=net.ev_options.get("netns"), codec="own",
                                   protocol="ISO15118-20", service="DC_BPT", control_mode="dynamic", model=model,
-                                  trace_path=Path(workdir) / "ev-v2gtp-trace.jsonl")
+                                  trace_path=Path(workdir) / "ev-v2gtp-trace.jsonl",
+                                  response_timeout_floor_s=EV_RESPONSE_FLOOR_S)
         else:
             # the bench's EV: its SOC keeps following its configured energy source (the analyzer) if it has one
             self.emu = emulator
