@@ -752,6 +752,12 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                                 step=getattr(res, "step", None), trace=str(workdir / "ev-v2gtp-trace.jsonl"),
                                 loop_cycle_median_s=float(np.median(res.loop_cycle_s)) if res and res.loop_cycle_s
                                 else None)
+                            if bench is None:       # the SECC's side of how the session ended (diagnosis)
+                                try:
+                                    events["iso15118"]["secc_sessions_ended"] = ss.ctl.call(
+                                        "secc_status").get("sessions_ended")
+                                except Exception as e:  # noqa: BLE001 - a diagnosis, never a verdict
+                                    events["iso15118"]["secc_sessions_ended"] = f"unavailable: {e}"
                         break
                     if updates and pt >= plant_at(updates[0][0]):
                         at_s, new_imp, new_exp = updates.pop(0)
