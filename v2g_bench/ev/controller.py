@@ -210,17 +210,27 @@ class BenchEVController(SimEVController):
             **self._dc_scheduled().dict(), ev_max_discharge_power=R(m.max_discharge_power_w),
             ev_max_discharge_current=R(m.max_discharge_current_a))
 
+    def _offer(self) -> tuple[float, float]:
+        """(charge W, discharge W >= 0) the EV accepts in this charge loop: the phase's one direction, or with
+        `model.offer_both` both within its limits and SOC window (the charger decides)."""
+        m = self.model
+        p = self._asked_power
+        if m.offer_both and self.plan.current is not None:
+            return m.allowed_power(m.max_charge_power_w), -m.allowed_power(-m.max_discharge_power_w)
+        return max(p, 0.0), max(-p, 0.0)
+
     def _dyn_common(self) -> dict:
         m = self.model
         p = self._asked_power
+        ch, dis = self._offer()
         # dynamic mode: the charger decides; the EV states its needs. The phase's direction and size
         # shape them: a discharge phase asks for a lower target (negative request) and no charging.
         target = m.energy_request_wh() if p >= 0 else min(m.min_energy_request_wh(), -abs(p) / 3600.0 * 60)
         return dict(departure_time=int(m.departure_s), ev_target_energy_request=R(target),
                     ev_max_energy_request=R(m.max_energy_request_wh()),
                     ev_min_energy_request=R(m.min_energy_request_wh()),
-                    ev_max_charge_power=R(max(p, 0.0)), ev_min_charge_power=R(0),
-                    ev_max_charge_current=R(m.max_charge_current_a if p > 0 else 0),
+                    ev_max_charge_power=R(ch), ev_min_charge_power=R(0),
+                    ev_max_charge_current=R(m.max_charge_current_a if ch > 0 else 0),
                     ev_max_voltage=R(m.max_voltage_v), ev_min_voltage=R(m.min_voltage_v))
 
     async def get_dynamic_dc_charge_loop_params(self) -> DynamicDCChargeLoopReqParams:
@@ -228,10 +238,10 @@ class BenchEVController(SimEVController):
 
     async def get_bpt_dynamic_dc_charge_loop_params(self) -> BPTDynamicDCChargeLoopReqParams:
         m = self.model
-        p = self._asked_power
+        _, dis = self._offer()
         return BPTDynamicDCChargeLoopReqParams(
-            **self._dyn_common(), ev_max_discharge_power=R(max(-p, 0.0)), ev_min_discharge_power=R(0),
-            ev_max_discharge_current=R(m.max_discharge_current_a if p < 0 else 0),
+            **self._dyn_common(), ev_max_discharge_power=R(dis), ev_min_discharge_power=R(0),
+            ev_max_discharge_current=R(m.max_discharge_current_a if dis > 0 else 0),
             ev_max_v2x_energy_request=R(m.max_energy_request_wh()),
             ev_min_v2x_energy_request=R(m.min_energy_request_wh()))
 

@@ -64,6 +64,9 @@ class EVModel:
     r_ohm: float = 0.05
     ocv_table: list[tuple[float, float]] = field(default_factory=_default_ocv)
     energy_source: EnergySource | None = None
+    # dynamic mode: offer both directions at once (what the EV accepts, the charger / CSMS decides), as an EV
+    # on a V2G site does; False: the plan phase's sign says the one direction offered (the conformance cases)
+    offer_both: bool = False
 
     _soc0: float = field(init=False, default=0.0)
     _e0: tuple[float, float] | None = field(init=False, default=None)

@@ -60,6 +60,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "fixed defect")
     g.addoption("--run-slow", action="store_true", default=False,
                 help="also run the cases marked slow (they wait out long normative timers, e.g. 60 s sequence timeouts)")
+    g.addoption("--real-time", action="store_true", default=False,
+                help="scenario cases (tests/conformance/scenarios) play at time scale 1 through the bench's roles "
+                     "(CSMS, ISO 15118 EV, battery emulator, power analyzer): the real-bench path, see docs/scenarios.md")
     g.addoption("--run-scale", action="store_true", default=False,
                 help="also run the cases marked scale (1,000+ simulated stations, 10,000+ EV plans: minutes)")
     g.addoption("--run-soak", action="store_true", default=False,

@@ -21,6 +21,7 @@ time_scale 1 (a real bench) that allowance is the DUT's own dead time and settli
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import time
@@ -37,6 +38,9 @@ PASSWORD = "scenario-runner-pass-01"
 GROSS_OVER_USABLE = 1.15
 
 
+COMMAND_NAMES = {"modbus": "Modbus local control", "chademo": "CHAdeMO over CAN, the energy manager's power target"}
+
+
 class ScenarioNotApplicable(Exception):
     """The DUT cannot run this scenario (its ratings or claims): a skip with the reason, never a verdict."""
 
@@ -51,15 +55,20 @@ class RunOptions:
     latency_s: float = 0.25
     ocpp_version: str = "2.0.1"
     command: str = "ocpp"                # "ocpp": TxProfiles via the CSMS; "modbus": the bench is the site's energy
-    #                                      manager and writes the charger's current setpoint each slot (Quasar map)
+    #                                      manager and writes the charger's current setpoint each slot (Quasar map);
+    #                                      "chademo": a CHAdeMO V2H unit, the EV on CAN, a power target each slot
     control_interval_s: float = 0.02     # the lab station's control tick in compressed runs
     max_evses: int | None = None         # cap for very large fleets: a slice of the site (see site_slice)
     lead_s: float = 2.0                  # wall seconds between the profiles and the plan's first slot
     lab_faults: tuple = ()               # (name, {params}) injected on EVSE 1's plant before the plan starts: a bad DUT
+    station_defects: tuple = ()          # names of EVSE 1's station defects (lab/charger/station_defects.py): a bad DUT
     big_site_evses: int = 10             # above this many EVSEs: coarser station tick and plant steps, at most x450
     big_site_time_scale: float = 450.0
     event_time_scale: float = 300.0      # with an event to time the plant steps 0.1 s: x900 overloads the lab
     evse_timeout_s: float = 30.0
+    # who plays EVSE 1's EV: "battery" (the battery emulator behind a transaction the station starts) or
+    # "iso15118" (the EV emulator over ISO 15118-20 DC_BPT against the lab's SECC, the battery emulator as its pack)
+    ev_link: str = "battery"
 
     def period_for(self, sc: Scenario) -> float:
         return self.event_sample_period_s if (sc.frequency_response or sc.grid_loss) else self.sample_period_s
@@ -318,7 +327,9 @@ class SiteSession:
     def op(self, name: str, evse: int) -> str:
         return name if evse == 1 else f"evse{evse}.{name}"
 
-    def connect_all(self) -> None:
+    def connect_all(self, iso_evse1: bool = False) -> None:
+        """Every station connects; each starts a transaction from the control port, except EVSE 1 when its EV is the
+        ISO 15118 emulator (its session starts the transaction: see start_iso_transaction)."""
         for i in range(1, self.n + 1):
             r = self.ctl.call(self.op("station.connect", i), url=self.csms.url, security_profile=1, password=PASSWORD,
                               ocpp_version=self.version)
@@ -326,11 +337,28 @@ class SiteSession:
                 raise BenchError(f"EVSE {i}'s station did not connect to the CSMS emulator: {r}", where="scenario site")
         # EVSE 1 is the lab's own station (LAB-CS-001), EVSE i the site's LAB-CS-00i (v2g_bench.lab.site)
         self.stations = [f"LAB-CS-{i:03d}" for i in range(1, self.n + 1)]
-        for i in range(1, self.n + 1):
+        first = 2 if iso_evse1 else 1
+        for i in range(first, self.n + 1):
             self.ctl.call(self.op("station.start_transaction", i))
+        self.tx = [""] * self.n
         for i, sid in enumerate(self.stations, start=1):
+            if i < first:
+                continue
             self.csms.expect("TransactionEvent", where=lambda m: m["eventType"] == "Started", timeout=15, station=sid)
-            self.tx.append(self.ctl.call(self.op("station.status", i))["transaction_id"])
+            self.tx[i - 1] = self.ctl.call(self.op("station.status", i))["transaction_id"]
+
+    def hold_evse1_at_zero(self) -> None:
+        """A 0 W TxDefaultProfile on EVSE 1 before its EV arrives: nothing flows until the plan's TxProfile."""
+        from v2g_bench.csms import payloads as P
+        now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        prof = {"id": 99, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+                "chargingProfileKind": "Absolute",
+                "chargingSchedule": [{"id": 99, "chargingRateUnit": "W", "startSchedule": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                      "chargingSchedulePeriod": [P.schedule_period(0, 0.0, self.version)]}]}
+        r = self.csms.call("SetChargingProfile", {"evseId": 1, "chargingProfile": prof}, station=self.stations[0])
+        if r.get("status") != "Accepted":
+            from v2g_bench.errors import Nonconformance
+            raise Nonconformance(f"{self.stations[0]} refused a 0 W TxDefaultProfile: {r}", req="K01.FR.07")
 
     def plant_time(self) -> tuple[float, float, dict]:
         """(plant t, the monotonic instant it corresponds to, the measurement)."""
@@ -413,6 +441,11 @@ class LocalControl:
         self._write(self.CURRENT, a)
         return a
 
+    def command(self, want_w: float, dc_v: float) -> float:
+        """The slot's setpoint as the charger is asked for it: amps at the present DC voltage, rounded to its 1 A
+        register; returns the power that was asked (what it is judged against)."""
+        return self.set_current(want_w / max(dc_v, 1.0)) * dc_v
+
     def close(self) -> None:
         try:
             self._write(self.CURRENT, 0)
@@ -424,14 +457,56 @@ class LocalControl:
             self.client.close()
 
 
+class ChademoControl:
+    """A CHAdeMO V2H unit as its home energy manager drives it: the CHAdeMO EV emulator (v2g_bench.chademo.ev, on
+    the lab's CAN bus through socketcand) plugs in, asks for its maximum current and permits V2H discharge; each slot
+    the energy manager sets the unit's power target (the lab's `chademo.target`: a real unit's energy-manager port is
+    vendor-specific - ECHONET Lite, Modbus - the CAN side is the standard one). The unit gives min(EV, target)."""
+
+    def __init__(self, port: int, ctl, max_charge_w: float, max_discharge_w: float, timeout_s: float = 15.0):
+        from v2g_bench.chademo.ev import ChademoEV
+        from v2g_bench.roles import RoleConfig
+        self.ctl = ctl
+        ctl.call("chademo.reset")
+        ctl.call("chademo.target", target_w=0.0)
+        cfg = RoleConfig("chademo", "chademo_ev", options={"interface": "socketcand", "channel": "can0",
+                                                           "host": "127.0.0.1", "port": int(port)})
+        self.ev = ChademoEV.open(cfg, None)
+        # the EV asks more than any target (the unit decides), and permits discharge up to the DUT's rating
+        self.ev.start(max_charge_w / 250.0 + 1.0, max_discharge_a=max_discharge_w / 250.0 + 1.0)
+        t_end = time.monotonic() + timeout_s
+        while ctl.call("chademo.status")["state"] != "energized":
+            if time.monotonic() > t_end:
+                st = ctl.call("chademo.status")
+                from v2g_bench.errors import Nonconformance
+                raise Nonconformance(f"the CHAdeMO unit did not close its contactor within {timeout_s:g} s: {st['state']}"
+                                     f" (history {st['history']})", req="V2GB-CHADEMO-01")
+            time.sleep(0.05)
+
+    def command(self, want_w: float, dc_v: float) -> float:
+        self.ctl.call("chademo.target", target_w=float(want_w))
+        return float(want_w)
+
+    def close(self) -> None:
+        try:
+            self.ctl.call("chademo.target", target_w=0.0)
+            self.ev.request_stop()
+            time.sleep(0.3)
+        except Exception:                    # on the way out of an error: the lab stops its outputs anyway
+            pass
+        finally:
+            self.ev.close()
+
+
 def station_ids(session: SiteSession) -> list[str]:
     return session.csms.stations
 
 
 def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None, workdir: str | Path,
-                 pixit: dict | None = None, log=print) -> RunRecord:
-    """Run one scenario on a fresh virtual lab; raises ScenarioNotApplicable / BenchError; returns the record
-    for v2g_bench.scenarios.judges."""
+                 pixit: dict | None = None, log=print, bench=None) -> RunRecord:
+    """Run one scenario on a fresh virtual lab (compressed) - or, with `bench` (a case's context), on the bench's
+    roles at time scale 1 (v2g_bench.scenarios.bench_site: the real-bench path); raises ScenarioNotApplicable /
+    BenchError; returns the record for v2g_bench.scenarios.judges."""
     from v2g_bench.csms.emulator import CSMSEmulator
     from v2g_bench.harness.labproc import running_lab
 
@@ -450,31 +525,81 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
     if b <= a:
         raise ScenarioNotApplicable("no interval to play (no EV is plugged in inside the horizon)")
     n = len(evs)
-    if opts.command == "modbus" and n != 1:
-        raise ScenarioNotApplicable(f"local control (Modbus) commands one charger; the scenario has {n} EVs")
+    if opts.command in ("modbus", "chademo") and n != 1:
+        raise ScenarioNotApplicable(f"local control ({opts.command}) commands one charger; the scenario has {n} EVs")
+    iso = opts.ev_link == "iso15118"
+    if opts.ev_link not in ("battery", "iso15118"):
+        raise BenchError(f"RunOptions.ev_link = {opts.ev_link!r}", where="scenario runner", fix="battery or iso15118")
+    if iso and opts.command != "ocpp":
+        raise ScenarioNotApplicable("the ISO 15118 EV needs the OCPP station's profiles (not Modbus local control)")
+    if bench is not None:
+        # a real bench: one DUT, the EV emulator plays its EV, the wall clock is the plant clock
+        if n != 1:
+            raise ScenarioNotApplicable(f"a bench has one charger; the scenario has {n} EVs (the virtual lab's site "
+                                        "plays multi-EVSE scenarios)")
+        if sc.frequency_response or sc.grid_loss:
+            raise ScenarioNotApplicable("grid events need a grid simulator role on the bench (none is driven yet)")
+        if opts.command != "ocpp":
+            raise ScenarioNotApplicable(f"on a bench's roles the runner commands over OCPP with the ISO 15118 EV; "
+                                        f"{opts.command} local control is played on the virtual lab's site only")
+        if not iso or factor != 1.0:
+            raise BenchError("on a bench's roles: ev_link='iso15118', time_scale=1",
+                             where="scenario runner", fix="RunOptions(time_scale=1, ev_link='iso15118')")
     w0 = a * site.dt_s                      # plan seconds at the first played slot
     notes = [n_ for n_ in (slice_note,) if n_] + [
              f"plan slots of {site.dt_s:g} s played in {slot_s} s: time compressed x{factor:g}",
-             f"window {sc.clock(w0)} .. {sc.clock(b * site.dt_s)} ({b - a} slots), {n} EVSE(s), "
-             f"{'Modbus local control' if opts.command == 'modbus' else 'OCPP ' + opts.ocpp_version}"]
+             f"window {sc.clock(w0)} .. {sc.clock(b * site.dt_s)} ({b - a} slots), {n} EVSE(s), " + COMMAND_NAMES.get(
+                 opts.command, "OCPP " + opts.ocpp_version),
+             "EVSE 1's EV: the EV emulator over ISO 15118-20 DC_BPT (dynamic, both directions offered) against the "
+             "lab's SECC, the battery emulator as its pack; the other EVs: battery emulators" if iso else
+             "every EV played by the battery emulator (transactions started by the stations)"]
     workdir = Path(workdir)
-    csms = CSMSEmulator({"security_profile": 1, "password": PASSWORD, "record_path": str(workdir / "ocpp-frames.jsonl"),
-                         "retain_frames": 2000}, pki_dir=str(workdir / "pki")).start()
+    if bench is not None:
+        csms = bench.csms                   # the bench's CSMS role: the DUT is connected to it
+    else:
+        csms = CSMSEmulator({"security_profile": 1, "password": PASSWORD,
+                             "record_path": str(workdir / "ocpp-frames.jsonl"), "retain_frames": 2000},
+                            pki_dir=str(workdir / "pki")).start()
     imp = site.import_price.copy()
     exp = site.export_price.copy()
     plans = [(0.0, plan)]
     events: dict = {}
+    stack = contextlib.ExitStack()
     try:
-        with running_lab(workdir=workdir / "lab", overrides=lab_overrides(n, opts, sc, evs, ratings),
-                         timeout_s=60) as lab:
-            ss = SiteSession(lab, csms, n, opts.ocpp_version, opts.evse_timeout_s)
+        overrides = lab_overrides(n, opts, sc, evs, ratings)
+        net = None
+        if iso and bench is None:
+            from v2g_bench.ev.labnet import lab_network
+            net = stack.enter_context(lab_network({"secc": {
+                "codec": "own", "max_charge_w": evs[0].max_charge_kw * 1000.0,
+                "max_discharge_w": max(evs[0].max_discharge_kw * 1000.0, 1.0)}}))
+            if net.unavailable:
+                raise ScenarioNotApplicable(f"no ISO 15118 wire for the EV emulator on this machine: {net.unavailable}")
+            overrides.update(net.overrides)
+        if bench is not None:
+            from types import SimpleNamespace
+
+            from v2g_bench.scenarios.bench_site import BenchSite
+            lab_cm = contextlib.nullcontext(SimpleNamespace(ports={}))
+        else:
+            lab_cm = running_lab(workdir=workdir / "lab", overrides=overrides, timeout_s=60)
+        with lab_cm as lab:
+            ss = (BenchSite(bench, csms) if bench is not None else
+                  SiteSession(lab, csms, n, opts.ocpp_version, opts.evse_timeout_s))
             local = None
             wt = None
+            iso_ev = None
             try:
                 if opts.command == "modbus":
                     local = LocalControl(lab.ports["modbus"])
+                elif opts.command == "chademo":
+                    if "can" not in lab.ports:
+                        raise BenchError("the lab runs no CAN front-end for the CHAdeMO unit", where="scenario runner")
+                    local = ChademoControl(lab.ports["can"], ss.ctl, evs[0].max_charge_kw * 1000.0,
+                                           evs[0].max_discharge_kw * 1000.0)
+                    log("CHAdeMO: the EV emulator is on the CAN bus, the unit's contactor is closed")
                 else:
-                    ss.connect_all()
+                    ss.connect_all(iso_evse1=iso)
                     log(f"{n} station(s) connected, transactions started")
                 # the battery emulator plays each EV
                 for i, ev in enumerate(evs, start=1):
@@ -485,6 +610,27 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                     gross = cap * GROSS_OVER_USABLE
                     # its emulator powers up off, as a real one: switched on once the battery is set
                     ss.ctl.call("site.battery", evse=i, capacity_wh=gross * 1000.0, soc=soc0 / gross, output_on=True)
+                if iso:
+                    # EVSE 1: the EV emulator plugs in (SLAC-less veth wire) and runs its session; the charger's
+                    # coupling starts the OCPP transaction on its authorization
+                    from v2g_bench.scenarios.iso_ev import IsoEV
+                    ss.hold_evse1_at_zero()
+                    ev1 = evs[0]
+                    cap1 = sc.battery_kwh.get(ev1.name, ev1.capacity_kwh)
+                    iso_ev = IsoEV(net, gross_kwh=cap1 * GROSS_OVER_USABLE, soc0_kwh=plan.ev(ev1.name).soc_kwh[a],
+                                   floor_kwh=max(ev1.floor_kwh, ev1.reserve_kwh),
+                                   max_charge_w=ev1.max_charge_kw * 1000.0,
+                                   max_discharge_w=ev1.max_discharge_kw * 1000.0,
+                                   departure_s=(ev1.departure_s - w0) / factor + opts.lead_s, workdir=workdir,
+                                   emulator=bench.ev if bench is not None else None)
+                    m1 = ss.ctl.call("site.measure")["evse"][0]
+                    iso_ev.update(m1["dc_import_wh"], m1["dc_export_wh"])
+                    iso_ev.start((b - a) * slot_s + opts.lead_s + 0.15 * n)
+                    t_plug = time.monotonic()
+                    started = iso_ev.wait_started(csms, ss.stations[0])
+                    ss.tx[0] = started["transactionInfo"]["transactionId"]
+                    events["iso15118"] = {"evse": 1, "ev": ev1.name, "setup_s": round(time.monotonic() - t_plug, 2)}
+                    log(f"EVSE 1: the EV emulator's ISO 15118-20 session started transaction {ss.tx[0]}")
                 # profiles: start on a whole second with a zero lead, so nothing flows before the plan
                 lead = int(math.ceil(opts.lead_s + 0.15 * n))
                 now_utc = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -509,6 +655,8 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                                                [float(x) * 1000.0 for x in p_kw], b * site.dt_s))
                 for name, params in opts.lab_faults:
                     ss.ctl.call("fault", name=name, **params)
+                if opts.station_defects:
+                    ss.ctl.call("station.defects", set=list(opts.station_defects))
                 ss.ctl.call("set_time_scale", time_scale=factor)
                 if time.monotonic() > t0_mono - 0.2:
                     raise BenchError(f"setting up {n} EVSE(s) took longer than the {lead} s lead",
@@ -557,11 +705,16 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                 period = min(site.dt_s / (120 if n <= 10 else 30), opts.finest_s(sc) / 10)
                 ss.ctl.call("site.record", period_s=period, start_t=t0_plant - 2 * period)
                 ss.ctl.call("site.lag", reset=True)
-                if "analyzer_scpi" in lab.ports:
-                    wt = AnalyzerIntegrator(lab.ports["analyzer_scpi"])
+                if "analyzer_scpi" in lab.ports or bench is not None:
+                    if bench is not None:         # the memory IS the analyzer: the battery emulator's V x I is the other
+                        from v2g_bench.scenarios.bench_site import BatteryPath
+                        wt = BatteryPath(ss.ctl)
+                    else:
+                        wt = AnalyzerIntegrator(lab.ports["analyzer_scpi"])
                     r0 = ss.ctl.call("site.samples", since=0, limit=1)
                     events["analyzer"] = {"start_s": r0["t"][0] - t0_plant + w0 if r0["t"] else None,
-                                          "start_wh": wt.energy_wh()}
+                                          "start_wh": wt.energy_wh(),
+                                          "source": "battery emulator V x I" if bench is not None else "WT5000 WP+/WP-"}
                 deadline = time.monotonic() + (end_plant - t0_plant) / factor + lead + 30
                 log(f"playing {b - a} slots x {slot_s} s (x{factor:g}) ...")
                 k_next = 0
@@ -573,9 +726,7 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                             # the energy manager's write for slot j: amps at the present DC voltage (what the
                             # charger is asked for, rounded to its 1 A register, is what it is judged against)
                             v = float(ss.ctl.call("site.measure")["evse"][0]["dc_v"])
-                            want = commanded[0].power_w[j]
-                            amps = local.set_current(want / max(v, 1.0))
-                            commanded[0].power_w[j] = amps * v
+                            commanded[0].power_w[j] = local.command(commanded[0].power_w[j], v)
                             slot_written = j
                     if time.monotonic() > deadline:
                         raise BenchError("the lab's plant clock did not reach the end of the window in time",
@@ -583,6 +734,10 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                     r = ss.ctl.call("site.samples", since=k_next, limit=max(50, 20000 // n))
                     k_next = r["next"]
                     trace.add_rows(r, t0_plant, w0)
+                    if iso_ev is not None and trace.t:
+                        iso_ev.update(trace.dc_in_wh[-1][0], trace.dc_out_wh[-1][0])
+                        if not iso_ev.alive() and "ended_at_s" not in events["iso15118"]:
+                            events["iso15118"]["ended_at_s"] = trace.t[-1]     # plan seconds: before the window end
                     pt = trace.t[-1] + t0_plant - w0 if trace.t else -math.inf
                     if pt >= end_plant:
                         lag = ss.ctl.call("site.lag")
@@ -590,6 +745,20 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                                                 "stalls": [[t - t0_plant + w0, x] for t, x in lag["stalls"]]}
                         if wt is not None:
                             events["analyzer"].update(end_wh=wt.energy_wh(), end_s=pt - t0_plant + w0)
+                        if iso_ev is not None:
+                            res = iso_ev.finish()
+                            events["iso15118"].update(
+                                verdict=getattr(res, "verdict", None), summary=res.summary() if res else
+                                f"no result ({iso_ev.error!r})", charge_loops=getattr(res, "charge_loops", 0),
+                                step=getattr(res, "step", None), trace=str(workdir / "ev-v2gtp-trace.jsonl"),
+                                loop_cycle_median_s=float(np.median(res.loop_cycle_s)) if res and res.loop_cycle_s
+                                else None)
+                            if bench is None:       # the SECC's side of how the session ended (diagnosis)
+                                try:
+                                    events["iso15118"]["secc_sessions_ended"] = ss.ctl.call(
+                                        "secc_status").get("sessions_ended")
+                                except Exception as e:  # noqa: BLE001 - a diagnosis, never a verdict
+                                    events["iso15118"]["secc_sessions_ended"] = f"unavailable: {e}"
                         break
                     if updates and pt >= plant_at(updates[0][0]):
                         at_s, new_imp, new_exp = updates.pop(0)
@@ -629,13 +798,18 @@ def run_scenario(sc: Scenario, *, ratings: dict, opts: RunOptions | None = None,
                     wt.close()
                 if local is not None:
                     local.close()
+                if iso_ev is not None:
+                    iso_ev.close()
                 ss.close()
     finally:
-        csms.close()
+        if bench is None:
+            csms.close()
+        stack.close()
     wall = time.perf_counter() - t_wall0
     return RunRecord(scenario=sc, plan=plan, plans=plans, evs=evs, window=(w0, b * site.dt_s), time_scale=factor,
                      trace=trace, commanded=commanded, prices=(imp, exp), wall_s=wall, scheduler_s=scheduler_s,
-                     ocpp_version=opts.ocpp_version if opts.command == "ocpp" else "Modbus",
+                     ocpp_version=(opts.ocpp_version if opts.command == "ocpp" else
+                                   {"modbus": "Modbus", "chademo": "CHAdeMO"}[opts.command]),
                      latency_plant_s=opts.latency_s * factor, notes=notes,
                      events=events)
 

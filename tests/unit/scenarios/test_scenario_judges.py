@@ -24,8 +24,9 @@ def scenario(**extra):
     return scenario_from_dict(d)
 
 
-def record(sc, *, gain=1.0, extra_load_w=0.0, fcr_response=True, serve_house=True, dt=5.0):
-    """A measured run: the charger delivers gain x the commanded power (plus what the scenario's events ask)."""
+def record(sc, *, gain=1.0, extra_load_w=0.0, fcr_response=True, serve_house=True, dt=5.0, delay_s=0.0):
+    """A measured run: the charger delivers gain x the commanded power (plus what the scenario's events ask),
+    each change `delay_s` plant seconds late."""
     evs = clip_to_dut(sc, RATINGS, None)
     plan = plan_scenario(sc, evs)
     n = plan.n
@@ -33,7 +34,8 @@ def record(sc, *, gain=1.0, extra_load_w=0.0, fcr_response=True, serve_house=Tru
     p_cmd = plan.evs[0].power_kw * 1000.0
     t = np.arange(0.0, n * sc.site.dt_s + dt / 2, dt)
     k = np.clip((t // sc.site.dt_s).astype(int), 0, n - 1)
-    p = gain * p_cmd[k]
+    kd = np.clip(((t - delay_s) // sc.site.dt_s).astype(int), 0, n - 1)
+    p = np.where(t >= delay_s, gain * p_cmd[kd], 0.0)
     f = np.full_like(t, 50.0)
     events = {}
     load = sc.site.load_kw[k] * 1000.0 + extra_load_w
@@ -136,3 +138,19 @@ def test_a_lab_stall_excuses_only_what_it_explains():
     big.time_scale, big.events["lab_stalls"] = 900.0, stall
     v = judge_run(big, DUT)
     assert v.verdict == "fail" and "compliance" in failed_parts(v), v.summary()
+
+
+def test_step_timing_is_judged_in_compressed_runs_with_the_limits_scaled():
+    """x10: the DUT's control path is wall-clock, so 2 s dead time / 6 s t90 are 20 s / 60 s of plant time. A charger
+    answering 10 plant s (1 s wall) late passes the step timing; 30 plant s (3 s wall) late fails the dead time."""
+    dut = {"tolerances": {**DUT["tolerances"], "dead_time_max_s": 2.0, "t90_max_s": 6.0}}
+
+    def timing(delay_s):
+        rec = record(scenario(), delay_s=delay_s, dt=1.0)
+        rec.time_scale = 10.0
+        checks = [c for c in judge_run(rec, dut).parts["compliance a"].checks if "dead_time" in c.name]
+        assert checks and all(c.limit == 20.0 for c in checks)
+        return checks
+    assert all(c.passed for c in timing(10.0))
+    late = timing(30.0)
+    assert not any(c.passed for c in late), [c.line() for c in late]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from pathlib import Path
 
 log = logging.getLogger("v2g_bench.lab.charger.chademo")
@@ -43,6 +44,9 @@ class ChademoCharger:
         self.target_w: float | None = None          # None: follow the EV's request; < 0: discharge
         self.ev: dict[int, dict] = {}
         self.ev_t: dict[int, float] = {}
+        # arrival on the WALL clock: the bus and the EV's 100 ms cycle are not compressed by the lab's time scale, so
+        # the communication timeout is measured on it (on the plant clock a x300 run lost the EV every frame)
+        self.ev_wall: dict[int, float] = {}
         self.state = "idle"
         self._since = 0.0
         self.rejected = 0
@@ -57,6 +61,7 @@ class ChademoCharger:
         try:
             self.ev[fid] = self.db.get_message_by_frame_id(fid).decode(data, decode_choices=False)
             self.ev_t[fid] = t
+            self.ev_wall[fid] = time.monotonic()
         except Exception:            # wrong DLC / garbage: counted, not acted on
             self.rejected += 1
 
@@ -76,8 +81,8 @@ class ChademoCharger:
                 log.exception("CHAdeMO charger step failed")
 
     def _ev_present(self) -> bool:
-        t = self.ev_t.get(0x102)
-        return t is not None and self.plant.clock.now() - t < 5.0
+        t = self.ev_wall.get(0x102)
+        return t is not None and time.monotonic() - t < 5.0
 
     def _go(self, state: str) -> None:
         if state != self.state:
@@ -90,7 +95,7 @@ class ChademoCharger:
     def step(self) -> None:
         now = self.plant.clock.now()
         ev = self.ev.get(0x102)
-        ev_lost = 0x102 in self.ev_t and now - self.ev_t[0x102] > self.ev_timeout_s
+        ev_lost = 0x102 in self.ev_wall and time.monotonic() - self.ev_wall[0x102] > self.ev_timeout_s
         faults = ev is not None and any(ev[k] for k in ("FaultBatteryOvervoltage", "FaultBatteryUndervoltage",
                                                          "FaultBatteryCurrentDeviation", "FaultHighBatteryTemperature",
                                                          "FaultBatteryVoltageDeviation", "ChargingSystemFault"))
@@ -179,6 +184,7 @@ class ChademoCharger:
         self.target_w = None
         self.ev.clear()
         self.ev_t.clear()
+        self.ev_wall.clear()
         if self.state != "idle":
             self.plant.set_power_setpoint(0.0)
             self.plant.set_contactor(False)
