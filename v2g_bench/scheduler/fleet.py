@@ -23,6 +23,7 @@ import numpy as np
 from v2g_bench.errors import BenchError
 from v2g_bench.scheduler.lp import INF, SIMULTANEOUS_TOL_KW, Scheduler, _build, _CachedModel, _layout, new_highs
 from v2g_bench.scheduler.model import EVRequest, InfeasibleSchedule, ScheduleInputError, Site, interval_window
+from v2g_bench.scheduler.vector import VectorShard
 
 
 class FastEVSolver:
@@ -380,8 +381,8 @@ class LocalShard:
         pass
 
 
-def _shard_main(conn, site, evs, index, groups, leaf_of_group):
-    shard = LocalShard(site, evs, index, groups, leaf_of_group)
+def _shard_main(conn, site, evs, index, groups, leaf_of_group, shard_cls=None):
+    shard = (shard_cls or LocalShard)(site, evs, index, groups, leaf_of_group)
     try:
         while True:
             msg = conn.recv()
@@ -395,10 +396,10 @@ def _shard_main(conn, site, evs, index, groups, leaf_of_group):
 class ProcessShard:
     """The same shard in a worker process (one persistent HiGHS model per worker)."""
 
-    def __init__(self, site, evs, index, groups=None, leaf_of_group=None):
+    def __init__(self, site, evs, index, groups=None, leaf_of_group=None, shard_cls=None):
         ctx = _mp_context()
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_shard_main, args=(child, site, evs, index, groups, leaf_of_group),
+        self.proc = ctx.Process(target=_shard_main, args=(child, site, evs, index, groups, leaf_of_group, shard_cls),
                                 daemon=True)
         self.proc.start()
         child.close()
@@ -438,15 +439,18 @@ class ShardSet:
 
     Another engine (see `distributed.py`) implements the same three calls: price, recover, close."""
 
-    def __init__(self, site, evs, groups, leaf_of_group, workers: int):
+    def __init__(self, site, evs, groups, leaf_of_group, workers: int, shard_cls=None):
         G = int(groups.max()) + 1
         blocks = np.array_split(np.arange(G), max(1, min(workers, G)))
         self.parts = []
         for b in blocks:
             idx = np.flatnonzero((groups >= b[0]) & (groups <= b[-1])) if b.size else np.zeros(0, int)
             self.parts.append(([evs[i] for i in idx], list(idx), groups[idx]))
-        cls = ProcessShard if workers > 1 else LocalShard
-        self.shards = [cls(site, e, i, g, leaf_of_group) for e, i, g in self.parts]
+        shard_cls = shard_cls or LocalShard
+        if workers > 1:
+            self.shards = [ProcessShard(site, e, i, g, leaf_of_group, shard_cls) for e, i, g in self.parts]
+        else:
+            self.shards = [shard_cls(site, e, i, g, leaf_of_group) for e, i, g in self.parts]
         self.remote = workers > 1
 
     def _map(self, *msg):
@@ -526,7 +530,7 @@ def _blocks(evs: list[EVRequest], leaf: np.ndarray, block_size: int) -> tuple[np
 def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1, max_iter: int = 300,
                           rel_gap: float = 1e-7, seed_sample: int = 300, block_size: int | None = None,
                           feeders: list[FeederLimit] | None = None, pricing=None,
-                          smoothing: float = 0.0) -> FleetResult:
+                          smoothing: float = 0.0, pricing_engine: str = "dp") -> FleetResult:
     """Dantzig-Wolfe price coordination for EVs (per-EV billing) sharing the site import/export limit and,
     optionally, a tree of feeder limits below it.
 
@@ -536,7 +540,12 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
     returns the shard set to price on (default: `ShardSet` with `workers` processes; `distributed.py` gives a
     cluster's). `smoothing` (Wentges): price at smoothing * (the best dual point so far) + (1 - smoothing) *
     (the master's duals), which damps the duals' zig-zag (fewer rounds); 0 = classic. The result is exact to
-    `rel_gap` (`FleetResult.gap` is the certified upper - lower bound)."""
+    `rel_gap` (`FleetResult.gap` is the certified upper - lower bound). `pricing_engine`: "dp" prices all EVs
+    of a shard at once with the exact vectorised DP of `vector.py` (numba), "highs" one HiGHS LP per EV
+    (`FastEVSolver`, the reference); both give optimal columns, so the plan is exact either way."""
+    if pricing_engine not in ("dp", "highs"):
+        raise ScheduleInputError(f"pricing_engine must be 'dp' or 'highs', got {pricing_engine!r}",
+                                 where="plan_fleet_decomposed")
     if not 0.0 <= smoothing < 1.0:
         raise ScheduleInputError(f"smoothing must be in [0, 1), got {smoothing}", where="plan_fleet_decomposed")
     t0 = time.perf_counter()
@@ -623,7 +632,9 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
                 raise InfeasibleSchedule([f"EV {evs[a[1]].name!r} has no feasible plan on its own"], where="fleet")
         return answers
 
-    shards = (pricing or (lambda *a: ShardSet(*a, workers=workers)))(site, evs, groups, leaf_of_group)
+    shard_cls = VectorShard if pricing_engine == "dp" else LocalShard
+    shards = (pricing or (lambda *a: ShardSet(*a, workers=workers, shard_cls=shard_cls)))(site, evs, groups,
+                                                                                          leaf_of_group)
     try:
         # initial columns: every EV's own optimum (zero coordination price)
         k = 0
