@@ -18,6 +18,8 @@ alternative optima, so the plan may differ from HiGHS's on degenerate prices but
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from v2g_bench.scheduler.model import EVRequest, Site, interval_window
@@ -56,11 +58,13 @@ class FleetArrays:
         return out
 
 
-def solve_fleet(fa: FleetArrays, extra_kw_cost: np.ndarray | None = None, *, engine: str = "auto"):
+def solve_fleet(fa: FleetArrays, extra_kw_cost: np.ndarray | None = None, *, engine: str = "auto",
+                threads: int = 1):
     """Every EV's optimal plan against the tariff plus `extra_kw_cost[i, t]` per kW of net charging.
 
     `engine`: "numba" (compiled per-EV loop), "numpy" (all EVs per numpy operation), "auto" (numba when it is
-    installed). -> (charge_kw (n, T), discharge_kw (n, T), tariff cost (n,) without the extra price,
+    installed); `threads` > 1 splits the EVs over that many threads (the compiled loop releases the GIL).
+    -> (charge_kw (n, T), discharge_kw (n, T), tariff cost (n,) without the extra price,
     feasible (n,) bool).
     """
     site, n, T, h = fa.site, fa.n, fa.T, fa.h
@@ -79,8 +83,17 @@ def solve_fleet(fa: FleetArrays, extra_kw_cost: np.ndarray | None = None, *, eng
             raise ImportError("engine='numba' needs numba installed (pip install numba)")
         X, Y = np.zeros((n, T)), np.zeros((n, T))
         feasible = np.ones(n, np.bool_)
-        kernel(np.ascontiguousarray(s_u), np.ascontiguousarray(s_d), np.ascontiguousarray(fa.Lx),
-               np.ascontiguousarray(fa.Ly), fa.on, fa.b, fa.lo, fa.lo_dep, fa.cap, fa.soc, X, Y, feasible)
+        args = (np.ascontiguousarray(s_u), np.ascontiguousarray(s_d), np.ascontiguousarray(fa.Lx),
+                np.ascontiguousarray(fa.Ly), np.ascontiguousarray(fa.on), fa.b, fa.lo, fa.lo_dep, fa.cap, fa.soc,
+                X, Y, feasible)
+        parts = max(1, min(int(threads), n // 256))
+        if parts == 1:
+            kernel(*args)
+        else:
+            cuts = np.linspace(0, n, parts + 1).astype(int)
+            with ThreadPoolExecutor(parts) as pool:
+                for f in [pool.submit(kernel, *(a[lo:hi] for a in args)) for lo, hi in zip(cuts[:-1], cuts[1:])]:
+                    f.result()
     elif engine == "numpy":
         X, Y, feasible = _dp_numpy(fa, s_u, s_d)
     else:
@@ -293,10 +306,10 @@ class VectorShard:
     be ~600 MB."""
 
     def __init__(self, site: Site, evs: list[EVRequest], index: list[int], groups=None, leaf_of_group=None,
-                 engine: str = "auto"):
+                 engine: str = "auto", threads: int = 1):
         g = np.asarray(groups if groups is not None else index, dtype=np.int64)
         order = np.argsort(g, kind="stable")          # blocks contiguous: sums per block by reduceat
-        self.site, self.engine = site, engine
+        self.site, self.engine, self.threads = site, engine, threads
         self.index = np.asarray(index, dtype=np.int64)[order]
         self.group_ids, self.gpos = np.unique(g[order], return_inverse=True)
         self.starts = np.flatnonzero(np.r_[True, np.diff(self.gpos) != 0])
@@ -314,7 +327,7 @@ class VectorShard:
     def price(self, k: int, leaf_prices: np.ndarray, sigma: np.ndarray, tol: float = 0.0):
         leaf_prices = np.atleast_2d(np.asarray(leaf_prices, float))
         self.prices[k] = leaf_prices.copy()
-        C, D, tariff, ok = solve_fleet(self.fa, self._extra(leaf_prices), engine=self.engine)
+        C, D, tariff, ok = solve_fleet(self.fa, self._extra(leaf_prices), engine=self.engine, threads=self.threads)
         if not ok.all():
             return None, int(self.index[np.flatnonzero(~ok)[0]])
         net = np.add.reduceat(C - D, self.starts, axis=0)
@@ -331,7 +344,8 @@ class VectorShard:
             rows = np.flatnonzero(wk > 1e-12)
             if rows.size == 0:
                 continue
-            c, d, tariff, ok = solve_fleet(self.fa.subset(rows), self._extra(self.prices[k], rows), engine=self.engine)
+            c, d, tariff, ok = solve_fleet(self.fa.subset(rows), self._extra(self.prices[k], rows), engine=self.engine,
+                                           threads=self.threads)
             C[rows] += wk[rows, None] * c
             D[rows] += wk[rows, None] * d
             cost[rows] += wk[rows] * tariff
