@@ -82,13 +82,13 @@ def _dp_matches_highs(engine, case):
                                                 * np.sum(ev.eta_charge * C[i] + D[i] / ev.eta_discharge)))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=fleets())
 def test_dp_pricing_matches_highs(case):
     _dp_matches_highs("numba", case)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=fleets())
 def test_numpy_fallback_matches_highs(case):
     """The same DP without numba (one numpy operation per interval for all EVs): slower, same answers."""
