@@ -7,6 +7,7 @@ the monolithic LP where that one finishes, and scale-out on a Dask cluster (EVs 
     python -m benchmarks.scheduler_scale blocks --evs 2000 --blocks 1 4 20   # master block size trade-off
     python -m benchmarks.scheduler_scale dask --evs 10000 100000 --workers 1 2   # scaling curve
     python -m benchmarks.scheduler_scale engines              # Dask vs Ray actors on this workload
+    python -m benchmarks.scheduler_scale pricing              # one pricing round: vectorised DP vs HiGHS per EV
 
 Goal (issue 17): 10,000 coupled EVs <= 60 s on a 2-core machine. The load average is printed with every
 figure: the machine is shared, and a loaded machine's figures are not the method's.
@@ -52,20 +53,20 @@ def describe(r, site, feeders=None, evs=None) -> str:
     return s
 
 
-def bench_coupled(n, workers, feeders, block):
+def bench_coupled(n, workers, feeders, block, engine="dp"):
     site, evs = site_for(n), fleet(n)
     fl = feeders_for(evs, feeders) if feeders else None
     l0 = load()
-    r = plan_fleet_decomposed(site, evs, workers=workers, feeders=fl, block_size=block)
-    print(f"{n} coupled EVs{f' + {feeders} feeders' if feeders else ''}, {workers} worker(s): "
+    r = plan_fleet_decomposed(site, evs, workers=workers, feeders=fl, block_size=block, pricing_engine=engine)
+    print(f"{n} coupled EVs{f' + {feeders} feeders' if feeders else ''}, {workers} worker(s), {engine} pricing: "
           f"{describe(r, site, fl, evs)}; {'; '.join(r.notes)}  [{l0} -> {load()}]  (goal <= 60 s)", flush=True)
 
 
-def bench_exact(sizes, workers):
+def bench_exact(sizes, workers, engine="dp"):
     for n in sizes:
         site, evs = site_for(n), fleet(n)
         l0 = load()
-        r = plan_fleet_decomposed(site, evs, workers=workers)
+        r = plan_fleet_decomposed(site, evs, workers=workers, pricing_engine=engine)
         e = plan_fleet_shared(site, evs)
         print(f"{n} EVs: decomposition {describe(r, site)}; monolithic LP {e.solve_time_s:.1f} s; cost difference "
               f"{(r.total_cost - e.total_cost) / abs(e.total_cost):.1e} rel  [{l0} -> {load()}]", flush=True)
@@ -79,7 +80,38 @@ def bench_blocks(n, blocks, workers):
         print(f"{n} EVs, blocks of {b}: {describe(r, site)}  [{l0} -> {load()}]", flush=True)
 
 
-def bench_dask(sizes, workers_list, rel_gap, limit_kw_per_ev=3.6):
+def bench_pricing(n=10_000, sample=1000, reps=3):
+    """One pricing round (every EV's LP at random coordination prices): the vectorised DP vs HiGHS per EV."""
+    from v2g_bench.scheduler.fleet import FastEVSolver
+    from v2g_bench.scheduler.vector import FleetArrays, solve_fleet
+    site, evs = site_for(n), fleet(n)
+    extra = np.random.default_rng(5).normal(0, 0.05, (n, T)) * site.h
+    fa = FleetArrays(site, evs)
+    t0 = time.perf_counter()
+    solve_fleet(fa.subset(np.arange(10)), extra[:10])
+    print(f"numba kernel ready in {time.perf_counter() - t0:.1f} s (compiled once, then loaded from its disk cache)")
+    for threads in (1, 2):
+        ts, cpu = [], []
+        for _ in range(reps):
+            l0, t0, c0 = load(), time.perf_counter(), time.process_time()
+            C, D, tariff, ok = solve_fleet(fa, extra, threads=threads)
+            ts.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+        print(f"DP, {n} EVs, {threads} thread(s): {min(ts):.2f} s wall (CPU {min(cpu):.2f} s) per round, "
+              f"{1e6 * min(cpu) / n:.0f} us CPU per EV  [{l0} -> {load()}]", flush=True)
+    solver = FastEVSolver(site)
+    l0, t0, c0 = load(), time.perf_counter(), time.process_time()
+    worst = 0.0
+    for i in range(sample):
+        c, d, tr = solver.solve(evs[i], extra_kw_cost=extra[i])
+        ref = tr + extra[i] @ (c - d)
+        worst = max(worst, abs(tariff[i] + extra[i] @ (C[i] - D[i]) - ref) / max(1.0, abs(ref)))
+    cpu = time.process_time() - c0
+    print(f"HiGHS, {sample} of them one by one: {time.perf_counter() - t0:.2f} s wall (CPU {cpu:.2f} s), "
+          f"{1e6 * cpu / sample:.0f} us CPU per EV; DP vs HiGHS objective, worst {worst:.1e} rel  [{l0} -> {load()}]")
+
+
+def bench_dask(sizes, workers_list, rel_gap, limit_kw_per_ev=3.6, engine="dp"):
     from v2g_bench.scheduler.distributed import local_cluster, plan_fleet_distributed
     for w in workers_list:
         t0 = time.perf_counter()
@@ -88,7 +120,7 @@ def bench_dask(sizes, workers_list, rel_gap, limit_kw_per_ev=3.6):
             for n in sizes:
                 site, evs = site_for(n, limit_kw_per_ev), fleet(n)
                 l0 = load()
-                r = plan_fleet_distributed(site, evs, client=client, rel_gap=rel_gap)
+                r = plan_fleet_distributed(site, evs, client=client, rel_gap=rel_gap, pricing_engine=engine)
                 print(f"  {n:>7} EVs, {w} worker(s): {describe(r, site)}  [{l0} -> {load()}]", flush=True)
 
 
@@ -162,24 +194,29 @@ def bench_engines(n=2000, rounds=3):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("part", choices=["coupled", "exact", "blocks", "dask", "engines"], nargs="?", default="coupled")
+    ap.add_argument("part", choices=["coupled", "exact", "blocks", "dask", "engines", "pricing"], nargs="?",
+                    default="coupled")
     ap.add_argument("--evs", type=int, nargs="*")
     ap.add_argument("--workers", type=int, nargs="*", default=[2])
     ap.add_argument("--feeders", type=int, default=0)
     ap.add_argument("--blocks", type=int, nargs="*", default=[1, 4, 20])
     ap.add_argument("--block", type=int, default=None)
     ap.add_argument("--rel-gap", type=float, default=1e-7)
+    ap.add_argument("--engine", choices=["dp", "highs"], default="dp",
+                    help="pricing: vectorised exact DP (default) or one HiGHS LP per EV (the reference)")
     ap.add_argument("--limit-kw-per-ev", type=float, default=3.6, help="site import limit per EV (dask part)")
     a = ap.parse_args(argv)
     print(f"machine: {os.cpu_count()} cores, {load()}")
     if a.part == "coupled":
-        bench_coupled((a.evs or [10_000])[0], a.workers[0], a.feeders, a.block)
+        bench_coupled((a.evs or [10_000])[0], a.workers[0], a.feeders, a.block, a.engine)
     elif a.part == "exact":
-        bench_exact(a.evs or [1000, 2000], a.workers[0])
+        bench_exact(a.evs or [1000, 2000], a.workers[0], a.engine)
     elif a.part == "blocks":
         bench_blocks((a.evs or [2000])[0], a.blocks, a.workers[0])
+    elif a.part == "pricing":
+        bench_pricing((a.evs or [10_000])[0])
     elif a.part == "dask":
-        bench_dask(a.evs or [10_000, 100_000], a.workers, a.rel_gap, a.limit_kw_per_ev)
+        bench_dask(a.evs or [10_000, 100_000], a.workers, a.rel_gap, a.limit_kw_per_ev, a.engine)
     else:
         bench_engines((a.evs or [2000])[0])
 

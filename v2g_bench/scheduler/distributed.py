@@ -24,6 +24,7 @@ import numpy as np
 
 from v2g_bench.scheduler.fleet import FleetResult, LocalShard, PlanWorkerLost, plan_fleet_decomposed
 from v2g_bench.scheduler.model import EVRequest, Site
+from v2g_bench.scheduler.vector import VectorShard
 
 
 class DaskShardSet:
@@ -92,13 +93,16 @@ def local_cluster(workers: int = 2, memory_limit: str = "2GiB"):
 
 def plan_fleet_distributed(site: Site, evs: list[EVRequest], *, client=None, address: str | None = None,
                            workers: int = 2, shards: int | None = None, retries: int = 1,
-                           timeout_s: float = 600.0, shard_cls=LocalShard, **kw) -> FleetResult:
+                           timeout_s: float = 600.0, shard_cls=None, **kw) -> FleetResult:
     """`plan_fleet_decomposed` with its pricing shards as actors on a Dask cluster.
 
     `client` (a `distributed.Client`) or `address` ("tcp://host:8786") picks an existing cluster; neither
     starts a local one with `workers` processes. `shards` defaults to one per worker. Other keywords go to
     `plan_fleet_decomposed` (block_size, feeders, rel_gap, seed_sample...). `shard_cls`: a `LocalShard`
-    subclass (fault-injection tests)."""
+    subclass (fault-injection tests); default: `VectorShard` (all of a shard's EVs priced in one vectorised DP
+    call), or `LocalShard` (one HiGHS LP per EV) with `pricing_engine="highs"`."""
+    if shard_cls is None:
+        shard_cls = LocalShard if kw.get("pricing_engine") == "highs" else VectorShard
     if client is None:
         if address is None:
             with local_cluster(workers) as c:

@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import functools
 import multiprocessing as mp
 import os
 import time
@@ -23,6 +24,7 @@ import numpy as np
 from v2g_bench.errors import BenchError
 from v2g_bench.scheduler.lp import INF, SIMULTANEOUS_TOL_KW, Scheduler, _build, _CachedModel, _layout, new_highs
 from v2g_bench.scheduler.model import EVRequest, InfeasibleSchedule, ScheduleInputError, Site, interval_window
+from v2g_bench.scheduler.vector import VectorShard
 
 
 class FastEVSolver:
@@ -380,8 +382,8 @@ class LocalShard:
         pass
 
 
-def _shard_main(conn, site, evs, index, groups, leaf_of_group):
-    shard = LocalShard(site, evs, index, groups, leaf_of_group)
+def _shard_main(conn, site, evs, index, groups, leaf_of_group, shard_cls=None):
+    shard = (shard_cls or LocalShard)(site, evs, index, groups, leaf_of_group)
     try:
         while True:
             msg = conn.recv()
@@ -395,10 +397,10 @@ def _shard_main(conn, site, evs, index, groups, leaf_of_group):
 class ProcessShard:
     """The same shard in a worker process (one persistent HiGHS model per worker)."""
 
-    def __init__(self, site, evs, index, groups=None, leaf_of_group=None):
+    def __init__(self, site, evs, index, groups=None, leaf_of_group=None, shard_cls=None):
         ctx = _mp_context()
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_shard_main, args=(child, site, evs, index, groups, leaf_of_group),
+        self.proc = ctx.Process(target=_shard_main, args=(child, site, evs, index, groups, leaf_of_group, shard_cls),
                                 daemon=True)
         self.proc.start()
         child.close()
@@ -438,15 +440,18 @@ class ShardSet:
 
     Another engine (see `distributed.py`) implements the same three calls: price, recover, close."""
 
-    def __init__(self, site, evs, groups, leaf_of_group, workers: int):
+    def __init__(self, site, evs, groups, leaf_of_group, workers: int, shard_cls=None):
         G = int(groups.max()) + 1
         blocks = np.array_split(np.arange(G), max(1, min(workers, G)))
         self.parts = []
         for b in blocks:
             idx = np.flatnonzero((groups >= b[0]) & (groups <= b[-1])) if b.size else np.zeros(0, int)
             self.parts.append(([evs[i] for i in idx], list(idx), groups[idx]))
-        cls = ProcessShard if workers > 1 else LocalShard
-        self.shards = [cls(site, e, i, g, leaf_of_group) for e, i, g in self.parts]
+        shard_cls = shard_cls or LocalShard
+        if workers > 1:
+            self.shards = [ProcessShard(site, e, i, g, leaf_of_group, shard_cls) for e, i, g in self.parts]
+        else:
+            self.shards = [shard_cls(site, e, i, g, leaf_of_group) for e, i, g in self.parts]
         self.remote = workers > 1
 
     def _map(self, *msg):
@@ -502,6 +507,21 @@ def _sample_prices(site: Site, evs: list[EVRequest], n: int) -> np.ndarray | Non
     return rows[n * site.n:n * site.n + site.n].copy() if rows.size >= (n + 1) * site.n else None
 
 
+def _purge_columns(master, columns: list, dual: np.ndarray, n_art: int, k: int, tol: float) -> int:
+    """Delete the master's non-basic columns that price out positive (`dual`: the reduced costs of the first
+    len(dual) columns at the last solve) and were added before round k - 2."""
+    n = len(dual)
+    basic = np.asarray([s == highspy.HighsBasisStatus.kBasic for s in master.getBasis().col_status[n_art:n_art + n]])
+    born = np.fromiter((kk for _, kk in columns[:n]), np.int64, n)
+    drop = np.flatnonzero(~basic & (dual > tol) & (born < k - 2))
+    if drop.size:
+        master.deleteCols(int(drop.size), (drop + n_art).astype(np.int32))
+        keep = np.ones(len(columns), bool)
+        keep[drop] = False
+        columns[:] = [c for c, kp in zip(columns, keep) if kp]
+    return int(drop.size)
+
+
 def default_block_size(n_evs: int) -> int:
     """EVs per master block. One block per EV (classic Dantzig-Wolfe) converges in the fewest rounds, but
     the master then has one convexity row per EV and each simplex pivot prices every column, so its cost
@@ -526,7 +546,7 @@ def _blocks(evs: list[EVRequest], leaf: np.ndarray, block_size: int) -> tuple[np
 def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1, max_iter: int = 300,
                           rel_gap: float = 1e-7, seed_sample: int = 300, block_size: int | None = None,
                           feeders: list[FeederLimit] | None = None, pricing=None,
-                          smoothing: float = 0.0) -> FleetResult:
+                          smoothing: float = 0.0, pricing_engine: str = "dp", purge: float = 8.0) -> FleetResult:
     """Dantzig-Wolfe price coordination for EVs (per-EV billing) sharing the site import/export limit and,
     optionally, a tree of feeder limits below it.
 
@@ -536,7 +556,15 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
     returns the shard set to price on (default: `ShardSet` with `workers` processes; `distributed.py` gives a
     cluster's). `smoothing` (Wentges): price at smoothing * (the best dual point so far) + (1 - smoothing) *
     (the master's duals), which damps the duals' zig-zag (fewer rounds); 0 = classic. The result is exact to
-    `rel_gap` (`FleetResult.gap` is the certified upper - lower bound)."""
+    `rel_gap` (`FleetResult.gap` is the certified upper - lower bound). `pricing_engine`: "dp" prices all EVs
+    of a shard at once with the exact vectorised DP of `vector.py` (numba), "highs" one HiGHS LP per EV
+    (`FastEVSolver`, the reference); both give optimal columns, so the plan is exact either way. `purge`: when
+    the master holds more than `purge` x (its rows) columns, columns out of the basis with a positive reduced
+    cost that are older than two rounds are deleted (each primal simplex pivot prices every column; 0 = keep
+    all). A purged column can come back by pricing; the bound and the final gap do not depend on it."""
+    if pricing_engine not in ("dp", "highs"):
+        raise ScheduleInputError(f"pricing_engine must be 'dp' or 'highs', got {pricing_engine!r}",
+                                 where="plan_fleet_decomposed")
     if not 0.0 <= smoothing < 1.0:
         raise ScheduleInputError(f"smoothing must be in [0, 1), got {smoothing}", where="plan_fleet_decomposed")
     t0 = time.perf_counter()
@@ -623,18 +651,29 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
                 raise InfeasibleSchedule([f"EV {evs[a[1]].name!r} has no feasible plan on its own"], where="fleet")
         return answers
 
-    shards = (pricing or (lambda *a: ShardSet(*a, workers=workers)))(site, evs, groups, leaf_of_group)
+    if pricing is None and pricing_engine == "dp":
+        # the compiled DP releases the GIL: one in-process shard on `workers` threads (nothing to pickle per round)
+        def pricing(*a):
+            return ShardSet(*a, workers=1, shard_cls=functools.partial(VectorShard, threads=workers))
+    t_setup = time.perf_counter()
+    shards = (pricing or (lambda *a: ShardSet(*a, workers=workers, shard_cls=LocalShard)))(site, evs, groups,
+                                                                                          leaf_of_group)
+    t_setup = time.perf_counter() - t_setup
     try:
+        t_start = time.perf_counter()
         # initial columns: every EV's own optimum (zero coordination price)
         k = 0
         add_columns(k, price(k, np.zeros(R), np.zeros(G)), None)
         coupled = bool(np.isfinite(lo_rows).any() or np.isfinite(hi_rows).any())
         seeded = seed_sample and N > 2 * seed_sample and not feeders and coupled
+        t_seed = time.perf_counter()
         y_seed = _sample_prices(site, evs, seed_sample) if seeded else None
+        t_seed = time.perf_counter() - t_seed
         if y_seed is not None and np.any(y_seed != 0):
             k += 1
             add_columns(k, price(k, y_seed, np.zeros(G)), None)
-        it, lb, ub = 0, -INF, INF
+        t_start = time.perf_counter() - t_start - t_seed
+        it, lb, ub, purged = 0, -INF, INF, 0
         y_center, mispriced = None, False
         t_master = t_price = cpu_master = 0.0
         cpu0 = shards.cpu_s() if hasattr(shards, "cpu_s") else None
@@ -662,9 +701,13 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
                 lb, y_center = max(lb, bound), y_p
             if ub - lb <= rel_gap * max(1.0, abs(ub)):
                 break
+            n_old = len(columns)
             added = add_columns(k, reduced_costs(answers, y, sigma) if smoothed else answers, tol)
             if not added and not smoothed:
                 break            # nothing prices out at the master's own duals: the master is optimal
+            if purge and n_old > purge * (R + G):
+                # only when the loop goes on: the solution read after it must match the column list
+                purged += _purge_columns(master, columns, np.asarray(sol.col_dual)[n_art:n_art + n_old], n_art, k, tol)
             mispriced = not added   # a smoothed point found nothing new: price at the master's duals next
         x = np.asarray(master.getSolution().col_value)
         if x[:n_art].max(initial=0.0) > 1e-6:
@@ -678,13 +721,17 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
             if w > 1e-12:
                 weights.setdefault(kk, np.zeros(G))[g] += w
         C, D, cost = np.zeros((N, T)), np.zeros((N, T)), np.zeros(N)
+        t_recover = time.perf_counter()
         for index, c, d, cst in shards.recover(weights):
             C[index], D[index], cost[index] = c, d, cst
+        t_recover = time.perf_counter() - t_recover
         cpu1 = shards.cpu_s() if cpu0 is not None else None
     finally:
         shards.close()
     notes = [f"master {t_master:.2f} s, pricing {t_price:.2f} s over {it} iterations, {G} block(s) of "
-             f"~{N // G} EV(s), {len(columns)} columns"]
+             f"~{N // G} EV(s), {len(columns)} columns",
+             f"shard set-up {t_setup:.2f} s, first columns {t_start:.2f} s, seed sample LP {t_seed:.2f} s, "
+             f"recovery {t_recover:.2f} s" + (f", {purged} master columns purged" if purged else "")]
     if cpu1 is not None and workers > 1:
         # on a shared machine wall time measures the other jobs too: CPU time is what the method costs
         notes.append(f"CPU: master {cpu_master:.1f} s, pricing shards "
