@@ -5,21 +5,13 @@ import pytest
 from scipy.optimize import linprog
 from scipy.sparse import lil_matrix
 
-from v2g_bench.scheduler import EVRequest, ScheduleInputError, Site, interval_window, plan_fleet_decomposed
+from v2g_bench.scheduler import ScheduleInputError, Site, interval_window, plan_fleet_decomposed
 from v2g_bench.scheduler.fleet import FeederLimit
+from scheduler_fleets import random_fleet
 
 
 def _fleet(n, seed, T=24):
-    rng = np.random.default_rng(seed)
-    p = 0.2 + 0.1 * np.sin(np.arange(T) / 3) + 0.02 * rng.random(T)
-    evs = []
-    for i in range(n):
-        a = int(rng.integers(0, T // 2))
-        d = int(rng.integers(a + 6, T + 1))
-        evs.append(EVRequest(f"ev{i}", 60, float(rng.uniform(10, 30)), float(rng.uniform(30, 45)), d * 3600.0,
-                             max_charge_kw=11, max_discharge_kw=11, floor_kwh=5, arrival_s=a * 3600.0,
-                             degradation_per_kwh=0.02, eta_charge=0.93, eta_discharge=0.95))
-    return p, evs
+    return random_fleet(n, seed, T, efficiencies=True)
 
 
 def reference_lp(site, evs, groups_limits):

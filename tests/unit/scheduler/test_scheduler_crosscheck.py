@@ -9,6 +9,7 @@ from v2g_bench.scheduler import (EVRequest, InfeasibleSchedule, Scheduler, Site,
                                  plan_fleet_independent, plan_fleet_shared)
 from v2g_bench.scheduler.reference import reference_cost
 from v2g_bench.verification import judge_plan_guarantees
+from scheduler_fleets import random_fleet
 
 SCHED = Scheduler()   # one warm scheduler across examples: also exercises model reuse
 
@@ -69,16 +70,7 @@ def test_milp_repair_is_the_exact_exclusive_optimum(case):
 
 
 def _fleet(n, seed, T=24):
-    rng = np.random.default_rng(seed)
-    p = 0.2 + 0.1 * np.sin(np.arange(T) / 3) + 0.02 * rng.random(T)
-    evs = []
-    for i in range(n):
-        a = int(rng.integers(0, T // 2))
-        d = int(rng.integers(a + 6, T + 1))
-        evs.append(EVRequest(f"ev{i}", 60, float(rng.uniform(10, 30)), float(rng.uniform(30, 45)), d * 3600.0,
-                             max_charge_kw=11, max_discharge_kw=11, floor_kwh=5, arrival_s=a * 3600.0,
-                             degradation_per_kwh=0.02))
-    return p, evs
+    return random_fleet(n, seed, T)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -7,23 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from v2g_bench.scheduler import EVRequest, Site, plan_fleet_shared
+from v2g_bench.scheduler import Site, plan_fleet_shared
 from v2g_bench.scheduler.distributed import local_cluster, plan_fleet_distributed
 from v2g_bench.scheduler.fleet import LocalShard, PlanWorkerLost
+from scheduler_fleets import random_fleet
 
 pytest.importorskip("distributed")
 
 
 def _fleet(n, seed, T=24):
-    rng = np.random.default_rng(seed)
-    p = 0.2 + 0.1 * np.sin(np.arange(T) / 3) + 0.02 * rng.random(T)
-    evs = []
-    for i in range(n):
-        a = int(rng.integers(0, T // 2))
-        d = int(rng.integers(a + 6, T + 1))
-        evs.append(EVRequest(f"ev{i}", 60, float(rng.uniform(10, 30)), float(rng.uniform(30, 45)), d * 3600.0,
-                             max_charge_kw=11, max_discharge_kw=11, floor_kwh=5, arrival_s=a * 3600.0,
-                             degradation_per_kwh=0.02))
+    p, evs = random_fleet(n, seed, T)
     site = Site(import_price=p, export_price=p - 0.02, dt_s=3600, load_kw=np.full(T, 20.0), import_limit_kw=60.0)
     return site, evs
 

@@ -10,6 +10,7 @@ from v2g_bench.scheduler import EVRequest, ScheduleInputError, Site, plan_fleet_
 from v2g_bench.scheduler.fleet import FastEVSolver, FeederLimit, LocalShard
 from v2g_bench.scheduler.model import interval_window
 from v2g_bench.scheduler.vector import FleetArrays, VectorShard, solve_fleet
+from scheduler_fleets import random_fleet
 
 
 @st.composite
@@ -96,15 +97,7 @@ def test_numpy_fallback_matches_highs(case):
 
 
 def _coupled(n, T=24, seed=3):
-    rng = np.random.default_rng(seed)
-    p = 0.2 + 0.1 * np.sin(np.arange(T) / 3) + 0.02 * rng.random(T)
-    evs = []
-    for i in range(n):
-        a = int(rng.integers(0, T // 2))
-        d = int(rng.integers(a + 6, T + 1))
-        evs.append(EVRequest(f"ev{i}", 60, float(rng.uniform(10, 30)), float(rng.uniform(30, 45)), d * 3600.0,
-                             max_charge_kw=11, max_discharge_kw=11, floor_kwh=5, arrival_s=a * 3600.0,
-                             degradation_per_kwh=0.02, eta_charge=0.93, eta_discharge=0.95))
+    p, evs = random_fleet(n, seed, T, efficiencies=True)
     site = Site(import_price=p, export_price=p - 0.02, dt_s=3600.0, load_kw=np.full(T, 20.0),
                 import_limit_kw=20 + 3.5 * n)
     return site, evs
