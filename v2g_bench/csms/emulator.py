@@ -284,7 +284,8 @@ class CSMSEmulator(RoleDriver):
         try:
             frame = self._run(s.call(action, payload, timeout=t, validate=validate), t)
         except ConnectionError as e:
-            raise Nonconformance(f"{action}: {e}") from None
+            raise Nonconformance(f"{action}: {e} before answering it (OCPP-J 4.1: every CALL is answered by a "
+                                 f"CALLRESULT or CALLERROR)") from None
         self.assert_conformant()
         return frame
 

@@ -238,6 +238,21 @@ class StationSession:
                     # a flooding station would hog the loop every other station's answers wait on
                     rate = self.server.options.flood_limit_per_s
                     self.server._event("flooding", self.id, f"more than {rate:g} frames/s: connection closed")
+                    # the frame that broke the limit is evidence and fails the case that caused it
+                    srv = self.server
+                    frame = srv.recorder.record(station=self.id, direction="in", raw=raw)
+                    try:
+                        m = json.loads(raw)
+                        frame.msg_type, frame.unique_id = m[0], m[1]
+                        frame.action = m[2] if m[0] == CALL else None
+                    except (ValueError, TypeError, IndexError, KeyError):
+                        pass
+                    frame.problems.append(f"flooding: more than {rate:g} frames/s (a {2 * rate:g}-frame burst) - "
+                                          f"OCPP-J 4.1.1: a CALL waits for the answer to the previous one; the CSMS "
+                                          f"closed the connection (1008) and keeps serving")
+                    srv.add_violation(frame)
+                    srv.recorder.write(frame)
+                    srv.notify()
                     await self.ws.close(1008, f"flooding: more than {rate:g} frames/s")
                     break
                 await self.on_frame(raw)

@@ -71,6 +71,38 @@ CASES = [
               *started(),
               ocpp.expect("TransactionEvent", within_s=10, eventType="Updated", triggerReason="MeterValuePeriodic",
                           meterValue=has_measurand("Energy.Active.Export.Register"))]),
+    tc("TC_Q_107_CS", "Charge-only before V2X: a ChargingOnly period's limit holds, then a discharge setpoint",
+       block="Q", covers=("V2GB-OCPP-PWR-01",), **POWER,
+       steps=[*started(),
+              judge.record_dc_power(), let_run(1.0),
+              set_profile(1, "TxProfile", [(0, 0)], id=63, tx=TX, edit=with_periods(
+                  {"startPeriod": 0, "operationMode": "ChargingOnly", "limit": 4000.0},
+                  setpoint(7, -3000.0))),
+              ocpp.answer(status="Accepted"),
+              commanded([(0, 4000), (7, -3000)], until_s=14),
+              let_run(),
+              judge.power_follows("commanded")]),
+    tc("TC_Q_119_CS", "Local frequency support: a profile without its frequency-watt curve is refused", block="Q",
+       versions=V21, requires=("V2X",),
+       steps=[set_profile(1, "TxDefaultProfile", [(0, 0)], id=64, edit=with_periods(
+                  {"startPeriod": 0, "operationMode": "LocalFrequency", "limit": 5000.0, "dischargeLimit": -5000.0})),
+              ocpp.answer(status="Rejected"),
+              set_profile(1, "TxDefaultProfile", [(0, 0)], id=64, edit=with_periods(
+                  {"startPeriod": 0, "operationMode": "LocalFrequency", "limit": 5000.0, "dischargeLimit": -5000.0,
+                   "v2xFreqWattCurve": [{"frequency": 49.8, "power": 5000.0}, {"frequency": 50.2, "power": -5000.0}]})),
+              ocpp.answer(status="Accepted")]),
+    tc("TC_Q_123_CS", "Local V2X load balancing not supported: the profile is refused", block="Q",
+       versions=V21, requires=("V2X",),
+       given=[ocpp.call("GetVariables", {"getVariableData": [{"component": {"name": "V2XChargingCtrlr"},
+                                                              "variable": {"name": "SupportedOperationModes"}}]},
+                        save_as="modes"),
+              ocpp.answer(getVariableResult=[{"attributeValue": where(lambda v: "LocalLoadBalancing" not in v,
+                                                                      "without LocalLoadBalancing")}],
+                          of="modes")],
+       steps=[set_profile(1, "TxDefaultProfile", [(0, 0)], id=65, edit=with_periods(
+                  {"startPeriod": 0, "operationMode": "LocalLoadBalancing", "limit": 5000.0,
+                   "dischargeLimit": -5000.0})),
+              ocpp.answer(status="Rejected")]),
 ]
 
 test_block_q = cases_test(CASES)

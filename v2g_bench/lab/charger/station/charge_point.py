@@ -46,6 +46,14 @@ class StationHandlers:
             code = "MessageTypeNotSupported" if uid != "-1" else "RpcFrameworkError"
             await self._send(json.dumps([4, uid, code, str(e.description)[:255], {}]))
             return
+        st = self.station
+        if st.boot_status == "Rejected" and not st.boot_accepted and not st.defects.on("answers_while_rejected"):
+            m = json.loads(raw_msg)
+            if isinstance(m, list) and m and m[0] == 2:
+                # B03.FR.07/08: while its boot is Rejected the station executes no CSMS request
+                await self._send(json.dumps([4, m[1], "SecurityError", "BootNotification not accepted (Rejected)",
+                                             {}]))
+                return
         return await super().route_message(raw_msg)
 
     # -- K smart charging ------------------------------------------------------------------------
@@ -86,7 +94,7 @@ class StationHandlers:
 
     @on("TriggerMessage")
     async def on_trigger(self, requested_message, evse=None, custom_trigger=None, **_):
-        return self.R.TriggerMessage(status=self.station.trigger(requested_message, evse))
+        return self.R.TriggerMessage(status=self.station.trigger(requested_message, evse, custom_trigger))
 
     @on("UnlockConnector")
     async def on_unlock(self, evse_id, connector_id, **_):
@@ -99,6 +107,9 @@ class StationHandlers:
     # -- B provisioning ----------------------------------------------------------------------------
     @on("GetVariables")
     async def on_get_variables(self, get_variable_data, **_):
+        if self.station.defects.on("disconnect_mid_case"):
+            self.station.ws.transport.abort()          # bad input for the CSMS: gone without an answer
+            return self.R.GetVariables(get_variable_result=[])
         return self.R.GetVariables(get_variable_result=[self.station.get_variable(d) for d in get_variable_data])
 
     @on("SetVariables")

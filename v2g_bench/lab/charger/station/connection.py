@@ -183,8 +183,11 @@ class ConnectionMixin:
     async def _after_reconnect(self) -> None:
         offline_s = time.monotonic() - (self.offline_since or time.monotonic())
         threshold = float(self.device.get("OCPPCommCtrlr", "OfflineThreshold"))
-        if offline_s > threshold or self.connector_status() != self.status_at_offline:
-            await self.send_status()
+        if self.defects.on("offline_threshold_ignored"):
+            threshold = float("inf")
+        if (offline_s > threshold or self.connector_status() != self.status_at_offline
+                or self.defects.on("status_always_after_reconnect")):
+            await self.send_status()      # B04: all after a long offline period, else only what changed
         if self.defects.on("drop_offline_queue"):
             self.outbox[:] = [(a, p) for a, p in self.outbox if not p.get("_queued_offline")]
         self.outbox_wakeup.set()
@@ -209,6 +212,7 @@ class ConnectionMixin:
                 if self.boot_reason == "RemoteReset":
                     await self.security_event("ResetOrReboot", "reset requested by the CSMS")
                 self.boot_reason = "PowerUp"
+                self.resume_after_boot()
                 self.outbox_wakeup.set()
                 return
             await asyncio.sleep(min(max(r.interval, 1), 5))

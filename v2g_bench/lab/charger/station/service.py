@@ -65,6 +65,9 @@ class StationService(ConnectionMixin, TransactionsMixin, SmartChargingMixin, Pro
         self.outbox_wakeup = asyncio.Event()
         self.sent_tx_events: list[dict] = []
         self.reset_pending = False
+        self.tx_limit: dict = {}                 # 2.1 transactionLimit from the CSMS (snake_case keys)
+        self.tx_start_import_wh = 0.0
+        self.resume_tx: str | None = None        # a transaction kept over a power loss / reset (E17, B13)
         self.last_target_w = 0.0
         self.errors: list[str] = []
         self._tasks: list[asyncio.Task] = []
@@ -90,8 +93,9 @@ class StationService(ConnectionMixin, TransactionsMixin, SmartChargingMixin, Pro
         if tx is not None and not self.charger.session_active:
             self.plant.set_power_setpoint(0.0)
             self.plant.set_contactor(False)
-        self.tx_id = self.ev_tx_id = None
+        self.tx_id = self.ev_tx_id = self.resume_tx = None
         self.tx_start, self.seq_no, self.last_target_w = None, 0, 0.0
+        self.tx_limit = {}
         self.profiles.installed.clear()
         self.der.controls.clear()
         self.device = DeviceModel(self.cfg)
@@ -125,7 +129,7 @@ class StationService(ConnectionMixin, TransactionsMixin, SmartChargingMixin, Pro
         """The lab switches the station off and on: the connection drops, the running transaction
         ends (PowerLoss), the station boots again (PowerUp)."""
         if self.tx_id:
-            await self.stop_transaction(reason="PowerLoss", trigger="AbnormalCondition")
+            await self.lose_power_during_transaction()
         self.boot_accepted = False
         self.boot_reason = "PowerUp"
         if self.ws is not None:
