@@ -45,6 +45,7 @@ MAX_MESSAGE_ID_LEN = 36          # OCPP-J: messageId is a string of at most 36 c
 MIN_PASSWORD_LEN = 16            # OCPP 2.x A00.FR.205: BasicAuthPassword has 16..40(..64) characters
 PASSWORD_STRING = re.compile(r"[a-zA-Z0-9*\-_=:+|@.]*")   # Part 2 §2.1.4 passwordString characters
 MAX_VIOLATIONS_KEPT = 10_000     # per server; more are counted, not kept
+FLOOD_BACKLOG = 8                # frames queued behind the one being read: a station not waiting for answers
 NO_ANSWER = object()             # override value: swallow the CALL (tests the station's timeout)
 
 
@@ -228,6 +229,7 @@ class StationSession:
         self.closed = asyncio.Event()
         self.close_detail = ""
         self.raw_ids: set[str] = set()      # ids of frames the test sent raw: their answers are expected
+        self.flood_flagged = False
         self._tokens, self._t_tokens = 2 * server.options.flood_limit_per_s, time.monotonic()   # flood guard
 
     # -- inbound ---------------------------------------------------------------------------
@@ -255,7 +257,7 @@ class StationSession:
                     srv.notify()
                     await self.ws.close(1008, f"flooding: more than {rate:g} frames/s")
                     break
-                await self.on_frame(raw)
+                await self.on_frame(raw, backlog=self._backlog())
         except ConnectionClosed:
             pass
         finally:
@@ -272,6 +274,16 @@ class StationSession:
                     fut.set_exception(ConnectionError(f"station {self.id} disconnected ({self.close_detail})"))
             self.closed.set()
 
+    def _backlog(self) -> int:
+        """Frames from the station already received and waiting behind this one (websockets' receive queue;
+        0 when the library does not expose it). A station that keeps one CALL in flight leaves at most one
+        or two there."""
+        q = getattr(getattr(self.ws, "recv_messages", None), "frames", None)
+        try:
+            return len(q) if q is not None else 0
+        except TypeError:
+            return 0
+
     def _within_rate(self) -> bool:
         """Token bucket: `flood_limit_per_s` frames per second, bursts of two seconds' worth."""
         rate = self.server.options.flood_limit_per_s
@@ -285,11 +297,17 @@ class StationSession:
         self._tokens -= 1
         return True
 
-    async def on_frame(self, raw: str | bytes) -> None:
+    async def on_frame(self, raw: str | bytes, backlog: int = 0) -> None:
         srv = self.server
         frame = srv.recorder.record(station=self.id, direction="in", raw=raw)
         try:
             reply = self._parse_and_answer(frame, raw)
+            if backlog >= FLOOD_BACKLOG and not self.flood_flagged:
+                # once per connection: the verdict needs the first, the evidence file keeps them all
+                self.flood_flagged = True
+                frame.problems.append(f"flooding: {backlog} more frames were already waiting behind this "
+                                      f"{frame.action or 'frame'} - the station did not wait for the answers "
+                                      f"(OCPP-J 4.1.1: one CALL in flight at a time)")
         finally:
             if frame.problems:
                 srv.add_violation(frame)

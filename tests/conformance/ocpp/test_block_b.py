@@ -309,7 +309,7 @@ CASES = [
               ocpp.dut_action("cut_network"),
               let_run(2.5),
               ocpp.dut_action("restore_network"),
-              ocpp.expect("StatusNotification", within_s=25, connectorStatus="Available", evseId=1)]),
+              ocpp.expect("StatusNotification", within_s=25, connectorStatus="Available", evseId=1, fresh=True)]),
     tc("TC_B_52_CS", "Offline shorter than OfflineThreshold: no unchanged status sent again", block="B",
        actions=("cut_network", "restore_network"),
        steps=[*sv_accepted(("OCPPCommCtrlr", "OfflineThreshold", "300")),

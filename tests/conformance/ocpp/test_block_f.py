@@ -96,7 +96,7 @@ CASES = [
     tc("TC_F_26_CS", "Trigger BootNotification refused after an accepted boot", block="F",
        steps=[trigger("BootNotification"), ocpp.answer(status="Rejected"), ocpp.no_call("BootNotification", for_s=1)]),
     tc("TC_F_27_CS", "Trigger for a message the station does not implement", block="F",
-       steps=[trigger("SignV2GCertificate"), ocpp.answer(status="NotImplemented")]),
+       steps=[trigger("PublishFirmwareStatusNotification"), ocpp.answer(status="NotImplemented")]),
     # -- second batch ------------------------------------------------------------------------------------
     tc("TC_F_04_CS", "Remote start, the EV never plugs in: the transaction times out", block="F",
        steps=[ocpp.call("SetVariables", {"setVariableData": [{"component": {"name": "TxCtrlr"},

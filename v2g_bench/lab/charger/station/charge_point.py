@@ -104,6 +104,13 @@ class StationHandlers:
     async def on_get_transaction_status(self, transaction_id=None, **_):
         return self.R.GetTransactionStatus(**self.station.transaction_status(transaction_id))
 
+    # -- A security: certificates ----------------------------------------------------------------
+    @on("CertificateSigned")
+    async def on_certificate_signed(self, certificate_chain, certificate_type=None, **_):
+        status, why = self.station.certificate_signed(certificate_chain, certificate_type)
+        info = {"reason_code": "InvalidCertificate", "additional_info": why[:512]} if why else None
+        return self.R.CertificateSigned(status=status, status_info=info)
+
     # -- B provisioning ----------------------------------------------------------------------------
     @on("GetVariables")
     async def on_get_variables(self, get_variable_data, **_):

@@ -111,6 +111,8 @@ def default_variables(cfg) -> list[Variable]:
         Variable("SecurityCtrlr", "SecurityProfile", "1", RO, "integer"),
         Variable("SecurityCtrlr", "BasicAuthPassword", "", WO, "string", check=_password_ok),
         Variable("SecurityCtrlr", "OrganizationName", "v2g-bench", RW, "string"),
+        Variable("SecurityCtrlr", "CertSigningWaitMinimum", "30", RW, "integer", check=lambda v: int(v) >= 0),
+        Variable("SecurityCtrlr", "CertSigningRepeatTimes", "2", RW, "integer", check=lambda v: int(v) >= 0),
         Variable("SmartChargingCtrlr", "Enabled", "true", RW, "boolean"),
         Variable("SmartChargingCtrlr", "Available", "true", RO, "boolean"),
         Variable("SmartChargingCtrlr", "ChargingProfileMaxStackLevel", "10", RO, "integer"),

@@ -8,6 +8,7 @@ from v2g_bench.lab.charger.coupling import charger_for
 from v2g_bench.lab.charger.profile_stack import ProfileStack
 from v2g_bench.lab.charger.station_defects import Defects
 
+from .certificates import CertificatesMixin
 from .charge_point import charge_point_class
 from .config import StationConfig
 from .connection import ConnectionMixin
@@ -18,7 +19,7 @@ from .smart_charging import SmartChargingMixin
 from .transactions import TransactionsMixin
 
 
-class StationService(ConnectionMixin, TransactionsMixin, SmartChargingMixin, ProvisioningMixin):
+class StationService(ConnectionMixin, TransactionsMixin, SmartChargingMixin, ProvisioningMixin, CertificatesMixin):
     """The simulated station; its methods back the control-port ops."""
 
     def __init__(self, plant, cfg: StationConfig):
@@ -102,6 +103,7 @@ class StationService(ConnectionMixin, TransactionsMixin, SmartChargingMixin, Pro
         self.defects.reset()
         self.network_profiles.clear()
         self.security_events.clear()
+        self._certs = {"pending": {}, "installed": {}, "retry": {}}
         self.pending_remote_profile, self.reset_pending = None, False
         self.authorized_token = self.pending_remote_start_id = None
         self.operative = True

@@ -442,7 +442,8 @@ class TransactionsMixin:
         if evse is not None and evse.get("id") not in (self.cfg.evse_id,):
             return "Rejected"
         known = {"BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "TransactionEvent",
-                 "LogStatusNotification", "FirmwareStatusNotification"}
+                 "LogStatusNotification", "FirmwareStatusNotification", "SignChargingStationCertificate",
+                 "SignV2GCertificate"}
         if what not in known and not self.defects.on("trigger_accepts_unknown"):
             return "NotImplemented"            # incl. a 2.1 CustomTrigger this station does not define
         if what == "BootNotification" and self.boot_accepted:
@@ -459,7 +460,7 @@ class TransactionsMixin:
             self.boot_reason = "Triggered"
             await self.boot()
         elif what == "Heartbeat" and self.defects.on("flood"):
-            for i in range(400):        # a burst without waiting for answers (bad input for the CSMS)
+            for i in range(60):         # a burst without waiting for answers (bad input for the CSMS)
                 await self.cp._send(json.dumps([2, f"flood-{uuid.uuid4().hex[:8]}-{i}", "Heartbeat", {}]))
         elif what == "Heartbeat" and self.defects.on("duplicate_message_id"):
             for _ in range(2):          # the same messageId twice: OCPP-J ids of CALLs are unique
@@ -474,6 +475,9 @@ class TransactionsMixin:
             await self._call("MeterValues", evse_id=self.cfg.evse_id, meter_value=self.sampled_values("Trigger"))
         elif what == "TransactionEvent" and self.tx_id:
             self.queue_tx_event("Updated", "Trigger", context="Trigger")
+        elif what in ("SignChargingStationCertificate", "SignV2GCertificate"):
+            from .certificates import KINDS
+            self.start_certificate_request(KINDS[what])
         elif what == "LogStatusNotification":
             await self._call("LogStatusNotification", status="Idle")
         elif what == "FirmwareStatusNotification":
