@@ -35,6 +35,26 @@ def reconnected_with_new_password(ctx):
                              f"{[e.detail for e in refused]})", req="TC_A_09_CS")
 
 
+def reconnected_with_basic_auth(ctx):
+    """After the power cycle the station's new connection was accepted with its Basic-auth credentials (the
+    CSMS refuses a connection without them: 401)."""
+    import time
+    sid = ctx.bench_profile.roles["csms"].options["station_id"]
+    t0 = ctx.vars["_case_t0"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        evs = [e for e in ctx.csms.connection_events if e.station == sid and e.t >= t0]
+        if any(e.kind == "accepted" for e in evs):
+            break
+        time.sleep(0.1)
+    evs = [e for e in ctx.csms.connection_events if e.station == sid and e.t >= t0]
+    ctx.attach("connections", [e.__dict__ for e in evs])
+    refused = [e.detail for e in evs if e.kind == "rejected"]
+    if refused or not any(e.kind == "accepted" for e in evs):
+        raise Nonconformance(f"the station's connection after the power cycle was refused: {refused[:2] or 'none came'}"
+                             f" (SP1: HTTP Basic auth with its identity and BasicAuthPassword)", req="TC_A_01_CS")
+
+
 def _ca():
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
@@ -179,6 +199,14 @@ CASES = [
               ocpp.call("TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"}),
               ocpp.answer(status="Accepted"),
               sign_requests(3, within_s=10, then_none_for_s=4.5)]),
+    tc("TC_A_01_CS", "SP1: the station connects with HTTP Basic auth (identity and password)", block="A",
+       requires=("SP1",), actions=("power_cycle",),
+       steps=[step("mark the start", mark_t0, kind="stimulus"),
+              ocpp.dut_action("power_cycle"),
+              step("the new connection is accepted with the station's Basic-auth credentials",
+                   reconnected_with_basic_auth, kind="expect"),
+              ocpp.expect("BootNotification", within_s=20, reason="PowerUp")]),
+
 ]
 
 test_block_a = cases_test(CASES)

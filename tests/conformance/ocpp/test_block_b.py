@@ -350,6 +350,18 @@ CASES = [
               *sv_accepted(("OCPPCommCtrlr", "NetworkConfigurationPriority", "0")),
               ocpp.call("GetVariables", gv(("OCPPCommCtrlr", "NetworkConfigurationPriority"))),
               ocpp.answer(getVariableResult=[{"attributeStatus": "Accepted", "attributeValue": "0"}])]),
+    tc("TC_B_102_CS", "ImmediateAndResume reset while energy transfer is suspended: resumed, still suspended",
+       block="B", versions=("2.1",), requires=("RESET",), actions=("start_transaction",),
+       steps=[*sv_accepted(("TxCtrlr", "TxResumptionTimeout", "120")),
+              ocpp.call("SetChargingProfile", lambda ctx: {"evseId": 1, "chargingProfile": ctx.csms.charging_profile(
+                  83, "TxDefaultProfile", [(0, 0)])}), ocpp.answer(status="Accepted"),
+              *started(),
+              ocpp.call("Reset", {"type": "ImmediateAndResume"}), ocpp.answer(status="Accepted"),
+              ocpp.expect("BootNotification", within_s=30, reason="RemoteReset"),
+              ocpp.expect("TransactionEvent", eventType="Updated", triggerReason="TxResumed", within_s=30,
+                          **{"transactionInfo.transactionId": TX,
+                             "transactionInfo.chargingState": one_of("SuspendedEVSE", "SuspendedEV")})]),
+
 ]
 
 test_block_b = cases_test(CASES)

@@ -366,6 +366,17 @@ CASES = [
               ocpp.expect("TransactionEvent", within_s=30, eventType="Ended",
                           **{"transactionInfo.transactionId": TX, "transactionInfo.stoppedReason": "PowerLoss"}),
               seq_nos_continuous()]),
+    tc("TC_E_116_CS", "Power loss longer than TxResumptionTimeout: the transaction ends", block="E",
+       versions=("2.1",), actions=("start_transaction", "power_cycle"),
+       steps=[*set_vars(("TxCtrlr", "TxResumptionTimeout", 2)),
+              *started(),
+              ocpp.dut_action("power_cycle", off_s=4),
+              ocpp.expect("BootNotification", within_s=30, reason="PowerUp"),
+              ocpp.expect("TransactionEvent", within_s=30, eventType="Ended",
+                          **{"transactionInfo.transactionId": TX,
+                             "transactionInfo.stoppedReason": one_of("PowerLoss", "Timeout")}),
+              ocpp.no_call("TransactionEvent", {"triggerReason": "TxResumed"}, for_s=0.5)]),
+
 ]
 
 test_block_e = cases_test(CASES)

@@ -95,6 +95,22 @@ def declared_unsupported(variable: str):
     return step(f"the station declares SmartChargingCtrlr.{variable} unsupported", check, kind="given")
 
 
+def dynamic(interval: int | None = None, **period):
+    """2.1 chargingProfileKind Dynamic (one period, updated by UpdateDynamicSchedule or pulled every
+    `interval` s); the startSchedule the builder gave it is kept."""
+    def edit(p):
+        p["chargingProfileKind"] = "Dynamic"
+        if interval is not None:
+            p["dynUpdateInterval"] = interval
+        p["chargingSchedule"][0]["chargingSchedulePeriod"][0].update(period)
+    return edit
+
+
+def csms_pulls_answer(update: dict):
+    def arrange(ctx):
+        ctx.csms.respond("PullDynamicScheduleUpdate", {"status": "Accepted", "scheduleUpdate": update}, times=20)
+    return step(f"the CSMS answers PullDynamicScheduleUpdate with scheduleUpdate {update}", arrange, kind="stimulus")
+
 POWER = dict(markers=("power",), requires=("DC_BPT",))
 
 CASES = [
@@ -325,6 +341,25 @@ CASES = [
        steps=[set_profile(1, "TxDefaultProfile", [(0, 0)], id=77,
                           edit=edit_periods(operationMode="Idle", evseSleep=True)),
               ocpp.answer(status="Rejected")]),
+    # -- 2.1 dynamic profiles (K28) ----------------------------------------------------------------------
+    tc("TC_K_122_CS", "Dynamic profile pushed by the CSMS: UpdateDynamicSchedule changes the limit", block="K",
+       versions=V21,
+       steps=[set_profile(1, "TxDefaultProfile", [(0, 6000)], id=80, edit=dynamic()), ocpp.answer(status="Accepted"),
+              ocpp.call("UpdateDynamicSchedule", {"chargingProfileId": 80, "scheduleUpdate": {"limit": 3500.0}}),
+              ocpp.answer(status="Accepted"),
+              composite(duration=60), ocpp.answer(first_limit(3500), of="composite")]),
+    tc("TC_K_121_CS", "Dynamic profile pulled by the station every dynUpdateInterval", block="K", versions=V21,
+       steps=[csms_pulls_answer({"limit": 2500.0}),
+              set_profile(1, "TxDefaultProfile", [(0, 6000)], id=81, edit=dynamic(1)), ocpp.answer(status="Accepted"),
+              ocpp.expect("PullDynamicScheduleUpdate", within_s=5, chargingProfileId=81),
+              ocpp.expect("PullDynamicScheduleUpdate", within_s=5, chargingProfileId=81, fresh=True),
+              composite(duration=60), ocpp.answer(first_limit(2500), of="composite")]),
+    tc("TC_K_123_CS", "Dynamic profile validation: more than one period refused", block="K", versions=V21,
+       steps=[set_profile(1, "TxDefaultProfile", [(0, 6000), (60, 3000)], id=82, edit=dynamic()),
+              ocpp.answer(status="Rejected"),
+              ocpp.call("UpdateDynamicSchedule", {"chargingProfileId": 82, "scheduleUpdate": {"limit": 1000.0}}),
+              ocpp.answer(status="Rejected")]),
+
 ]
 
 test_block_k = cases_test(CASES)

@@ -151,7 +151,12 @@ class StationHandlers:
 
 
 class DerHandlers:
-    """OCPP 2.1 block R (DER control): only on the 2.1 class."""
+    """OCPP 2.1 block R (DER control) and K28 dynamic schedules: only on the 2.1 class."""
+
+    @on("UpdateDynamicSchedule")
+    async def on_update_dynamic_schedule(self, charging_profile_id, schedule_update, **_):
+        return self.R.UpdateDynamicSchedule(status=self.station.update_dynamic(charging_profile_id,
+                                                                               camel(schedule_update)))
 
     @on("SetDERControl")
     async def on_set_der_control(self, is_default, control_id, control_type, **kw):

@@ -106,7 +106,7 @@ class ConnectionMixin:
             if not url.endswith("/" + self.cfg.station_id):
                 url = f"{url}/{self.cfg.station_id}"
             headers = {}
-            if a["security_profile"] in (1, 2) and a["password"] is not None:
+            if a["security_profile"] in (1, 2) and a["password"] is not None and not self.defects.on("no_basic_auth"):
                 tok = base64.b64encode(f"{self.cfg.station_id}:{a['password']}".encode()).decode()
                 headers["Authorization"] = f"Basic {tok}"
             subs = a["subprotocols"] if a["subprotocols"] is not None else [SUBPROTOCOLS[self.version]]

@@ -127,9 +127,19 @@ class StationService(ConnectionMixin, TransactionsMixin, SmartChargingMixin, Pro
             self.defects.set(set)
         return self.defects.listing()
 
-    async def power_cycle(self) -> dict:
+    async def power_cycle(self, off_s: float = 0.0) -> dict:
         """The lab switches the station off and on: the connection drops, the running transaction
-        ends (PowerLoss), the station boots again (PowerUp)."""
+        ends (PowerLoss) or is kept for resumption (TxResumptionTimeout), the station boots again (PowerUp)
+        after `off_s` seconds off."""
+        import time
+        self.power_lost_at = time.monotonic()
+        if off_s > 0:
+            self.network_up = False            # off: no connection until it is switched on again
+
+            async def switch_on():
+                await asyncio.sleep(float(off_s))
+                self.network_up = True
+            self._spawn(switch_on())
         if self.tx_id:
             await self.lose_power_during_transaction()
         self.boot_accepted = False

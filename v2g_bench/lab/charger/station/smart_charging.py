@@ -38,10 +38,44 @@ class SmartChargingMixin:
             return "Rejected", why
         if self.defects.on("charging_only_ignores_limit"):
             profile = _without_charging_only_limits(profile)
+        if self.defects.on("profile_duration_ignored"):
+            profile = {**profile, "chargingSchedule": [{k: v for k, v in s.items() if k != "duration"}
+                                                       for s in profile["chargingSchedule"]]}
         status, reason = self.profiles.add(evse_id, profile, active_tx=self.tx_id)
         if status == "Accepted":
             self.apply_now()
+            if profile.get("chargingProfileKind") == "Dynamic" and profile.get("dynUpdateInterval"):
+                self._spawn(self._pull_dynamic(profile["id"], float(profile["dynUpdateInterval"])))
         return status, reason
+
+    # -- 2.1 K28 dynamic profiles --------------------------------------------------------------------
+    def _dynamic(self, profile_id: int) -> dict | None:
+        for _, p in self.profiles.installed:
+            if p["id"] == profile_id and p.get("chargingProfileKind") == "Dynamic":
+                return p
+        return None
+
+    def update_dynamic(self, profile_id: int, update: dict) -> str:
+        """UpdateDynamicSchedule (push) / a PullDynamicScheduleUpdate answer: the Dynamic profile's one period
+        takes the new limit / setpoint / dischargeLimit."""
+        p = self._dynamic(profile_id)
+        if p is None:
+            return "Rejected"
+        if not self.defects.on("dynamic_update_ignored"):
+            period = p["chargingSchedule"][0]["chargingSchedulePeriod"][0]
+            period.update({k: v for k, v in update.items() if k != "customData"})
+            p["dynUpdateTime"] = iso(utcnow())
+            self.apply_now()
+        return "Accepted"
+
+    async def _pull_dynamic(self, profile_id: int, interval_s: float) -> None:
+        """K28.FR: the station asks for the Dynamic profile's update every dynUpdateInterval while it exists."""
+        while self._dynamic(profile_id) is not None and self.online:
+            r = await self._call("PullDynamicScheduleUpdate", charging_profile_id=profile_id)
+            if r.status == "Accepted" and r.schedule_update:
+                from v2g_bench.csms import compat
+                self.update_dynamic(profile_id, compat.snake_to_camel_case(r.schedule_update))
+            await asyncio.sleep(max(interval_s, 0.5))
 
     def _unsupported_21(self, profile: dict) -> str:
         """2.1 (K01, Q): a profile that uses a feature this station declares unsupported in its device model
@@ -54,6 +88,9 @@ class SmartChargingMixin:
                 "SmartChargingCtrlr", "SupportedAdditionalPurposes").split(","):
             return f"chargingProfilePurpose {purpose} is not supported"
         modes = dm("V2XChargingCtrlr", "SupportedOperationModes").split(",")
+        if profile.get("chargingProfileKind") == "Dynamic" and any(
+                len(s.get("chargingSchedulePeriod") or []) != 1 for s in profile.get("chargingSchedule") or []):
+            return "a Dynamic profile has exactly one chargingSchedulePeriod (its values are updated)"
         for sched in profile.get("chargingSchedule") or []:
             for key, var in (("useLocalTime", "SupportsUseLocalTime"), ("randomizedDelay", "SupportsRandomizedDelay"),
                              ("limitAtSoC", "SupportsLimitAtSoC")):

@@ -360,6 +360,8 @@ class TransactionsMixin:
         """Power loss (or an ImmediateAndResume reset) during a transaction: with TxResumptionTimeout > 0 the
         transaction is kept and resumed after the reboot (2.1 E17 / B13: Updated, triggerReason TxResumed);
         otherwise it ends (PowerLoss, sent after the reboot)."""
+        import time
+        self.power_lost_at = time.monotonic()
         if self.defects.on("power_loss_tx_lost"):
             self.tx_id = None                    # gone without a trace: no Ended, no TxResumed
             self.resume_tx = None
@@ -373,6 +375,15 @@ class TransactionsMixin:
         await self.stop_transaction(reason="PowerLoss", trigger="AbnormalCondition")
 
     def resume_after_boot(self) -> None:
+        import time
+        lost_for = time.monotonic() - (getattr(self, "power_lost_at", None) or time.monotonic())
+        if (self.resume_tx is not None and self.resume_tx == self.tx_id
+                and lost_for > int(self.device.get("TxCtrlr", "TxResumptionTimeout"))
+                and not self.defects.on("resumption_timeout_ignored")):
+            # E17: off longer than TxResumptionTimeout: the transaction is over (reported now)
+            self.resume_tx = None
+            self._spawn(self.stop_transaction(reason="PowerLoss", trigger="AbnormalCondition"))
+            return
         if self.resume_tx is not None and self.resume_tx == self.tx_id:
             self.queue_tx_event("Updated", "TxResumed" if self.version == "2.1" else "AbnormalCondition")
             self.apply_now()
