@@ -630,8 +630,8 @@ class CsmsServer:
             task = asyncio.ensure_future(old.ws.close(1000, "replaced by a new connection of the same station"))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
-        self._event("accepted", station_id, f"OCPP {version} (SP{self.options.security_profile})",
-                    101, ws.subprotocol)
+        self._event("accepted", station_id, f"OCPP {version} (SP{self.options.security_profile}) path "
+                    f"{ws.request.path if ws.request is not None else '?'}", 101, ws.subprotocol)
         try:
             await session.serve()
         finally:

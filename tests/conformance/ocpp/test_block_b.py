@@ -68,6 +68,93 @@ def nothing_but_boot_before_accepted(ctx):
                              f"CSMS asked for an interval of 2 s", req="TC_B_03_CS")
 
 
+def profile_to(url_of, slot: int = 1):
+    """SetNetworkProfile for `slot` whose ocppCsmsUrl is url_of(ctx) (SP1, the row's OCPP version)."""
+    def payload(ctx):
+        data = {"ocppTransport": "JSON", "ocppCsmsUrl": url_of(ctx), "messageTimeout": 30, "securityProfile": 1,
+                "ocppInterface": "Wired0", "ocppVersion": "OCPP20" if ctx.version == "2.0.1" else "OCPP21"}
+        return {"configurationSlot": slot, "connectionData": data}
+    return ocpp.call("SetNetworkProfile", payload)
+
+
+def csms_url_with_path(path: str):
+    def url(ctx):
+        from urllib.parse import urlsplit
+        u = urlsplit(ctx.csms.url)
+        return f"{u.scheme}://{u.netloc}{path}"
+    return url
+
+
+class _Listener:
+    """A real TCP listener on loopback that accepts and drops every connection, counting them: the endpoint
+    of a network profile the station cannot use (B10 fallback)."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.count = 0
+        self.stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True, name="b10-listener").start()
+
+    def _run(self):
+        import time
+        end = time.monotonic() + 90          # bounded even if the case never closes it
+        while not self.stop.is_set() and time.monotonic() < end:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.count += 1
+            c.close()
+        self.sock.close()
+
+
+def open_listener(ctx):
+    ctx.vars["_listener"] = _Listener()
+    ctx.attach("listener port", ctx.vars["_listener"].port)
+
+
+def listener_url(ctx):
+    return f"ws://127.0.0.1:{ctx.vars['_listener'].port}/ocpp"
+
+
+def closed_port_url(ctx):
+    import socket
+    s = socket.create_server(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()                                 # nothing listens there now
+    return f"ws://127.0.0.1:{port}/ocpp"
+
+
+def attempts_then_fallback(n: int):
+    def check(ctx):
+        from v2g_bench.errors import Nonconformance
+        lst = ctx.vars["_listener"]
+        lst.stop.set()
+        ctx.attach("attempts on the unusable profile", lst.count)
+        if lst.count != n:
+            raise Nonconformance(f"the station tried the unusable network profile {lst.count} time(s) before "
+                                 f"falling back; NetworkProfileConnectionAttempts is {n}", req="TC_B_49_CS")
+    return step(f"{n} attempts on the unusable profile, then the fallback", check, kind="expect")
+
+
+def connected_via(path_prefix: str):
+    def check(ctx):
+        import time
+        from v2g_bench.errors import Nonconformance
+        sid = ctx.bench_profile.roles["csms"].options["station_id"]
+        acc = [e for e in ctx.csms.connection_events if e.kind == "accepted" and e.station == sid]
+        ctx.attach("last connection", acc[-1].detail if acc else None)
+        if not acc or f"path {path_prefix}" not in acc[-1].detail:
+            raise Nonconformance(f"the station's connection after the reboot is {acc[-1].detail if acc else None!r}; "
+                                 f"expected the network profile with path {path_prefix}", req="B09.FR.01")
+        _ = time
+    return step(f"the station connected through the profile with path {path_prefix}", check, kind="expect")
+
+
 def sv_accepted(*triples):
     return [ocpp.call("SetVariables", sv(*triples), save_as="set"),
             ocpp.answer(results("setVariableResult", *(["Accepted"] * len(triples))), of="set")]
@@ -362,6 +449,31 @@ CASES = [
                           **{"transactionInfo.transactionId": TX,
                              "transactionInfo.chargingState": one_of("SuspendedEVSE", "SuspendedEV")})]),
 
+    # -- B09/B10: switching network profiles, falling back ----------------------------------------------
+    tc("TC_B_45_CS", "Switch to a new network connection profile (same CSMS)", block="B",
+       requires=("NETWORKPROFILES", "RESET"),
+       steps=[profile_to(csms_url_with_path("/alt")), ocpp.answer(status="Accepted"),
+              *sv_accepted(("OCPPCommCtrlr", "NetworkConfigurationPriority", "1,0")),
+              ocpp.call("Reset", {"type": "Immediate"}), ocpp.answer(status="Accepted"),
+              ocpp.expect("BootNotification", within_s=30, reason="RemoteReset"),
+              connected_via("/alt/")]),
+    tc("TC_B_46_CS", "Fallback to the previous network profile when the new one cannot connect", block="B",
+       requires=("NETWORKPROFILES", "RESET"),
+       steps=[profile_to(closed_port_url), ocpp.answer(status="Accepted"),
+              *sv_accepted(("OCPPCommCtrlr", "NetworkProfileConnectionAttempts", "1"),
+                           ("OCPPCommCtrlr", "NetworkConfigurationPriority", "1,0")),
+              ocpp.call("Reset", {"type": "Immediate"}), ocpp.answer(status="Accepted"),
+              ocpp.expect("BootNotification", within_s=30, reason="RemoteReset")]),
+    tc("TC_B_49_CS", "Fallback after NetworkProfileConnectionAttempts failed attempts", block="B",
+       requires=("NETWORKPROFILES", "RESET"),
+       steps=[step("a loopback endpoint that accepts and drops connections (counting them)", open_listener,
+                   kind="stimulus"),
+              profile_to(listener_url), ocpp.answer(status="Accepted"),
+              *sv_accepted(("OCPPCommCtrlr", "NetworkProfileConnectionAttempts", "2"),
+                           ("OCPPCommCtrlr", "NetworkConfigurationPriority", "1,0")),
+              ocpp.call("Reset", {"type": "Immediate"}), ocpp.answer(status="Accepted"),
+              ocpp.expect("BootNotification", within_s=30, reason="RemoteReset"),
+              attempts_then_fallback(2)]),
 ]
 
 test_block_b = cases_test(CASES)

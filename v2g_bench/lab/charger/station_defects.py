@@ -124,6 +124,8 @@ DEFECTS: dict[str, Defect] = {d.name: d for d in (
     Defect("no_basic_auth", "connects without its Basic-auth credentials (SP1)", "TC_A_01_CS[ocpp2.0.1]"),
     Defect("resumption_timeout_ignored", "resumes a transaction after a power loss longer than TxResumptionTimeout",
            "TC_E_116_CS[ocpp2.1]"),
+    Defect("no_network_fallback", "keeps trying a failing network profile instead of falling back to the next slot",
+           "TC_B_49_CS[ocpp2.0.1]"),
     Defect("flood", "sends a burst of CALLs without waiting for the answers (OCPP-J: one CALL in flight)",
            "TC_F_20_CS[ocpp2.1]"),
     Defect("disconnect_mid_case", "drops the connection instead of answering GetVariables", "TC_B_06_CS[ocpp2.0.1]"),

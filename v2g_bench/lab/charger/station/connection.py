@@ -98,10 +98,44 @@ class ConnectionMixin:
             ctx.load_cert_chain(a["client_cert"], a["client_key"])
         return ctx
 
+    def _slot_order(self) -> list[int]:
+        order = [int(x) for x in self.device.get("OCPPCommCtrlr", "NetworkConfigurationPriority").split(",")
+                 if x.strip().isdigit()]
+        return order or [0]
+
+    def _slot_connect_args(self) -> tuple[int, dict]:
+        """B09/B10: the connection profile to try now: NetworkConfigurationPriority in order, slot 0 being the
+        lab's configured connection; a slot is left for the next after NetworkProfileConnectionAttempts failed
+        attempts (and the list starts over after the last)."""
+        order = self._slot_order()
+        idx = getattr(self, "_slot_idx", 0) % len(order)
+        slot = order[idx]
+        data = self.network_profiles.get(slot)
+        if slot == 0 or data is None:
+            return slot, self._connect_args
+        a = dict(self._connect_args)
+        a.update(url=data["ocppCsmsUrl"], security_profile=int(data.get("securityProfile", 1)), subprotocols=None)
+        return slot, a
+
+    def _slot_failed(self, slot: int) -> None:
+        if len(self._slot_order()) < 2:
+            return
+        self._slot_failures = getattr(self, "_slot_failures", 0) + 1
+        if (self._slot_failures >= int(self.device.get("OCPPCommCtrlr", "NetworkProfileConnectionAttempts"))
+                and not self.defects.on("no_network_fallback")):
+            self._slot_idx = getattr(self, "_slot_idx", 0) + 1
+            self._slot_failures = 0
+            self.errors.append(f"network profile slot {slot}: giving up, next slot")
+
+    def _restart_slots(self) -> None:
+        self._slot_idx = 0
+        self._slot_failures = 0
+
     async def _connection_loop(self) -> None:
         attempt = 0
         while not self._stopping:
-            a = self._connect_args
+            slot, a = self._slot_connect_args()
+            connected_now = False
             url = a["url"].rstrip("/")
             if not url.endswith("/" + self.cfg.station_id):
                 url = f"{url}/{self.cfg.station_id}"
@@ -118,6 +152,9 @@ class ConnectionMixin:
                 async with connect(url, subprotocols=subs, additional_headers=headers, ssl=self._ssl(a),
                                    open_timeout=5, ping_interval=None, max_size=2 ** 20) as ws:
                     self.ws = ws
+                    connected_now = True
+                    self._slot_failures = 0
+                    self.active_slot = slot
                     attempt = 0
                     await self._session(ws)
             except (OSError, InvalidStatus, ConnectionClosed, asyncio.TimeoutError, ssl.SSLError) as e:
@@ -142,6 +179,8 @@ class ConnectionMixin:
                 self.cp = None
                 self.online = False
                 self.connected.clear()
+            if not connected_now:
+                self._slot_failed(slot)
             if self._stopping or not self._reconnect:
                 break
             if self._reboot_now:

@@ -116,6 +116,7 @@ class ProvisioningMixin:
         self.boot_accepted = False
         self.boot_reason = "RemoteReset"
         self.resets += 1
+        self._restart_slots()                 # a reboot starts over with the first slot of the priority
         if self.defects.on("availability_lost_on_reset"):
             self.operative = True
         if self.ws is not None:

@@ -102,6 +102,7 @@ class StationService(ConnectionMixin, TransactionsMixin, SmartChargingMixin, Pro
         self.device = DeviceModel(self.cfg)
         self.defects.reset()
         self.network_profiles.clear()
+        self._restart_slots()
         self.security_events.clear()
         self._certs = {"pending": {}, "installed": {}, "retry": {}}
         self.pending_remote_profile, self.reset_pending = None, False
