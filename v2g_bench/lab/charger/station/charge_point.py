@@ -5,6 +5,7 @@ One mixin for both versions; `charge_point_class(version)` puts it on the versio
 gives it the version's `call` / `call_result` modules."""
 from __future__ import annotations
 
+import asyncio
 import json
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -47,8 +48,14 @@ class StationHandlers:
             await self._send(json.dumps([4, uid, code, str(e.description)[:255], {}]))
             return
         st = self.station
+        m = json.loads(raw_msg) if not st.boot_accepted else None
+        if isinstance(m, list) and m and m[0] == 2 and st.boot_status is None:
+            # the answer to our BootNotification was read just before this CALL: let boot() take it in first
+            for _ in range(50):
+                await asyncio.sleep(0.01)
+                if st.boot_status is not None:
+                    break
         if st.boot_status == "Rejected" and not st.boot_accepted and not st.defects.on("answers_while_rejected"):
-            m = json.loads(raw_msg)
             if isinstance(m, list) and m and m[0] == 2:
                 # B03.FR.07/08: while its boot is Rejected the station executes no CSMS request
                 await self._send(json.dumps([4, m[1], "SecurityError", "BootNotification not accepted (Rejected)",

@@ -114,6 +114,7 @@ class ProvisioningMixin:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.2)
         self.boot_accepted = False
+        self.boot_status = None
         self.boot_reason = "RemoteReset"
         self.resets += 1
         self._restart_slots()                 # a reboot starts over with the first slot of the priority

@@ -35,6 +35,7 @@ class StationService(ConnectionMixin, TransactionsMixin, SmartChargingMixin, Pro
         self.connected = asyncio.Event()
         self.online = False                   # connected and booted: messages may go out
         self.boot_accepted = False
+        self.boot_status = None
         self.boot_status: str | None = None
         self.boot_reason = "PowerUp"
         self.network_up = True
@@ -144,6 +145,7 @@ class StationService(ConnectionMixin, TransactionsMixin, SmartChargingMixin, Pro
         if self.tx_id:
             await self.lose_power_during_transaction()
         self.boot_accepted = False
+        self.boot_status = None
         self.boot_reason = "PowerUp"
         if self.ws is not None:
             self._reboot_now = True
