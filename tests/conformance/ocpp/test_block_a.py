@@ -198,7 +198,7 @@ CASES = [
               step("mark the start", mark_t0, kind="stimulus"),
               ocpp.call("TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"}),
               ocpp.answer(status="Accepted"),
-              sign_requests(3, within_s=10, then_none_for_s=4.5)]),
+              sign_requests(3, within_s=6, then_none_for_s=4.5)]),
     tc("TC_A_01_CS", "SP1: the station connects with HTTP Basic auth (identity and password)", block="A",
        requires=("SP1",), actions=("power_cycle",),
        steps=[step("mark the start", mark_t0, kind="stimulus"),

@@ -396,7 +396,7 @@ CASES = [
               ocpp.dut_action("cut_network"),
               let_run(2.5),
               ocpp.dut_action("restore_network"),
-              ocpp.expect("StatusNotification", within_s=25, connectorStatus="Available", evseId=1, fresh=True)]),
+              ocpp.expect("StatusNotification", within_s=12, connectorStatus="Available", evseId=1, fresh=True)]),
     tc("TC_B_52_CS", "Offline shorter than OfflineThreshold: no unchanged status sent again", block="B",
        actions=("cut_network", "restore_network"),
        steps=[*sv_accepted(("OCPPCommCtrlr", "OfflineThreshold", "300")),
@@ -472,7 +472,7 @@ CASES = [
               *sv_accepted(("OCPPCommCtrlr", "NetworkProfileConnectionAttempts", "2"),
                            ("OCPPCommCtrlr", "NetworkConfigurationPriority", "1,0")),
               ocpp.call("Reset", {"type": "Immediate"}), ocpp.answer(status="Accepted"),
-              ocpp.expect("BootNotification", within_s=30, reason="RemoteReset"),
+              ocpp.expect("BootNotification", within_s=15, reason="RemoteReset"),
               attempts_then_fallback(2)]),
 ]
 

@@ -92,7 +92,7 @@ CASES = [
               ocpp.call("RequestStopTransaction", {"transactionId": V("started.transactionInfo.transactionId")}),
               ocpp.answer(status="Accepted"),
               ocpp.expect("TransactionEvent", within_s=10, eventType="Ended"),
-              ocpp.expect("StatusNotification", connectorStatus="Unavailable", within_s=10)]),
+              ocpp.expect("StatusNotification", connectorStatus="Unavailable", within_s=5, fresh=True)]),
     tc("TC_P_01_CS", "DataTransfer with an unknown vendor refused", block="P",
        steps=[ocpp.call("DataTransfer", {"vendorId": "com.example.unknown-vendor", "messageId": "Hello"}),
               ocpp.answer(status="UnknownVendorId")]),

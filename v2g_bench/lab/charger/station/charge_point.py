@@ -109,6 +109,8 @@ class StationHandlers:
 
     @on("GetTransactionStatus")
     async def on_get_transaction_status(self, transaction_id=None, **_):
+        # an answer to a queued event read just before this CALL: let the sender take it off the queue first
+        await asyncio.sleep(0.02)
         return self.R.GetTransactionStatus(**self.station.transaction_status(transaction_id))
 
     # -- A security: certificates ----------------------------------------------------------------

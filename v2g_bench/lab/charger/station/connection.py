@@ -45,6 +45,7 @@ class ConnectionMixin:
         self.security_profile = security_profile
         self.device.put("SecurityCtrlr", "SecurityProfile", str(security_profile))
         self._stopping = False
+        self._connections = 0                 # connections since this connect (defect no_basic_auth: 2nd on)
         self._reconnect = reconnect
         self.network_up = True
         self.boot_accepted = False          # a (re)configured station boots
@@ -140,7 +141,8 @@ class ConnectionMixin:
             if not url.endswith("/" + self.cfg.station_id):
                 url = f"{url}/{self.cfg.station_id}"
             headers = {}
-            if a["security_profile"] in (1, 2) and a["password"] is not None and not self.defects.on("no_basic_auth"):
+            drop_auth = self.defects.on("no_basic_auth") and getattr(self, "_connections", 0) > 0
+            if a["security_profile"] in (1, 2) and a["password"] is not None and not drop_auth:
                 tok = base64.b64encode(f"{self.cfg.station_id}:{a['password']}".encode()).decode()
                 headers["Authorization"] = f"Basic {tok}"
             subs = a["subprotocols"] if a["subprotocols"] is not None else [SUBPROTOCOLS[self.version]]
@@ -152,6 +154,7 @@ class ConnectionMixin:
                 async with connect(url, subprotocols=subs, additional_headers=headers, ssl=self._ssl(a),
                                    open_timeout=5, ping_interval=None, max_size=2 ** 20) as ws:
                     self.ws = ws
+                    self._connections = getattr(self, "_connections", 0) + 1
                     connected_now = True
                     self._slot_failures = 0
                     self.active_slot = slot
