@@ -193,7 +193,7 @@ CASES = [
                                                               "variable": {"name": "HeartbeatInterval"}}]}),
               ocpp.answer(getVariableResult=[{"attributeStatus": "Accepted"}])]),
     tc("TC_A_23_CS", "No CertificateSigned after the request: the station repeats it (doubling), then stops",
-       block="A",
+       block="A", slow=True,                                # 1 + 2 + 4 s of CertSigningWaitMinimum doubling
        steps=[*cert_timing(1, 2),
               step("mark the start", mark_t0, kind="stimulus"),
               ocpp.call("TriggerMessage", {"requestedMessage": "SignChargingStationCertificate"}),

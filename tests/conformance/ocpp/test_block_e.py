@@ -305,7 +305,7 @@ CASES = [
               status_of(TX), ocpp.answer(ongoingIndicator=False, messagesInQueue=True)]),
     # -- retries of TransactionEvent (E13) -------------------------------------------------------------
     tc("TC_E_42_CS", "TransactionEvent unanswered once, accepted on the next attempt", block="E",
-       actions=("start_transaction",),
+       actions=("start_transaction",), slow=True,          # waits out MessageTimeout (10 s)
        steps=[tx_updated_every(0), *set_vars(*RETRY), *started(),
               csms_answers_transaction_events("none", times=1, what="no answer"),
               *retried_event(),
@@ -318,7 +318,7 @@ CASES = [
               *retried_event(),
               attempts_of_one_event(2, then_none_for_s=12.0, req="E13.FR.03")]),
     tc("TC_E_50_CS", "TransactionEvent retries exhausted when the CSMS answers CALLERROR", block="E",
-       actions=("start_transaction",),
+       actions=("start_transaction",), slow=True,          # 1 + 2 s of retry intervals, then 4 s of silence
        steps=[tx_updated_every(0), *set_vars(*RETRY), *started(),
               csms_answers_transaction_events("callerror", times=5, what="CALLERROR InternalError"),
               *retried_event(),

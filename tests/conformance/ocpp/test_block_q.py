@@ -80,7 +80,7 @@ CASES = [
               ocpp.expect("TransactionEvent", within_s=10, eventType="Updated", triggerReason="MeterValuePeriodic",
                           meterValue=has_measurand("Energy.Active.Export.Register"))]),
     tc("TC_Q_107_CS", "Charge-only before V2X: a ChargingOnly period's limit holds, then a discharge setpoint",
-       block="Q", covers=("V2GB-OCPP-PWR-01",), **POWER,
+       block="Q", covers=("V2GB-OCPP-PWR-01",), slow=True, **POWER,       # a 14 s measured profile
        steps=[*started(),
               judge.record_dc_power(), let_run(1.0),
               set_profile(1, "TxProfile", [(0, 0)], id=63, tx=TX, edit=with_periods(
