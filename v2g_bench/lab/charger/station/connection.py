@@ -50,6 +50,11 @@ class ConnectionMixin:
         self.network_up = True
         self.boot_accepted = False          # a (re)configured station boots
         self.boot_reason = "PowerUp"
+        if self._conn_task is not None and not self._conn_task.done() and not self.online:
+            # a loop left mid back-off / mid a rejected boot by the previous test (or a profile slot that
+            # cannot connect) would answer with its stale first result: a (re)configured station starts over
+            self._conn_task.cancel()
+            await asyncio.gather(self._conn_task, return_exceptions=True)
         if self._conn_task is None or self._conn_task.done():
             self._first_result = asyncio.get_running_loop().create_future()
             self._conn_task = asyncio.ensure_future(self._connection_loop())
