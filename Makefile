@@ -1,5 +1,5 @@
 # The two commands of the README. Each does its own set-up (scripts/bootstrap.sh, idempotent).
-.PHONY: run test bootstrap bench clean lint mutation scenarios scale mutation-iso mutation-ocpp fuzz soak
+.PHONY: run test bootstrap bench clean lint mutation scenarios scale mutation-iso mutation-ocpp mutation-ocpp-new fuzz soak
 V := .venv/bin
 
 bootstrap:
@@ -41,6 +41,12 @@ mutation-ocpp: bootstrap
 	rm -f reports/mutation-ocpp.jsonl
 	V2G_MUTATION=full V2G_MUTATION_OUT=reports/mutation-ocpp.jsonl $(V)/python -m pytest -n 2 -p no:cacheprovider tests/conformance/ocpp/test_station_mutations.py -q $(PYTEST_ARGS)
 	$(V)/python -m v2g_bench.lab.charger.station_defects matrix reports/mutation-ocpp.jsonl
+
+# The second batch of OCPP cases, each against the defect shown to make it fail (NEW_KILLS; ~6 min)
+mutation-ocpp-new: bootstrap
+	rm -f reports/mutation-ocpp-new.jsonl
+	V2G_MUTATION=new V2G_MUTATION_OUT=reports/mutation-ocpp-new.jsonl $(V)/python -m pytest -n 2 -p no:cacheprovider tests/conformance/ocpp/test_station_mutations.py -q $(PYTEST_ARGS)
+	$(V)/python -m v2g_bench.lab.charger.station_defects matrix reports/mutation-ocpp-new.jsonl
 
 # Fuzz campaign of every interface the bench faces (issue 16, docs/fuzzing.md): FUZZ_SECONDS total, niced;
 # prints inputs/typed errors/crashes/hangs/memory per target; FUZZ_TARGETS=exi,scpi,... for a subset

@@ -32,7 +32,7 @@ def tc(case_id: str, title: str, *, block: str, steps: list[Step], covers: tuple
        versions: tuple[str, ...] = BOTH, given: list[Step] | None = None, connect: bool = True, **kw) -> Case:
     """A charging-station case row: standard OCPP, the block's name, the TC ID among the covered IDs, the
     station connected (and the DUT actions checked) before the steps."""
-    pre = [actions_available()] + ([ocpp.connected()] if connect else []) + list(given or [])
+    pre = [actions_available(), csms_defaults()] + ([ocpp.connected()] if connect else []) + list(given or [])
     return Case(case_id, title=title, standard="OCPP", block=BLOCKS[block], covers=(case_id, *covers),
                 versions=versions, given=pre, steps=[*steps, conformant()], side="CS", **kw)
 
@@ -50,6 +50,18 @@ class conformant(Step):  # noqa: N801
             ctx.csms.assert_conformant()
         except Nonconformance as e:
             raise Nonconformance(str(e), req=e.req or ctx.case.covers[0]) from None
+
+
+class csms_defaults(Step):  # noqa: N801
+    """Given: the CSMS answers with its defaults (answers a previous case arranged and did not use up, e.g. a
+    CALLERROR for the next 5 TransactionEvents, must not leak into this one)."""
+
+    kind = "given"
+    name = "the CSMS answers with its defaults"
+    req = None
+
+    def run(self, ctx):
+        ctx.csms.clear_overrides()
 
 
 class actions_available(Step):  # noqa: N801

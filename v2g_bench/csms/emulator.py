@@ -395,7 +395,8 @@ class CSMSEmulator(RoleDriver):
         try:
             frame = self._run(s.call(action, payload, timeout=t, validate=validate), t)
         except ConnectionError as e:
-            raise self._failure(f"{action}: {e}", t0, s.id) from None
+            raise self._failure(f"{action}: {e} before answering it (OCPP-J 4.1: every CALL is answered by a "
+                                f"CALLRESULT or CALLERROR)", t0, s.id) from None
         except Nonconformance as e:            # no answer in time
             if self._not_the_station(t0, s.id):
                 raise self._failure(str(e), t0, s.id) from None

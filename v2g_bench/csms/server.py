@@ -46,6 +46,7 @@ MAX_MESSAGE_ID_LEN = 36          # OCPP-J: messageId is a string of at most 36 c
 MIN_PASSWORD_LEN = 16            # OCPP 2.x A00.FR.205: BasicAuthPassword has 16..40(..64) characters
 PASSWORD_STRING = re.compile(r"[a-zA-Z0-9*\-_=:+|@.]*")   # Part 2 §2.1.4 passwordString characters
 MAX_VIOLATIONS_KEPT = 10_000     # per server; more are counted, not kept
+FLOOD_BACKLOG = 8                # frames queued behind the one being read: a station not waiting for answers
 NO_ANSWER = object()             # override value: swallow the CALL (tests the station's timeout)
 
 
@@ -265,6 +266,7 @@ class StationSession:
         self.closed = asyncio.Event()
         self.close_detail = ""
         self.raw_ids: set[str] = set()      # ids of frames the test sent raw: their answers are expected
+        self.flood_flagged = False
         self._tokens, self._t_tokens = 2 * server.options.flood_limit_per_s, time.monotonic()   # flood guard
 
     # -- inbound ---------------------------------------------------------------------------
@@ -275,9 +277,24 @@ class StationSession:
                     # a flooding station would hog the loop every other station's answers wait on
                     rate = self.server.options.flood_limit_per_s
                     self.server._event("flooding", self.id, f"more than {rate:g} frames/s: connection closed")
+                    # the frame that broke the limit is evidence and fails the case that caused it
+                    srv = self.server
+                    frame = srv.recorder.record(station=self.id, direction="in", raw=raw)
+                    try:
+                        m = json.loads(raw)
+                        frame.msg_type, frame.unique_id = m[0], m[1]
+                        frame.action = m[2] if m[0] == CALL else None
+                    except (ValueError, TypeError, IndexError, KeyError):
+                        pass
+                    frame.problems.append(f"flooding: more than {rate:g} frames/s (a {2 * rate:g}-frame burst) - "
+                                          f"OCPP-J 4.1.1: a CALL waits for the answer to the previous one; the CSMS "
+                                          f"closed the connection (1008) and keeps serving")
+                    srv.add_violation(frame)
+                    srv.recorder.write(frame)
+                    srv.notify()
                     await self.ws.close(1008, f"flooding: more than {rate:g} frames/s")
                     break
-                await self.on_frame(raw)
+                await self.on_frame(raw, backlog=self._backlog())
         except ConnectionClosed:
             pass
         finally:
@@ -294,6 +311,16 @@ class StationSession:
                     fut.set_exception(ConnectionError(f"station {self.id} disconnected ({self.close_detail})"))
             self.closed.set()
 
+    def _backlog(self) -> int:
+        """Frames from the station already received and waiting behind this one (websockets' receive queue;
+        0 when the library does not expose it). A station that keeps one CALL in flight leaves at most one
+        or two there."""
+        q = getattr(getattr(self.ws, "recv_messages", None), "frames", None)
+        try:
+            return len(q) if q is not None else 0
+        except TypeError:
+            return 0
+
     def _within_rate(self) -> bool:
         """Token bucket: `flood_limit_per_s` frames per second, bursts of two seconds' worth."""
         rate = self.server.options.flood_limit_per_s
@@ -307,11 +334,17 @@ class StationSession:
         self._tokens -= 1
         return True
 
-    async def on_frame(self, raw: str | bytes) -> None:
+    async def on_frame(self, raw: str | bytes, backlog: int = 0) -> None:
         srv = self.server
         frame = srv.recorder.record(station=self.id, direction="in", raw=raw)
         try:
             reply = self._parse_and_answer(frame, raw)
+            if backlog >= FLOOD_BACKLOG and not self.flood_flagged:
+                # once per connection: the verdict needs the first, the evidence file keeps them all
+                self.flood_flagged = True
+                frame.problems.append(f"flooding: {backlog} more frames were already waiting behind this "
+                                      f"{frame.action or 'frame'} - the station did not wait for the answers "
+                                      f"(OCPP-J 4.1.1: one CALL in flight at a time)")
         finally:
             if frame.problems:
                 srv.add_violation(frame)
@@ -651,8 +684,8 @@ class CsmsServer:
             task = asyncio.ensure_future(old.ws.close(1000, "replaced by a new connection of the same station"))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
-        self._event("accepted", station_id, f"OCPP {version} (SP{self.options.security_profile})",
-                    101, ws.subprotocol)
+        self._event("accepted", station_id, f"OCPP {version} (SP{self.options.security_profile}) path "
+                    f"{ws.request.path if ws.request is not None else '?'}", 101, ws.subprotocol)
         try:
             await session.serve()
         finally:

@@ -3,7 +3,9 @@ cases as rows. The bench plays the CSMS; see docs/ocpp-suite.md for the case x d
 from v2g_bench.conformance import V, cases_test, step
 from v2g_bench.conformance import ocpp
 from v2g_bench.conformance.match import ANY, one_of, present
-from v2g_bench.conformance.ocpp_steps import report, report_has, started, tc
+from v2g_bench.conformance.ocpp_steps import let_run, report, report_has, started, tc
+
+TX = V("started.transactionInfo.transactionId")
 
 
 def gv(*pairs, attr=None):
@@ -64,6 +66,142 @@ def nothing_but_boot_before_accepted(ctx):
     if len(boots) >= 2 and boots[1] - boots[0] < 2 - 0.2:
         raise Nonconformance(f"the station retried its BootNotification after {boots[1] - boots[0]:.2f} s; the "
                              f"CSMS asked for an interval of 2 s", req="TC_B_03_CS")
+
+
+def profile_to(url_of, slot: int = 1):
+    """SetNetworkProfile for `slot` whose ocppCsmsUrl is url_of(ctx) (SP1, the row's OCPP version)."""
+    def payload(ctx):
+        data = {"ocppTransport": "JSON", "ocppCsmsUrl": url_of(ctx), "messageTimeout": 30, "securityProfile": 1,
+                "ocppInterface": "Wired0", "ocppVersion": "OCPP20" if ctx.version == "2.0.1" else "OCPP21"}
+        return {"configurationSlot": slot, "connectionData": data}
+    return ocpp.call("SetNetworkProfile", payload)
+
+
+def csms_url_with_path(path: str):
+    def url(ctx):
+        from urllib.parse import urlsplit
+        u = urlsplit(ctx.csms.url)
+        return f"{u.scheme}://{u.netloc}{path}"
+    return url
+
+
+class _Listener:
+    """A real TCP listener on loopback that accepts and drops every connection, counting them: the endpoint
+    of a network profile the station cannot use (B10 fallback)."""
+
+    def __init__(self):
+        import socket
+        import threading
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.count = 0
+        self.stop = threading.Event()
+        threading.Thread(target=self._run, daemon=True, name="b10-listener").start()
+
+    def _run(self):
+        import time
+        end = time.monotonic() + 90          # bounded even if the case never closes it
+        while not self.stop.is_set() and time.monotonic() < end:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.count += 1
+            c.close()
+        self.sock.close()
+
+
+def open_listener(ctx):
+    ctx.vars["_listener"] = _Listener()
+    ctx.attach("listener port", ctx.vars["_listener"].port)
+
+
+def listener_url(ctx):
+    return f"ws://127.0.0.1:{ctx.vars['_listener'].port}/ocpp"
+
+
+def closed_port_url(ctx):
+    import socket
+    s = socket.create_server(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()                                 # nothing listens there now
+    return f"ws://127.0.0.1:{port}/ocpp"
+
+
+def attempts_then_fallback(n: int):
+    def check(ctx):
+        from v2g_bench.errors import Nonconformance
+        lst = ctx.vars["_listener"]
+        lst.stop.set()
+        ctx.attach("attempts on the unusable profile", lst.count)
+        if lst.count != n:
+            raise Nonconformance(f"the station tried the unusable network profile {lst.count} time(s) before "
+                                 f"falling back; NetworkProfileConnectionAttempts is {n}", req="TC_B_49_CS")
+    return step(f"{n} attempts on the unusable profile, then the fallback", check, kind="expect")
+
+
+def connected_via(path_prefix: str):
+    def check(ctx):
+        import time
+        from v2g_bench.errors import Nonconformance
+        sid = ctx.bench_profile.roles["csms"].options["station_id"]
+        acc = [e for e in ctx.csms.connection_events if e.kind == "accepted" and e.station == sid]
+        ctx.attach("last connection", acc[-1].detail if acc else None)
+        if not acc or f"path {path_prefix}" not in acc[-1].detail:
+            raise Nonconformance(f"the station's connection after the reboot is {acc[-1].detail if acc else None!r}; "
+                                 f"expected the network profile with path {path_prefix}", req="B09.FR.01")
+        _ = time
+    return step(f"the station connected through the profile with path {path_prefix}", check, kind="expect")
+
+
+def sv_accepted(*triples):
+    return [ocpp.call("SetVariables", sv(*triples), save_as="set"),
+            ocpp.answer(results("setVariableResult", *(["Accepted"] * len(triples))), of="set")]
+
+
+def note_connections(ctx):
+    sid = ctx.bench_profile.roles["csms"].options["station_id"]
+    ctx.vars["_accepted_before"] = sum(1 for e in ctx.csms.connection_events if e.kind == "accepted" and e.station == sid)
+
+
+def reconnected_then_silent(for_s: float):
+    """After the lab restored the network the station reconnects (back-off); from the restore until `for_s`
+    after the reconnection it sends no StatusNotification (B04: offline shorter than OfflineThreshold and no
+    connector changed state)."""
+    def check(ctx):
+        import time
+        from v2g_bench.errors import Nonconformance
+        sid = ctx.bench_profile.roles["csms"].options["station_id"]
+        restored = ctx.last_wire_t
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            n = sum(1 for e in ctx.csms.connection_events if e.kind == "accepted" and e.station == sid)
+            if n > ctx.vars["_accepted_before"]:
+                break
+            time.sleep(0.1)
+        else:
+            raise Nonconformance("the station did not reconnect within 30 s after its network came back",
+                                 req="TC_B_52_CS")
+        time.sleep(for_s)
+        sent = [f for f in ctx.csms.frames if f.direction == "in" and f.msg_type == 2
+                and f.action == "StatusNotification" and f.t >= restored]
+        if sent:
+            raise Nonconformance(f"the station re-sent StatusNotification {sent[0].payload} after a short offline "
+                                 f"period in which no connector changed", req="TC_B_52_CS")
+    return step(f"the station reconnects and sends no StatusNotification ({for_s:g} s after)", check, kind="expect")
+
+
+def boot_rejected_then_call(ctx):
+    """While the boot is Rejected, a CSMS request is answered with CALLERROR SecurityError (B03)."""
+    from v2g_bench.errors import Nonconformance
+    f = ctx.csms.call_frame("GetVariables", gv(("OCPPCommCtrlr", "HeartbeatInterval")), validate=True)
+    ctx.attach("answer while Rejected", f.payload)
+    code = f.payload.get("errorCode") if f.msg_type == 4 else None
+    if code != "SecurityError":
+        raise Nonconformance(f"while its boot was Rejected the station answered GetVariables with "
+                             f"{'CALLERROR ' + str(code) if code else 'a CALLRESULT ' + str(f.payload)[:120]}; "
+                             f"expected CALLERROR SecurityError", req="TC_B_30_CS")
 
 
 CASES = [
@@ -243,6 +381,99 @@ CASES = [
     tc("TC_B_108_CS", "The active network profile slot cannot be overwritten", block="B", versions=("2.1",),
        requires=("NETWORKPROFILES",),
        steps=[ocpp.call("SetNetworkProfile", network_profile(0)), ocpp.answer(status="Rejected")]),
+    # -- second batch ------------------------------------------------------------------------------------
+    tc("TC_B_30_CS", "While the boot is Rejected, CSMS requests are answered with SecurityError", block="B",
+       actions=("power_cycle",),
+       steps=[boot_answers("Rejected", interval=5),
+              ocpp.dut_action("power_cycle"),
+              ocpp.expect("BootNotification", within_s=20, save_as="rejected_boot"),
+              step("the CSMS sends GetVariables while the boot is Rejected: CALLERROR SecurityError",
+                   boot_rejected_then_call, kind="expect"),
+              ocpp.expect("BootNotification", within_s=30, fresh=True)]),
+    tc("TC_B_51_CS", "Offline longer than OfflineThreshold: the connector statuses are sent again", block="B",
+       actions=("cut_network", "restore_network"),
+       steps=[*sv_accepted(("OCPPCommCtrlr", "OfflineThreshold", "1")),
+              ocpp.dut_action("cut_network"),
+              let_run(2.5),
+              ocpp.dut_action("restore_network"),
+              ocpp.expect("StatusNotification", within_s=12, connectorStatus="Available", evseId=1, fresh=True)]),
+    tc("TC_B_52_CS", "Offline shorter than OfflineThreshold: no unchanged status sent again", block="B",
+       actions=("cut_network", "restore_network"),
+       steps=[*sv_accepted(("OCPPCommCtrlr", "OfflineThreshold", "300")),
+              step("count the station's connections so far", note_connections, kind="stimulus"),
+              ocpp.dut_action("cut_network"),
+              let_run(1.0),
+              ocpp.dut_action("restore_network"),
+              reconnected_then_silent(2.0)]),
+    tc("TC_B_104_CS", "ImmediateAndResume reset without a transaction", block="B", versions=("2.1",),
+       requires=("RESET",),
+       steps=[ocpp.call("Reset", {"type": "ImmediateAndResume"}), ocpp.answer(status="Accepted"),
+              ocpp.expect("BootNotification", within_s=30, reason="RemoteReset")]),
+    tc("TC_B_101_CS", "ImmediateAndResume reset with TxResumptionTimeout 0: the transaction ends", block="B",
+       versions=("2.1",), requires=("RESET",), actions=("start_transaction",),
+       steps=[*sv_accepted(("TxCtrlr", "TxResumptionTimeout", "0")),
+              *started(),
+              ocpp.call("Reset", {"type": "ImmediateAndResume"}), ocpp.answer(status="Accepted"),
+              ocpp.expect("TransactionEvent", eventType="Ended", triggerReason="ResetCommand", within_s=15,
+                          **{"transactionInfo.transactionId": TX, "transactionInfo.stoppedReason": "ImmediateReset"}),
+              ocpp.expect("BootNotification", within_s=30, reason="RemoteReset")]),
+    tc("TC_B_103_CS", "ImmediateAndResume reset resumes the transaction after the reboot", block="B",
+       versions=("2.1",), requires=("RESET",), actions=("start_transaction",),
+       steps=[*sv_accepted(("TxCtrlr", "TxResumptionTimeout", "120")),
+              *started(),
+              ocpp.call("Reset", {"type": "ImmediateAndResume"}), ocpp.answer(status="Accepted"),
+              ocpp.expect("BootNotification", within_s=30, reason="RemoteReset"),
+              ocpp.expect("TransactionEvent", eventType="Updated", triggerReason="TxResumed", within_s=30,
+                          **{"transactionInfo.transactionId": TX}),
+              ocpp.no_call("TransactionEvent", {"eventType": "Ended"}, for_s=0.5)]),
+    tc("TC_B_107_CS", "NetworkConfigurationPriority: add and remove slots; an empty slot is refused", block="B",
+       versions=("2.1",), requires=("NETWORKPROFILES",),
+       steps=[ocpp.call("SetNetworkProfile", network_profile(1)), ocpp.answer(status="Accepted"),
+              *sv_accepted(("OCPPCommCtrlr", "NetworkConfigurationPriority", "0,1")),
+              ocpp.call("GetVariables", gv(("OCPPCommCtrlr", "NetworkConfigurationPriority"))),
+              ocpp.answer(getVariableResult=[{"attributeStatus": "Accepted", "attributeValue": "0,1"}]),
+              ocpp.call("SetVariables", sv(("OCPPCommCtrlr", "NetworkConfigurationPriority", "0,2"))),
+              ocpp.answer(results("setVariableResult", "Rejected")),
+              *sv_accepted(("OCPPCommCtrlr", "NetworkConfigurationPriority", "0")),
+              ocpp.call("GetVariables", gv(("OCPPCommCtrlr", "NetworkConfigurationPriority"))),
+              ocpp.answer(getVariableResult=[{"attributeStatus": "Accepted", "attributeValue": "0"}])]),
+    tc("TC_B_102_CS", "ImmediateAndResume reset while energy transfer is suspended: resumed, still suspended",
+       block="B", versions=("2.1",), requires=("RESET",), actions=("start_transaction",),
+       steps=[*sv_accepted(("TxCtrlr", "TxResumptionTimeout", "120")),
+              ocpp.call("SetChargingProfile", lambda ctx: {"evseId": 1, "chargingProfile": ctx.csms.charging_profile(
+                  83, "TxDefaultProfile", [(0, 0)])}), ocpp.answer(status="Accepted"),
+              *started(),
+              ocpp.call("Reset", {"type": "ImmediateAndResume"}), ocpp.answer(status="Accepted"),
+              ocpp.expect("BootNotification", within_s=30, reason="RemoteReset"),
+              ocpp.expect("TransactionEvent", eventType="Updated", triggerReason="TxResumed", within_s=30,
+                          **{"transactionInfo.transactionId": TX,
+                             "transactionInfo.chargingState": one_of("SuspendedEVSE", "SuspendedEV")})]),
+
+    # -- B09/B10: switching network profiles, falling back ----------------------------------------------
+    tc("TC_B_45_CS", "Switch to a new network connection profile (same CSMS)", block="B",
+       requires=("NETWORKPROFILES", "RESET"),
+       steps=[profile_to(csms_url_with_path("/alt")), ocpp.answer(status="Accepted"),
+              *sv_accepted(("OCPPCommCtrlr", "NetworkConfigurationPriority", "1,0")),
+              ocpp.call("Reset", {"type": "Immediate"}), ocpp.answer(status="Accepted"),
+              ocpp.expect("BootNotification", within_s=30, reason="RemoteReset"),
+              connected_via("/alt/")]),
+    tc("TC_B_46_CS", "Fallback to the previous network profile when the new one cannot connect", block="B",
+       requires=("NETWORKPROFILES", "RESET"),
+       steps=[profile_to(closed_port_url), ocpp.answer(status="Accepted"),
+              *sv_accepted(("OCPPCommCtrlr", "NetworkProfileConnectionAttempts", "1"),
+                           ("OCPPCommCtrlr", "NetworkConfigurationPriority", "1,0")),
+              ocpp.call("Reset", {"type": "Immediate"}), ocpp.answer(status="Accepted"),
+              ocpp.expect("BootNotification", within_s=30, reason="RemoteReset")]),
+    tc("TC_B_49_CS", "Fallback after NetworkProfileConnectionAttempts failed attempts", block="B",
+       requires=("NETWORKPROFILES", "RESET"),
+       steps=[step("a loopback endpoint that accepts and drops connections (counting them)", open_listener,
+                   kind="stimulus"),
+              profile_to(listener_url), ocpp.answer(status="Accepted"),
+              *sv_accepted(("OCPPCommCtrlr", "NetworkProfileConnectionAttempts", "2"),
+                           ("OCPPCommCtrlr", "NetworkConfigurationPriority", "1,0")),
+              ocpp.call("Reset", {"type": "Immediate"}), ocpp.answer(status="Accepted"),
+              ocpp.expect("BootNotification", within_s=15, reason="RemoteReset"),
+              attempts_then_fallback(2)]),
 ]
 
 test_block_b = cases_test(CASES)

@@ -96,7 +96,24 @@ CASES = [
     tc("TC_F_26_CS", "Trigger BootNotification refused after an accepted boot", block="F",
        steps=[trigger("BootNotification"), ocpp.answer(status="Rejected"), ocpp.no_call("BootNotification", for_s=1)]),
     tc("TC_F_27_CS", "Trigger for a message the station does not implement", block="F",
-       steps=[trigger("SignV2GCertificate"), ocpp.answer(status="NotImplemented")]),
+       steps=[trigger("PublishFirmwareStatusNotification"), ocpp.answer(status="NotImplemented")]),
+    # -- second batch ------------------------------------------------------------------------------------
+    tc("TC_F_04_CS", "Remote start, the EV never plugs in: the transaction times out", block="F",
+       steps=[ocpp.call("SetVariables", {"setVariableData": [{"component": {"name": "TxCtrlr"},
+                                                              "variable": {"name": "EVConnectionTimeOut"},
+                                                              "attributeValue": "2"}]}, save_as="setting"),
+              ocpp.answer(setVariableResult=[{"attributeStatus": "Accepted"}], of="setting"),
+              remote_start(104), ocpp.answer(status="Accepted"),
+              ocpp.expect("TransactionEvent", within_s=10, eventType="Started", triggerReason="RemoteStart",
+                          save_as="started", **{"transactionInfo.remoteStartId": 104}),
+              ocpp.expect("TransactionEvent", within_s=10, eventType="Ended", triggerReason="EVConnectTimeout",
+                          **{"transactionInfo.transactionId": TX, "transactionInfo.stoppedReason": "Timeout"})]),
+    tc("TC_F_07_CS", "Unlock without a cable present", block="F",
+       steps=[ocpp.call("UnlockConnector", {"evseId": 1, "connectorId": 1}), ocpp.answer(status="Unlocked"),
+              ocpp.no_call("TransactionEvent", for_s=0.5)]),
+    tc("TC_F_100_CS", "Custom trigger the station does not define", block="F", versions=("2.1",),
+       steps=[ocpp.call("TriggerMessage", {"requestedMessage": "CustomTrigger", "customTrigger": "bench-unknown"}),
+              ocpp.answer(status="NotImplemented")]),
 ]
 
 test_block_f = cases_test(CASES)

@@ -1,6 +1,6 @@
 """OCPP block G — Availability (connector status, ChangeAvailability for EVSE / station, persistence over a
 reset) and block P — DataTransfer / customData: OCTT charging-station cases as rows."""
-from v2g_bench.conformance import cases_test
+from v2g_bench.conformance import V, cases_test
 from v2g_bench.conformance import ocpp
 from v2g_bench.conformance.ocpp_steps import started, tc
 
@@ -55,7 +55,7 @@ CASES = [
               ocpp.expect("StatusNotification", connectorStatus="Unavailable", within_s=10),
               ocpp.call("Reset", {"type": "Immediate"}), ocpp.answer(status="Accepted"),
               ocpp.expect("BootNotification", reason="RemoteReset", within_s=30),
-              ocpp.expect("StatusNotification", connectorStatus="Unavailable", within_s=15)]),
+              ocpp.expect("StatusNotification", connectorStatus="Unavailable", within_s=15, fresh=True)]),
     tc("TC_G_07_CS", "Connector set inoperative", block="G",
        steps=[availability("Inoperative", CONN1), ocpp.answer(status="Accepted"),
               ocpp.expect("StatusNotification", connectorStatus="Unavailable", connectorId=1, within_s=10)]),
@@ -79,12 +79,20 @@ CASES = [
        steps=[availability("Inoperative", CONN1), ocpp.answer(status="Accepted"),
               ocpp.call("Reset", {"type": "Immediate"}), ocpp.answer(status="Accepted"),
               ocpp.expect("BootNotification", reason="RemoteReset", within_s=30),
-              ocpp.expect("StatusNotification", connectorStatus="Unavailable", within_s=15)]),
+              ocpp.expect("StatusNotification", connectorStatus="Unavailable", within_s=15, fresh=True)]),
     tc("TC_G_21_CS", "Station inoperative survives a reset", block="G", requires=("RESET",),
        steps=[availability("Inoperative"), ocpp.answer(status="Accepted"),
               ocpp.call("Reset", {"type": "Immediate"}), ocpp.answer(status="Accepted"),
               ocpp.expect("BootNotification", reason="RemoteReset", within_s=30),
-              ocpp.expect("StatusNotification", connectorStatus="Unavailable", within_s=15)]),
+              ocpp.expect("StatusNotification", connectorStatus="Unavailable", within_s=15, fresh=True)]),
+    tc("TC_G_17_CS", "Connector availability change during a transaction: scheduled, applied when it ends",
+       block="G", actions=("start_transaction",),
+       steps=[*started(), availability("Inoperative", CONN1), ocpp.answer(status="Scheduled"),
+              ocpp.no_call("StatusNotification", for_s=1.0, connectorStatus="Unavailable"),
+              ocpp.call("RequestStopTransaction", {"transactionId": V("started.transactionInfo.transactionId")}),
+              ocpp.answer(status="Accepted"),
+              ocpp.expect("TransactionEvent", within_s=10, eventType="Ended"),
+              ocpp.expect("StatusNotification", connectorStatus="Unavailable", within_s=5, fresh=True)]),
     tc("TC_P_01_CS", "DataTransfer with an unknown vendor refused", block="P",
        steps=[ocpp.call("DataTransfer", {"vendorId": "com.example.unknown-vendor", "messageId": "Hello"}),
               ocpp.answer(status="UnknownVendorId")]),

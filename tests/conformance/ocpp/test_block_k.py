@@ -3,7 +3,7 @@ OCTT charging-station cases as rows. Where a case commands power, the power that
 measured by the analyzer and judged against the profile (judge.power_follows)."""
 import datetime as dt
 
-from v2g_bench.conformance import V, cases_test
+from v2g_bench.conformance import V, cases_test, step
 from v2g_bench.conformance import judge, ocpp
 from v2g_bench.conformance.match import approx, present, where
 from v2g_bench.conformance.ocpp_steps import commanded, let_run, report, report_has, set_profile, started, tc
@@ -57,6 +57,59 @@ def recurring_daily(p):
     p["chargingSchedule"][0]["startSchedule"] = iso_in(-86400 - 30)
     p["chargingSchedule"][0]["duration"] = 3600
 
+
+V21 = ("2.1",)
+
+
+def edit_schedule(**fields):
+    """Add these fields to the profile's chargingSchedule (a 2.1 feature the station may not support)."""
+    def edit(p):
+        p["chargingSchedule"][0].update(fields)
+    return edit
+
+
+def edit_periods(**fields):
+    def edit(p):
+        for per in p["chargingSchedule"][0]["chargingSchedulePeriod"]:
+            per.update(fields)
+    return edit
+
+
+def smart_charging_enabled(value: str):
+    return [ocpp.call("SetVariables", {"setVariableData": [{"component": {"name": "SmartChargingCtrlr"},
+                                                            "variable": {"name": "Enabled"}, "attributeValue": value}]},
+                      save_as="set"),
+            ocpp.answer(setVariableResult=[{"attributeStatus": "Accepted"}], of="set")]
+
+
+def declared_unsupported(variable: str):
+    """Given: the station's device model declares the feature unsupported (else the case does not apply)."""
+    def check(ctx):
+        import pytest
+        r = ctx.csms.call("GetVariables", {"getVariableData": [{"component": {"name": "SmartChargingCtrlr"},
+                                                                 "variable": {"name": variable}}]})
+        res = r["getVariableResult"][0]
+        if res.get("attributeStatus") == "Accepted" and res.get("attributeValue") not in ("false", ""):
+            pytest.skip(f"SmartChargingCtrlr.{variable} = {res.get('attributeValue')!r}: the station supports it")
+        ctx.attach(f"SmartChargingCtrlr.{variable}", res)
+    return step(f"the station declares SmartChargingCtrlr.{variable} unsupported", check, kind="given")
+
+
+def dynamic(interval: int | None = None, **period):
+    """2.1 chargingProfileKind Dynamic (one period, updated by UpdateDynamicSchedule or pulled every
+    `interval` s); the startSchedule the builder gave it is kept."""
+    def edit(p):
+        p["chargingProfileKind"] = "Dynamic"
+        if interval is not None:
+            p["dynUpdateInterval"] = interval
+        p["chargingSchedule"][0]["chargingSchedulePeriod"][0].update(period)
+    return edit
+
+
+def csms_pulls_answer(update: dict):
+    def arrange(ctx):
+        ctx.csms.respond("PullDynamicScheduleUpdate", {"status": "Accepted", "scheduleUpdate": update}, times=20)
+    return step(f"the CSMS answers PullDynamicScheduleUpdate with scheduleUpdate {update}", arrange, kind="stimulus")
 
 POWER = dict(markers=("power",), requires=("DC_BPT",))
 
@@ -246,6 +299,67 @@ CASES = [
               commanded([(0, 3000)], until_s=10),
               let_run(),
               judge.power_follows("commanded")]),
+    # -- smart charging switched off (K01, F01.FR.12) ------------------------------------------------------
+    tc("TC_K_15_CS", "Smart charging disabled: SetChargingProfile refused", block="K",
+       steps=[*smart_charging_enabled("false"),
+              set_profile(1, "TxDefaultProfile", [(0, 6000)], id=70), ocpp.answer(status="Rejected"),
+              get_profiles(170, chargingProfileId=[70]), ocpp.answer(status="NoProfiles")]),
+    tc("TC_K_38_CS", "Remote start with a profile while smart charging is disabled: started, profile ignored",
+       block="K", covers=("F01.FR.12",),
+       steps=[*smart_charging_enabled("false"),
+              ocpp.call("RequestStartTransaction", lambda ctx: {
+                  "remoteStartId": 138, "evseId": 1, "idToken": {"idToken": "K38-TOKEN", "type": "Central"},
+                  "chargingProfile": ctx.csms.charging_profile(71, "TxProfile", [(0, 4000)], kind="Relative")}),
+              ocpp.answer(status="Accepted"),
+              ocpp.expect("TransactionEvent", within_s=15, eventType="Started", save_as="started",
+                          **{"transactionInfo.remoteStartId": 138}),
+              get_profiles(138, chargingProfilePurpose="TxProfile"), ocpp.answer(status="NoProfiles")]),
+    # -- 2.1: features the station declares unsupported are refused (K01) ------------------------------------
+    tc("TC_K_130_CS", "PriorityCharging profile refused when not supported", block="K", versions=V21,
+       given=[declared_unsupported("SupportedAdditionalPurposes")],
+       steps=[set_profile(1, "PriorityCharging", [(0, 11000)], id=72), ocpp.answer(status="Rejected")]),
+    tc("TC_K_131_CS", "LocalGeneration profile refused when not supported", block="K", versions=V21,
+       given=[declared_unsupported("SupportedAdditionalPurposes")],
+       steps=[set_profile(1, "LocalGeneration", [(0, 3000)], id=73), ocpp.answer(status="Rejected")]),
+    tc("TC_K_132_CS", "useLocalTime refused when not supported", block="K", versions=V21,
+       given=[declared_unsupported("SupportsUseLocalTime")],
+       steps=[set_profile(1, "TxDefaultProfile", [(0, 6000)], id=74, edit=edit_schedule(useLocalTime=True)),
+              ocpp.answer(status="Rejected"),
+              get_profiles(174, chargingProfileId=[74]), ocpp.answer(status="NoProfiles")]),
+    tc("TC_K_133_CS", "randomizedDelay refused when not supported", block="K", versions=V21,
+       given=[declared_unsupported("SupportsRandomizedDelay")],
+       steps=[set_profile(1, "TxDefaultProfile", [(0, 6000)], id=75, edit=edit_schedule(randomizedDelay=60)),
+              ocpp.answer(status="Rejected"),
+              get_profiles(175, chargingProfileId=[75]), ocpp.answer(status="NoProfiles")]),
+    tc("TC_K_134_CS", "limitAtSoC refused when not supported", block="K", versions=V21,
+       given=[declared_unsupported("SupportsLimitAtSoC")],
+       steps=[set_profile(1, "TxDefaultProfile", [(0, 6000)], id=76,
+                          edit=edit_schedule(limitAtSoC={"soc": 80, "limit": 3000.0})),
+              ocpp.answer(status="Rejected")]),
+    tc("TC_K_135_CS", "Idle period with evseSleep refused when EVSE sleep is not supported", block="K", versions=V21,
+       given=[declared_unsupported("SupportsEvseSleep")],
+       steps=[set_profile(1, "TxDefaultProfile", [(0, 0)], id=77,
+                          edit=edit_periods(operationMode="Idle", evseSleep=True)),
+              ocpp.answer(status="Rejected")]),
+    # -- 2.1 dynamic profiles (K28) ----------------------------------------------------------------------
+    tc("TC_K_122_CS", "Dynamic profile pushed by the CSMS: UpdateDynamicSchedule changes the limit", block="K",
+       versions=V21,
+       steps=[set_profile(1, "TxDefaultProfile", [(0, 6000)], id=80, edit=dynamic()), ocpp.answer(status="Accepted"),
+              ocpp.call("UpdateDynamicSchedule", {"chargingProfileId": 80, "scheduleUpdate": {"limit": 3500.0}}),
+              ocpp.answer(status="Accepted"),
+              composite(duration=60), ocpp.answer(first_limit(3500), of="composite")]),
+    tc("TC_K_121_CS", "Dynamic profile pulled by the station every dynUpdateInterval", block="K", versions=V21,
+       steps=[csms_pulls_answer({"limit": 2500.0}),
+              set_profile(1, "TxDefaultProfile", [(0, 6000)], id=81, edit=dynamic(1)), ocpp.answer(status="Accepted"),
+              ocpp.expect("PullDynamicScheduleUpdate", within_s=5, chargingProfileId=81),
+              ocpp.expect("PullDynamicScheduleUpdate", within_s=5, chargingProfileId=81, fresh=True),
+              composite(duration=60), ocpp.answer(first_limit(2500), of="composite")]),
+    tc("TC_K_123_CS", "Dynamic profile validation: more than one period refused", block="K", versions=V21,
+       steps=[set_profile(1, "TxDefaultProfile", [(0, 6000), (60, 3000)], id=82, edit=dynamic()),
+              ocpp.answer(status="Rejected"),
+              ocpp.call("UpdateDynamicSchedule", {"chargingProfileId": 82, "scheduleUpdate": {"limit": 1000.0}}),
+              ocpp.answer(status="Rejected")]),
+
 ]
 
 test_block_k = cases_test(CASES)

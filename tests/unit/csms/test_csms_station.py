@@ -114,6 +114,7 @@ def test_notify_ev_charging_needs_v2x(make_csms, make_station):
 
 def test_remote_start_stop_trigger_variables_reset_availability(make_csms, make_station):
     csms, st = connected(make_csms, make_station, "2.0.1")
+    st.op("station.plug_in")              # a remote start does not bring the EV along (TC_F_04_CS)
     assert csms.request_start_transaction(42)["status"] == "Accepted"
     started = csms.expect("TransactionEvent", where=lambda m: m["eventType"] == "Started", timeout=5)
     assert started["transactionInfo"]["remoteStartId"] == 42 and started["triggerReason"] == "RemoteStart"

@@ -70,6 +70,66 @@ DEFECTS: dict[str, Defect] = {d.name: d for d in (
            "TC_R_103_CS[ocpp2.1]"),
     Defect("network_profile_any_slot", "accepts SetNetworkProfile for a slot outside NetworkConfigurationPriority",
            "TC_B_43_CS[ocpp2.0.1]"),
+    # -- added for the second batch of OCTT cases (E retries/limits/resumption, B offline/reset, K/Q 2.1 checks)
+    Defect("ignore_tx_start_point", "starts the transaction at authorization whatever TxStartPoint says",
+           "TC_E_01_CS[ocpp2.0.1]"),
+    Defect("no_connection_timeout", "never drops an authorization / transaction when the EV does not plug in "
+           "within EVConnectionTimeOut", "TC_E_39_CS[ocpp2.0.1]"),
+    Defect("ignore_deauthorization", "keeps charging when the CSMS answers the Started event with an invalid "
+           "idToken", "TC_E_16_CS[ocpp2.1]"),
+    Defect("stop_on_unplug_always", "ends the transaction at an EV-side unplug although StopTxOnEVSideDisconnect "
+           "is false", "TC_E_26_CS[ocpp2.0.1]"),
+    Defect("queue_status_wrong", "GetTransactionStatus says messagesInQueue=false while an event is unanswered",
+           "TC_E_31_CS[ocpp2.0.1]"),
+    Defect("no_tx_message_retry", "drops a TransactionEvent after one unanswered / CALLERROR attempt",
+           "TC_E_51_CS[ocpp2.0.1]"),
+    Defect("authorize_despite_disabled", "sends Authorize although DisableRemoteAuthorization is true",
+           "TC_E_52_CS[ocpp2.1]"),
+    Defect("ignore_transaction_limit", "2.1: ignores the transactionLimit (maxEnergy/maxTime) the CSMS set",
+           "TC_E_105_CS[ocpp2.1]"),
+    Defect("power_loss_tx_lost", "loses the running transaction at a power loss / reset (no Ended, no TxResumed)",
+           "TC_E_115_CS[ocpp2.1]"),
+    Defect("unlock_fails_without_cable", "answers UnlockFailed when no cable is plugged in", "TC_F_07_CS[ocpp2.0.1]"),
+    Defect("trigger_accepts_unknown", "answers TriggerMessage Accepted for a message/custom trigger it does not know",
+           "TC_F_100_CS[ocpp2.1]"),
+    Defect("scheduled_availability_silent", "applies a scheduled availability change at the end of the transaction "
+           "without the StatusNotification", "TC_G_17_CS[ocpp2.0.1]"),
+    Defect("answers_while_rejected", "answers the CSMS's requests while its boot is Rejected (no SecurityError)",
+           "TC_B_30_CS[ocpp2.0.1]"),
+    Defect("offline_threshold_ignored", "never re-sends the connector statuses after being offline longer than "
+           "OfflineThreshold", "TC_B_51_CS[ocpp2.0.1]"),
+    Defect("status_always_after_reconnect", "re-sends every connector status after any reconnect, however short",
+           "TC_B_52_CS[ocpp2.1]"),
+    Defect("availability_lost_on_reset", "comes back Available after a reset although it was set Inoperative",
+           "TC_G_21_CS[ocpp2.0.1]"),
+    Defect("priority_any_slot", "accepts a NetworkConfigurationPriority naming an empty slot", "TC_B_107_CS[ocpp2.1]"),
+    Defect("accept_unsupported_feature", "2.1: accepts a profile using a feature it declares unsupported "
+           "(additional purpose, useLocalTime, randomizedDelay, limitAtSoC, evseSleep, an operation mode)",
+           "TC_K_133_CS[ocpp2.1]"),
+    Defect("remote_start_profile_when_disabled", "installs the TxProfile of a RequestStartTransaction while smart "
+           "charging is disabled", "TC_K_38_CS[ocpp2.0.1]"),
+    Defect("charging_only_ignores_limit", "2.1: a ChargingOnly period's limit is not applied (charges at the EV's "
+           "wish)", "TC_Q_107_CS[ocpp2.1]"),
+    Defect("csr_wrong_identity", "its CSR's CN is not the station identity", "TC_A_11_CS[ocpp2.0.1]"),
+    Defect("accept_any_certificate", "installs a CertificateSigned that is not for its own key (no security event)",
+           "TC_A_14_CS[ocpp2.0.1]"),
+    Defect("cert_retry_after_rejected", "repeats its SignCertificate although the CSMS rejected it",
+           "TC_A_15_CS[ocpp2.0.1]"),
+    Defect("no_cert_signing_retry", "never repeats a SignCertificate that got no CertificateSigned",
+           "TC_A_23_CS[ocpp2.1]"),
+    Defect("dynamic_update_ignored", "2.1: answers a Dynamic profile's update Accepted and keeps the old values",
+           "TC_K_122_CS[ocpp2.1]"),
+    Defect("profile_duration_ignored", "applies a profile beyond its chargingSchedule duration",
+           "TC_Q_113_CS[ocpp2.1]"),
+    Defect("no_basic_auth", "reconnects after a reboot without its Basic-auth credentials (SP1)",
+           "TC_A_01_CS[ocpp2.0.1]"),
+    Defect("resumption_timeout_ignored", "resumes a transaction after a power loss longer than TxResumptionTimeout",
+           "TC_E_116_CS[ocpp2.1]"),
+    Defect("no_network_fallback", "keeps trying a failing network profile instead of falling back to the next slot",
+           "TC_B_49_CS[ocpp2.0.1]"),
+    Defect("flood", "sends a burst of CALLs without waiting for the answers (OCPP-J: one CALL in flight)",
+           "TC_F_20_CS[ocpp2.1]"),
+    Defect("disconnect_mid_case", "drops the connection instead of answering GetVariables", "TC_B_06_CS[ocpp2.0.1]"),
 )}
 
 

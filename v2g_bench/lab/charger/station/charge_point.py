@@ -5,6 +5,7 @@ One mixin for both versions; `charge_point_class(version)` puts it on the versio
 gives it the version's `call` / `call_result` modules."""
 from __future__ import annotations
 
+import asyncio
 import json
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -46,6 +47,20 @@ class StationHandlers:
             code = "MessageTypeNotSupported" if uid != "-1" else "RpcFrameworkError"
             await self._send(json.dumps([4, uid, code, str(e.description)[:255], {}]))
             return
+        st = self.station
+        m = json.loads(raw_msg) if not st.boot_accepted else None
+        if isinstance(m, list) and m and m[0] == 2 and st.boot_status is None:
+            # the answer to our BootNotification was read just before this CALL: let boot() take it in first
+            for _ in range(50):
+                await asyncio.sleep(0.01)
+                if st.boot_status is not None:
+                    break
+        if st.boot_status == "Rejected" and not st.boot_accepted and not st.defects.on("answers_while_rejected"):
+            if isinstance(m, list) and m and m[0] == 2:
+                # B03.FR.07/08: while its boot is Rejected the station executes no CSMS request
+                await self._send(json.dumps([4, m[1], "SecurityError", "BootNotification not accepted (Rejected)",
+                                             {}]))
+                return
         return await super().route_message(raw_msg)
 
     # -- K smart charging ------------------------------------------------------------------------
@@ -86,7 +101,7 @@ class StationHandlers:
 
     @on("TriggerMessage")
     async def on_trigger(self, requested_message, evse=None, custom_trigger=None, **_):
-        return self.R.TriggerMessage(status=self.station.trigger(requested_message, evse))
+        return self.R.TriggerMessage(status=self.station.trigger(requested_message, evse, custom_trigger))
 
     @on("UnlockConnector")
     async def on_unlock(self, evse_id, connector_id, **_):
@@ -94,11 +109,23 @@ class StationHandlers:
 
     @on("GetTransactionStatus")
     async def on_get_transaction_status(self, transaction_id=None, **_):
+        # an answer to a queued event read just before this CALL: let the sender take it off the queue first
+        await asyncio.sleep(0.02)
         return self.R.GetTransactionStatus(**self.station.transaction_status(transaction_id))
+
+    # -- A security: certificates ----------------------------------------------------------------
+    @on("CertificateSigned")
+    async def on_certificate_signed(self, certificate_chain, certificate_type=None, **_):
+        status, why = self.station.certificate_signed(certificate_chain, certificate_type)
+        info = {"reason_code": "InvalidCertificate", "additional_info": why[:512]} if why else None
+        return self.R.CertificateSigned(status=status, status_info=info)
 
     # -- B provisioning ----------------------------------------------------------------------------
     @on("GetVariables")
     async def on_get_variables(self, get_variable_data, **_):
+        if self.station.defects.on("disconnect_mid_case"):
+            self.station.ws.transport.abort()          # bad input for the CSMS: gone without an answer
+            return self.R.GetVariables(get_variable_result=[])
         return self.R.GetVariables(get_variable_result=[self.station.get_variable(d) for d in get_variable_data])
 
     @on("SetVariables")
@@ -133,7 +160,12 @@ class StationHandlers:
 
 
 class DerHandlers:
-    """OCPP 2.1 block R (DER control): only on the 2.1 class."""
+    """OCPP 2.1 block R (DER control) and K28 dynamic schedules: only on the 2.1 class."""
+
+    @on("UpdateDynamicSchedule")
+    async def on_update_dynamic_schedule(self, charging_profile_id, schedule_update, **_):
+        return self.R.UpdateDynamicSchedule(status=self.station.update_dynamic(charging_profile_id,
+                                                                               camel(schedule_update)))
 
     @on("SetDERControl")
     async def on_set_der_control(self, is_default, control_id, control_type, **kw):

@@ -45,10 +45,16 @@ class ConnectionMixin:
         self.security_profile = security_profile
         self.device.put("SecurityCtrlr", "SecurityProfile", str(security_profile))
         self._stopping = False
+        self._connections = 0                 # connections since this connect (defect no_basic_auth: 2nd on)
         self._reconnect = reconnect
         self.network_up = True
         self.boot_accepted = False          # a (re)configured station boots
         self.boot_reason = "PowerUp"
+        if self._conn_task is not None and not self._conn_task.done() and not self.online:
+            # a loop left mid back-off / mid a rejected boot by the previous test (or a profile slot that
+            # cannot connect) would answer with its stale first result: a (re)configured station starts over
+            self._conn_task.cancel()
+            await asyncio.gather(self._conn_task, return_exceptions=True)
         if self._conn_task is None or self._conn_task.done():
             self._first_result = asyncio.get_running_loop().create_future()
             self._conn_task = asyncio.ensure_future(self._connection_loop())
@@ -98,15 +104,50 @@ class ConnectionMixin:
             ctx.load_cert_chain(a["client_cert"], a["client_key"])
         return ctx
 
+    def _slot_order(self) -> list[int]:
+        order = [int(x) for x in self.device.get("OCPPCommCtrlr", "NetworkConfigurationPriority").split(",")
+                 if x.strip().isdigit()]
+        return order or [0]
+
+    def _slot_connect_args(self) -> tuple[int, dict]:
+        """B09/B10: the connection profile to try now: NetworkConfigurationPriority in order, slot 0 being the
+        lab's configured connection; a slot is left for the next after NetworkProfileConnectionAttempts failed
+        attempts (and the list starts over after the last)."""
+        order = self._slot_order()
+        idx = getattr(self, "_slot_idx", 0) % len(order)
+        slot = order[idx]
+        data = self.network_profiles.get(slot)
+        if slot == 0 or data is None:
+            return slot, self._connect_args
+        a = dict(self._connect_args)
+        a.update(url=data["ocppCsmsUrl"], security_profile=int(data.get("securityProfile", 1)), subprotocols=None)
+        return slot, a
+
+    def _slot_failed(self, slot: int) -> None:
+        if len(self._slot_order()) < 2:
+            return
+        self._slot_failures = getattr(self, "_slot_failures", 0) + 1
+        if (self._slot_failures >= int(self.device.get("OCPPCommCtrlr", "NetworkProfileConnectionAttempts"))
+                and not self.defects.on("no_network_fallback")):
+            self._slot_idx = getattr(self, "_slot_idx", 0) + 1
+            self._slot_failures = 0
+            self.errors.append(f"network profile slot {slot}: giving up, next slot")
+
+    def _restart_slots(self) -> None:
+        self._slot_idx = 0
+        self._slot_failures = 0
+
     async def _connection_loop(self) -> None:
         attempt = 0
         while not self._stopping:
-            a = self._connect_args
+            slot, a = self._slot_connect_args()
+            connected_now = False
             url = a["url"].rstrip("/")
             if not url.endswith("/" + self.cfg.station_id):
                 url = f"{url}/{self.cfg.station_id}"
             headers = {}
-            if a["security_profile"] in (1, 2) and a["password"] is not None:
+            drop_auth = self.defects.on("no_basic_auth") and getattr(self, "_connections", 0) > 0
+            if a["security_profile"] in (1, 2) and a["password"] is not None and not drop_auth:
                 tok = base64.b64encode(f"{self.cfg.station_id}:{a['password']}".encode()).decode()
                 headers["Authorization"] = f"Basic {tok}"
             subs = a["subprotocols"] if a["subprotocols"] is not None else [SUBPROTOCOLS[self.version]]
@@ -118,6 +159,10 @@ class ConnectionMixin:
                 async with connect(url, subprotocols=subs, additional_headers=headers, ssl=self._ssl(a),
                                    open_timeout=5, ping_interval=None, max_size=2 ** 20) as ws:
                     self.ws = ws
+                    self._connections = getattr(self, "_connections", 0) + 1
+                    connected_now = True
+                    self._slot_failures = 0
+                    self.active_slot = slot
                     attempt = 0
                     await self._session(ws)
             except (OSError, InvalidStatus, ConnectionClosed, asyncio.TimeoutError, ssl.SSLError) as e:
@@ -142,6 +187,8 @@ class ConnectionMixin:
                 self.cp = None
                 self.online = False
                 self.connected.clear()
+            if not connected_now:
+                self._slot_failed(slot)
             if self._stopping or not self._reconnect:
                 break
             if self._reboot_now:
@@ -183,8 +230,11 @@ class ConnectionMixin:
     async def _after_reconnect(self) -> None:
         offline_s = time.monotonic() - (self.offline_since or time.monotonic())
         threshold = float(self.device.get("OCPPCommCtrlr", "OfflineThreshold"))
-        if offline_s > threshold or self.connector_status() != self.status_at_offline:
-            await self.send_status()
+        if self.defects.on("offline_threshold_ignored"):
+            threshold = float("inf")
+        if (offline_s > threshold or self.connector_status() != self.status_at_offline
+                or self.defects.on("status_always_after_reconnect")):
+            await self.send_status()      # B04: all after a long offline period, else only what changed
         if self.defects.on("drop_offline_queue"):
             self.outbox[:] = [(a, p) for a, p in self.outbox if not p.get("_queued_offline")]
         self.outbox_wakeup.set()
@@ -209,6 +259,7 @@ class ConnectionMixin:
                 if self.boot_reason == "RemoteReset":
                     await self.security_event("ResetOrReboot", "reset requested by the CSMS")
                 self.boot_reason = "PowerUp"
+                self.resume_after_boot()
                 self.outbox_wakeup.set()
                 return
             await asyncio.sleep(min(max(r.interval, 1), 5))

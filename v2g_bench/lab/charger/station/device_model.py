@@ -78,6 +78,10 @@ def default_variables(cfg) -> list[Variable]:
         Variable("DeviceDataCtrlr", "BytesPerMessageGetReport", "65000", RO, "integer"),
         Variable("OCPPCommCtrlr", "HeartbeatInterval", "300", RW, "integer"),
         Variable("OCPPCommCtrlr", "MessageTimeout", "10", RO, "integer"),
+        # E13: a TransactionEvent without answer / with a CALLERROR is sent again after interval x attempts so
+        # far, MessageAttempts times in all (instance TransactionEvent in the standard's model)
+        Variable("OCPPCommCtrlr", "MessageAttempts", "3", RW, "integer", check=lambda v: int(v) >= 1),
+        Variable("OCPPCommCtrlr", "MessageAttemptInterval", "10", RW, "integer", check=lambda v: int(v) >= 0),
         Variable("OCPPCommCtrlr", "NetworkConfigurationPriority", "0", RW, "SequenceList", "0,1,2"),
         Variable("OCPPCommCtrlr", "NetworkProfileConnectionAttempts", "3", RW, "integer"),
         Variable("OCPPCommCtrlr", "OfflineThreshold", "60", RW, "integer"),
@@ -89,6 +93,8 @@ def default_variables(cfg) -> list[Variable]:
         Variable("TxCtrlr", "EVConnectionTimeOut", "60", RW, "integer"),
         Variable("TxCtrlr", "StopTxOnEVSideDisconnect", "true", RW, "boolean"),
         Variable("TxCtrlr", "StopTxOnInvalidId", "true", RW, "boolean"),
+        # E17 / B13 (2.1 semantics, kept on both): 0 = a transaction never survives a power loss or reset
+        Variable("TxCtrlr", "TxResumptionTimeout", "0", RW, "integer", check=lambda v: int(v) >= 0),
         Variable("TxCtrlr", "TxStartPoint", "Authorized", RW, "MemberList", TX_POINTS),
         Variable("TxCtrlr", "TxStopPoint", "EVConnected,Authorized", RW, "MemberList", TX_POINTS),
         Variable("SampledDataCtrlr", "TxUpdatedInterval", str(int(meter_interval_s)), RW, "integer"),
@@ -100,10 +106,13 @@ def default_variables(cfg) -> list[Variable]:
         Variable("AuthCtrlr", "LocalAuthorizeOffline", "true", RW, "boolean"),
         Variable("AuthCtrlr", "LocalPreAuthorize", "false", RW, "boolean"),
         Variable("AuthCtrlr", "Enabled", "true", RW, "boolean"),
+        Variable("AuthCtrlr", "DisableRemoteAuthorization", "false", RW, "boolean"),
         Variable("SecurityCtrlr", "Identity", station_id, RW, "string"),
         Variable("SecurityCtrlr", "SecurityProfile", "1", RO, "integer"),
         Variable("SecurityCtrlr", "BasicAuthPassword", "", WO, "string", check=_password_ok),
         Variable("SecurityCtrlr", "OrganizationName", "v2g-bench", RW, "string"),
+        Variable("SecurityCtrlr", "CertSigningWaitMinimum", "30", RW, "integer", check=lambda v: int(v) >= 0),
+        Variable("SecurityCtrlr", "CertSigningRepeatTimes", "2", RW, "integer", check=lambda v: int(v) >= 0),
         Variable("SmartChargingCtrlr", "Enabled", "true", RW, "boolean"),
         Variable("SmartChargingCtrlr", "Available", "true", RO, "boolean"),
         Variable("SmartChargingCtrlr", "ChargingProfileMaxStackLevel", "10", RO, "integer"),
@@ -111,7 +120,26 @@ def default_variables(cfg) -> list[Variable]:
         Variable("SmartChargingCtrlr", "PeriodsPerSchedule", "24", RO, "integer"),
         Variable("SmartChargingCtrlr", "ProfileStackLevel", "10", RO, "integer"),
         Variable("SmartChargingCtrlr", "EntriesChargingProfiles", "0", RO, "integer"),
+    ] + _v21_variables()
+
+
+def _v21_variables() -> list[Variable]:
+    """The 2.1 smart-charging / V2X features this station declares (the unsupported ones are refused on 2.1,
+    K_130..K_135, Q_123); kept in the 2.0.1 model too (a station's model is one, whatever it speaks)."""
+    return [
+        Variable("SmartChargingCtrlr", "SupportedAdditionalPurposes", "", RO, "MemberList",
+                 "PriorityCharging,LocalGeneration"),
+        Variable("SmartChargingCtrlr", "SupportsUseLocalTime", "false", RO, "boolean"),
+        Variable("SmartChargingCtrlr", "SupportsRandomizedDelay", "false", RO, "boolean"),
+        Variable("SmartChargingCtrlr", "SupportsLimitAtSoC", "false", RO, "boolean"),
+        Variable("SmartChargingCtrlr", "SupportsEvseSleep", "false", RO, "boolean"),
+        Variable("V2XChargingCtrlr", "SupportedOperationModes", OPERATION_MODES, RO, "MemberList", ALL_MODES),
     ]
+
+
+ALL_MODES = ("Idle,ChargingOnly,CentralSetpoint,ExternalSetpoint,ExternalLimits,CentralFrequency,LocalFrequency,"
+             "LocalLoadBalancing")
+OPERATION_MODES = "Idle,ChargingOnly,CentralSetpoint,ExternalSetpoint,ExternalLimits,CentralFrequency,LocalFrequency"
 
 
 class DeviceModel:

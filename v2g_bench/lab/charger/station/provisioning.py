@@ -20,6 +20,14 @@ class ProvisioningMixin:
         return r
 
     def set_variable(self, d: dict) -> dict:
+        if ((d["component"]["name"], d["variable"]["name"]) == ("OCPPCommCtrlr", "NetworkConfigurationPriority")
+                and d.get("attribute_type") in (None, "Actual") and not self.defects.on("priority_any_slot")):
+            empty = [x for x in str(d["attribute_value"]).split(",")
+                     if x.strip() and x.strip() != "0" and x.strip().isdigit() and int(x) not in self.network_profiles]
+            if empty:       # B09: the priority may only name slots that hold a network connection profile
+                return {"component": d["component"], "variable": d["variable"], "attribute_status": "Rejected",
+                        "attribute_status_info": {"reason_code": "InvalidValue",
+                                                  "additional_info": f"no network profile in slot(s) {empty}"}}
         result, var = self.device.set_result(d, store=not self.defects.on("set_variable_not_stored"),
                                              allow_read_only=self.defects.on("write_read_only"),
                                              skip_validation=self.defects.on("accept_bad_value"))
@@ -89,11 +97,15 @@ class ProvisioningMixin:
             self.reset_pending = True
             return "Scheduled"
         if not self.defects.on("reset_no_reboot"):
-            self._spawn(self.do_reset())
+            self._spawn(self.do_reset(kind))
         return "Accepted"
 
-    async def do_reset(self) -> None:
-        if self.tx_id:
+    async def do_reset(self, kind: str = "Immediate") -> None:
+        resumable = (int(self.device.get("TxCtrlr", "TxResumptionTimeout")) > 0
+                     or self.defects.on("power_loss_tx_lost"))
+        if self.tx_id and kind == "ImmediateAndResume" and resumable:
+            await self.lose_power_during_transaction()          # 2.1 B13: resumed after the reboot
+        elif self.tx_id:
             await self.stop_transaction(reason="ImmediateReset", trigger="ResetCommand")
         # finish what is in flight (the answer to the CSMS's request, the Ended event) before rebooting
         for _ in range(50):
@@ -102,8 +114,12 @@ class ProvisioningMixin:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.2)
         self.boot_accepted = False
+        self.boot_status = None
         self.boot_reason = "RemoteReset"
         self.resets += 1
+        self._restart_slots()                 # a reboot starts over with the first slot of the priority
+        if self.defects.on("availability_lost_on_reset"):
+            self.operative = True
         if self.ws is not None:
             self._reboot_now = True
             await self.ws.close(1000, "reset")

@@ -10,6 +10,7 @@ from v2g_bench.lab.charger.coupling import charger_for
 from v2g_bench.lab.charger.profile_stack import ProfileStack
 from v2g_bench.lab.charger.station_defects import Defects
 
+from .certificates import CertificatesMixin
 from .charge_point import charge_point_class
 from .config import CLOCK, StationConfig
 from .connection import ConnectionMixin
@@ -20,7 +21,7 @@ from .smart_charging import SmartChargingMixin
 from .transactions import TransactionsMixin
 
 
-class StationService(ConnectionMixin, TransactionsMixin, SmartChargingMixin, ProvisioningMixin):
+class StationService(ConnectionMixin, TransactionsMixin, SmartChargingMixin, ProvisioningMixin, CertificatesMixin):
     """The simulated station; its methods back the control-port ops."""
 
     def __init__(self, plant, cfg: StationConfig):
@@ -36,6 +37,7 @@ class StationService(ConnectionMixin, TransactionsMixin, SmartChargingMixin, Pro
         self.connected = asyncio.Event()
         self.online = False                   # connected and booted: messages may go out
         self.boot_accepted = False
+        self.boot_status = None
         self.boot_status: str | None = None
         self.boot_reason = "PowerUp"
         self.network_up = True
@@ -67,6 +69,9 @@ class StationService(ConnectionMixin, TransactionsMixin, SmartChargingMixin, Pro
         self.outbox_wakeup = asyncio.Event()
         self.sent_tx_events: list[dict] = []
         self.reset_pending = False
+        self.tx_limit: dict = {}                 # 2.1 transactionLimit from the CSMS (snake_case keys)
+        self.tx_start_import_wh = 0.0
+        self.resume_tx: str | None = None        # a transaction kept over a power loss / reset (E17, B13)
         self.last_target_w = 0.0
         self.errors: list[str] = []
         self._tasks: list[asyncio.Task] = []
@@ -93,14 +98,17 @@ class StationService(ConnectionMixin, TransactionsMixin, SmartChargingMixin, Pro
         if tx is not None and not self.charger.session_active:
             self.plant.set_power_setpoint(0.0)
             self.plant.set_contactor(False)
-        self.tx_id = self.ev_tx_id = None
+        self.tx_id = self.ev_tx_id = self.resume_tx = None
         self.tx_start, self.seq_no, self.last_target_w = None, 0, 0.0
+        self.tx_limit = {}
         self.profiles.installed.clear()
         self.der.controls.clear()
         self.device = DeviceModel(self.cfg)
         self.defects.reset()
         self.network_profiles.clear()
+        self._restart_slots()
         self.security_events.clear()
+        self._certs = {"pending": {}, "installed": {}, "retry": {}}
         self.pending_remote_profile, self.reset_pending = None, False
         self.authorized_token = self.pending_remote_start_id = None
         self.operative = True
@@ -124,12 +132,23 @@ class StationService(ConnectionMixin, TransactionsMixin, SmartChargingMixin, Pro
             self.defects.set(set)
         return self.defects.listing()
 
-    async def power_cycle(self) -> dict:
+    async def power_cycle(self, off_s: float = 0.0) -> dict:
         """The lab switches the station off and on: the connection drops, the running transaction
-        ends (PowerLoss), the station boots again (PowerUp)."""
+        ends (PowerLoss) or is kept for resumption (TxResumptionTimeout), the station boots again (PowerUp)
+        after `off_s` seconds off."""
+        import time
+        self.power_lost_at = time.monotonic()
+        if off_s > 0:
+            self.network_up = False            # off: no connection until it is switched on again
+
+            async def switch_on():
+                await asyncio.sleep(float(off_s))
+                self.network_up = True
+            self._spawn(switch_on())
         if self.tx_id:
-            await self.stop_transaction(reason="PowerLoss", trigger="AbnormalCondition")
+            await self.lose_power_during_transaction()
         self.boot_accepted = False
+        self.boot_status = None
         self.boot_reason = "PowerUp"
         if self.ws is not None:
             self._reboot_now = True

@@ -33,10 +33,78 @@ class SmartChargingMixin:
         unit = profile["chargingSchedule"][0]["chargingRateUnit"]
         if unit not in self.device.get("SmartChargingCtrlr", "ChargingScheduleChargingRateUnit").split(","):
             return "Rejected", f"chargingRateUnit {unit} not supported"
+        why = self._unsupported_21(profile)
+        if why and not self.defects.on("accept_unsupported_feature"):
+            return "Rejected", why
+        if self.defects.on("charging_only_ignores_limit"):
+            profile = _without_charging_only_limits(profile)
+        if self.defects.on("profile_duration_ignored"):
+            profile = {**profile, "chargingSchedule": [{k: v for k, v in s.items() if k != "duration"}
+                                                       for s in profile["chargingSchedule"]]}
         status, reason = self.profiles.add(evse_id, profile, active_tx=self.tx_id)
         if status == "Accepted":
             self.apply_now()
+            if profile.get("chargingProfileKind") == "Dynamic" and profile.get("dynUpdateInterval"):
+                self._spawn(self._pull_dynamic(profile["id"], float(profile["dynUpdateInterval"])))
         return status, reason
+
+    # -- 2.1 K28 dynamic profiles --------------------------------------------------------------------
+    def _dynamic(self, profile_id: int) -> dict | None:
+        for _, p in self.profiles.installed:
+            if p["id"] == profile_id and p.get("chargingProfileKind") == "Dynamic":
+                return p
+        return None
+
+    def update_dynamic(self, profile_id: int, update: dict) -> str:
+        """UpdateDynamicSchedule (push) / a PullDynamicScheduleUpdate answer: the Dynamic profile's one period
+        takes the new limit / setpoint / dischargeLimit."""
+        p = self._dynamic(profile_id)
+        if p is None:
+            return "Rejected"
+        if not self.defects.on("dynamic_update_ignored"):
+            period = p["chargingSchedule"][0]["chargingSchedulePeriod"][0]
+            period.update({k: v for k, v in update.items() if k != "customData"})
+            p["dynUpdateTime"] = iso(utcnow())
+            self.apply_now()
+        return "Accepted"
+
+    async def _pull_dynamic(self, profile_id: int, interval_s: float) -> None:
+        """K28.FR: the station asks for the Dynamic profile's update every dynUpdateInterval while it exists."""
+        while self._dynamic(profile_id) is not None and self.online:
+            r = await self._call("PullDynamicScheduleUpdate", charging_profile_id=profile_id)
+            if r.status == "Accepted" and r.schedule_update:
+                from v2g_bench.csms import compat
+                self.update_dynamic(profile_id, compat.snake_to_camel_case(r.schedule_update))
+            await asyncio.sleep(max(interval_s, 0.5))
+
+    def _unsupported_21(self, profile: dict) -> str:
+        """2.1 (K01, Q): a profile that uses a feature this station declares unsupported in its device model
+        is refused (K_130..K_135, Q_123); a LocalFrequency period needs its frequency-watt curve (Q_119)."""
+        if self.version != "2.1":
+            return ""
+        dm = self.device.get
+        purpose = profile["chargingProfilePurpose"]
+        if purpose in ("PriorityCharging", "LocalGeneration") and purpose not in dm(
+                "SmartChargingCtrlr", "SupportedAdditionalPurposes").split(","):
+            return f"chargingProfilePurpose {purpose} is not supported"
+        modes = dm("V2XChargingCtrlr", "SupportedOperationModes").split(",")
+        if profile.get("chargingProfileKind") == "Dynamic" and any(
+                len(s.get("chargingSchedulePeriod") or []) != 1 for s in profile.get("chargingSchedule") or []):
+            return "a Dynamic profile has exactly one chargingSchedulePeriod (its values are updated)"
+        for sched in profile.get("chargingSchedule") or []:
+            for key, var in (("useLocalTime", "SupportsUseLocalTime"), ("randomizedDelay", "SupportsRandomizedDelay"),
+                             ("limitAtSoC", "SupportsLimitAtSoC")):
+                if sched.get(key) not in (None, False, 0) and dm("SmartChargingCtrlr", var) != "true":
+                    return f"{key} is not supported ({var} = false)"
+            for p in sched.get("chargingSchedulePeriod") or []:
+                if p.get("evseSleep") and dm("SmartChargingCtrlr", "SupportsEvseSleep") != "true":
+                    return "evseSleep is not supported (SupportsEvseSleep = false)"
+                mode = p.get("operationMode")
+                if mode is not None and mode not in modes:
+                    return f"operationMode {mode} is not supported"
+                if mode == "LocalFrequency" and len(p.get("v2xFreqWattCurve") or []) < 2:
+                    return "a LocalFrequency period needs a v2xFreqWattCurve of at least 2 points"
+        return ""
 
     def clear_profiles(self, profile_id, criteria: dict) -> str:
         if self.defects.on("clear_not_applied"):
@@ -147,7 +215,7 @@ class SmartChargingMixin:
         target = self.current_window().target(self.ev_wanted_w())
         target = min(max(target, -min(ev["max_discharge_w"], self.cfg.max_discharge_w)),
                      min(ev["max_charge_w"], self.cfg.max_charge_w))
-        if not self.operative:
+        if not self.operative or not self.plugged:       # no EV (E10 suspended, authorized before plug-in)
             target = 0.0
         self.plant.set_power_setpoint(target)
         self.last_target_w = target
@@ -263,3 +331,14 @@ class SmartChargingMixin:
                       "state_of_charge": s.soc * 100, "ev_energy_capacity": ev["capacity_wh"]}.items()}}
         r = await self._call("NotifyEVChargingNeeds", evse_id=self.cfg.evse_id, charging_needs=cn)
         return {"status": r.status}
+
+
+def _without_charging_only_limits(profile: dict) -> dict:
+    """Defect charging_only_ignores_limit: the profile as a station that drops a ChargingOnly period's limit."""
+    import copy
+    p = copy.deepcopy(profile)
+    for sched in p.get("chargingSchedule") or []:
+        for per in sched.get("chargingSchedulePeriod") or []:
+            if per.get("operationMode") == "ChargingOnly":
+                per.pop("limit", None)
+    return p

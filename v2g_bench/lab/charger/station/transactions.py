@@ -100,11 +100,11 @@ class TransactionsMixin:
 
     # -- TransactionEvents and the offline queue -------------------------------------------------
     def queue_tx_event(self, event_type: str, trigger: str, *, context: str = "Sample.Periodic",
-                       stopped_reason: str | None = None) -> dict:
+                       stopped_reason: str | None = None, charging_state: str | None = None) -> dict:
+        state = charging_state or ("EVConnected" if event_type == "Ended" else self.charging_state())
         ev: dict[str, Any] = {"event_type": event_type, "timestamp": iso_ms(utcnow()), "trigger_reason": trigger,
                               "seq_no": self.seq_no,
-                              "transaction_info": {"transaction_id": self.tx_id, "charging_state":
-                                                   "EVConnected" if event_type == "Ended" else self.charging_state()},
+                              "transaction_info": {"transaction_id": self.tx_id, "charging_state": state},
                               "meter_value": self.sampled_values(context)}
         self.seq_no += 2 if (event_type == "Started" and self.defects.on("seq_no_skip")) else 1
         if not self.online:
@@ -136,18 +136,37 @@ class TransactionsMixin:
         while True:
             await self.outbox_wakeup.wait()
             self.outbox_wakeup.clear()
+            attempts = 0
             while self.outbox and self.online and self.cp is not None:
                 action, payload = self.outbox[0]
                 wire = {k: v for k, v in payload.items() if not k.startswith("_")}
                 try:
-                    await self._call(action, **wire)
-                except (ConnectionClosed, ConnectionError, asyncio.TimeoutError):
+                    r = await self._call(action, **wire)
+                except (ConnectionClosed, ConnectionError):
                     return                      # still at the head: retried after reconnecting
-                except Exception as e:          # a CALLERROR: the CSMS refused it; keep going
-                    self.errors.append(f"{action} seqNo {payload.get('seq_no')}: {e!r}")
+                except Exception as e:          # no answer in MessageTimeout, or a CALLERROR
+                    if action != "TransactionEvent":
+                        if isinstance(e, asyncio.TimeoutError):
+                            return
+                        self.errors.append(f"{action}: {e!r}")
+                    else:
+                        # E13: sent again after MessageAttemptInterval x attempts so far, MessageAttempts in all,
+                        # then discarded (the same event: same seqNo, a new messageId)
+                        attempts += 1
+                        total = int(self.device.get("OCPPCommCtrlr", "MessageAttempts"))
+                        if attempts < total and not self.defects.on("no_tx_message_retry"):
+                            await asyncio.sleep(int(self.device.get("OCPPCommCtrlr", "MessageAttemptInterval"))
+                                                * attempts)
+                            continue
+                        self.errors.append(f"{action} seqNo {payload.get('seq_no')} discarded after {attempts} "
+                                           f"attempt(s): {e!r}")
+                    r = None
+                attempts = 0
                 self.outbox.pop(0)
                 self.sent_tx_events.append(wire)
                 del self.sent_tx_events[:-500]        # a long lab life: the last ones are enough
+                if action == "TransactionEvent" and r is not None:
+                    self._tx_event_answered(wire, r)
 
     # -- plug, token, start, stop ------------------------------------------------------------------
     async def plug_in(self) -> dict:
@@ -159,7 +178,7 @@ class TransactionsMixin:
             self._spawn(self.notify_ev_charging_needs())
         if self.authorized_token is not None and self.tx_id is None:
             tok, self.authorized_token = self.authorized_token, None      # E03: authorized first, then plug
-            await self.start_transaction(id_token=tok, trigger="CablePluggedIn",
+            await self.start_transaction(id_token=tok, trigger=self._start_trigger("CablePluggedIn"),
                                          remote_start_id=self.pending_remote_start_id)
         elif self.tx_id is None and not was and "EVConnected" in self.device.get("TxCtrlr", "TxStartPoint").split(","):
             # E01: TxStartPoint EVConnected: the transaction starts with the cable, before any authorization
@@ -167,7 +186,16 @@ class TransactionsMixin:
         return {"plugged": True}
 
     async def unplug(self) -> dict:
-        if self.tx_id:
+        keep = (self.device.get("TxCtrlr", "StopTxOnEVSideDisconnect") == "false"
+                and not self.defects.on("stop_on_unplug_always"))
+        if self.tx_id and keep:
+            # E10: the transaction stays, suspended (Idle: no EV) until the EV is back or it is stopped
+            self.plugged = False
+            if not self.charger.session_active:
+                await self._plant("set_power_setpoint", 0.0)
+            self.last_target_w = 0.0
+            self.queue_tx_event("Updated", "EVCommunicationLost", charging_state="Idle")
+        elif self.tx_id:
             await self.stop_transaction(reason="EVDisconnected", trigger="EVCommunicationLost")
         self.plugged = False
         await self._safe_status()
@@ -180,18 +208,54 @@ class TransactionsMixin:
         if self.tx_id is not None and self.id_token and self.id_token.get("idToken") == id_token:
             return await self.stop_transaction(reason="Local", trigger="StopAuthorized")
         status = "Accepted"
+        if (self.device.get("AuthCtrlr", "DisableRemoteAuthorization") == "true"
+                and not self.defects.on("authorize_despite_disabled")):
+            # C/E03: only local means (no local list or cache here): an unknown token is not authorized
+            return {"authorized": False, "status": "Unknown", "why": "DisableRemoteAuthorization"}
         if self.online:
             r = await self._call("Authorize", id_token={"id_token": id_token, "type": token_type})
             status = r.id_token_info["status"]
         if status != "Accepted":
             return {"authorized": False, "status": status}
         if self.tx_id is None and (self.plugged or self._starts_at_authorization()):
-            return {**await self.start_transaction(id_token=tok, trigger="Authorized", plug=False), "authorized": True}
+            trigger = "Authorized" if self._starts_at_authorization() else self._start_trigger("Authorized")
+            return {**await self.start_transaction(id_token=tok, trigger=trigger, plug=False), "authorized": True}
         self.authorized_token = tok
+        self._spawn(self._authorization_timeout(tok))
         return {"authorized": True, "status": status, "waiting_for": "plug_in"}
 
+    def _tx_points(self, name: str = "TxStartPoint") -> set[str]:
+        return set(self.device.get("TxCtrlr", name).split(","))
+
     def _starts_at_authorization(self) -> bool:
-        return "Authorized" in self.device.get("TxCtrlr", "TxStartPoint").split(",")
+        return "Authorized" in self._tx_points() or self.defects.on("ignore_tx_start_point")
+
+    def _start_trigger(self, default: str) -> str:
+        """E01: a transaction whose only start points are PowerPathClosed / EnergyTransfer begins when the
+        power path closes (the EV plugged in and authorized): triggerReason ChargingStateChanged."""
+        pts = self._tx_points()
+        if pts & {"PowerPathClosed", "EnergyTransfer"} and not pts & {"ParkingBayOccupancy", "EVConnected",
+                                                                        "Authorized", "DataSigned"}:
+            return "ChargingStateChanged"
+        return default
+
+    def _connection_timeout_s(self) -> float:
+        return float(self.device.get("TxCtrlr", "EVConnectionTimeOut"))
+
+    async def _authorization_timeout(self, tok: dict) -> None:
+        """E03/F02: authorized, but no EV within EVConnectionTimeOut: the authorization is dropped."""
+        await asyncio.sleep(self._connection_timeout_s())
+        if self.authorized_token is tok and not self.plugged and not self.defects.on("no_connection_timeout"):
+            self.authorized_token = None
+            self.pending_remote_start_id = None
+            self.pending_remote_profile = None
+
+    async def _tx_connection_timeout(self, tx_id: str) -> None:
+        """E03/E06 (E_39, F_04): a transaction started at authorization ends when no EV is plugged in within
+        EVConnectionTimeOut (triggerReason EVConnectTimeout, stoppedReason Timeout)."""
+        await asyncio.sleep(self._connection_timeout_s())
+        if self.tx_id == tx_id and not self.plugged and not self.defects.on("no_connection_timeout"):
+            await self.stop_transaction(reason="Timeout", trigger="EVConnectTimeout")
 
     async def start_transaction(self, *, id_token: dict | None = None, remote_start_id: int | None = None,
                                 trigger: str = "Authorized", plug: bool = True, token_known: bool = True) -> dict:
@@ -215,10 +279,44 @@ class TransactionsMixin:
             # (PowerDelivery) and the charger sets the caps
             await self._plant("set_power_limits", self.cfg.max_charge_w, self.cfg.max_discharge_w)
             await self._plant("set_contactor", True)
+        self.tx_limit = {}
+        self.tx_start_import_wh = self.meter()["import_wh"]
         self.queue_tx_event("Started", trigger, context="Transaction.Begin")
         self.apply_now()
         self._tasks.append(asyncio.ensure_future(self._periodic_meter(self.tx_id)))
+        if not self.plugged:
+            self._spawn(self._tx_connection_timeout(self.tx_id))
         return {"transaction_id": self.tx_id}
+
+    # -- answers to TransactionEvents: deauthorization (E05/E_16), transaction limits (2.1 E16) --------
+    def _tx_event_answered(self, sent: dict, r) -> None:
+        tx = (sent.get("transaction_info") or {}).get("transaction_id")
+        if tx is None or tx != self.tx_id:
+            return
+        info = getattr(r, "id_token_info", None) or {}
+        if info.get("status") not in (None, "Accepted") and not self.defects.on("ignore_deauthorization"):
+            if self.device.get("TxCtrlr", "StopTxOnInvalidId") == "true":
+                self._spawn(self.stop_transaction(reason="DeAuthorized", trigger="Deauthorized"))
+            else:
+                self.queue_tx_event("Updated", "Deauthorized", charging_state="SuspendedEVSE")
+        limit = getattr(r, "transaction_limit", None)
+        if limit and self.version == "2.1":
+            self.tx_limit = dict(limit)
+            if not self.defects.on("ignore_transaction_limit"):
+                self._spawn(self._watch_limits(tx))
+
+    async def _watch_limits(self, tx: str) -> None:
+        """2.1 E16: the transaction ends when it reaches the CSMS's maxEnergy / maxTime."""
+        while self.tx_id == tx:
+            lim = self.tx_limit
+            if lim.get("max_time") is not None and (utcnow() - self.tx_start).total_seconds() >= lim["max_time"]:
+                await self.stop_transaction(reason="TimeLimitReached", trigger="TimeLimitReached")
+                return
+            if lim.get("max_energy") is not None and (
+                    self.meter()["import_wh"] - self.tx_start_import_wh) >= lim["max_energy"]:
+                await self.stop_transaction(reason="EnergyLimitReached", trigger="EnergyLimitReached")
+                return
+            await asyncio.sleep(0.1)
 
     async def stop_transaction(self, *, reason: str = "Local", trigger: str = "StopAuthorized") -> dict:
         if self.tx_id is None:
@@ -238,6 +336,8 @@ class TransactionsMixin:
         self.tx_id = None
         self.ended_tx_ids.append(tx)
         self.profiles.clear_tx_profiles()
+        if not self.operative and not self.defects.on("scheduled_availability_silent"):
+            self._spawn(self._safe_status())       # G03/G04: the scheduled change takes effect now
         if self.reset_pending:
             self.reset_pending = False
             self._spawn(self.do_reset())
@@ -256,6 +356,39 @@ class TransactionsMixin:
             if self.tx_id == tx_id:
                 self.queue_tx_event("Updated", "MeterValuePeriodic")
 
+    async def lose_power_during_transaction(self, *, resume_allowed: bool = True) -> None:
+        """Power loss (or an ImmediateAndResume reset) during a transaction: with TxResumptionTimeout > 0 the
+        transaction is kept and resumed after the reboot (2.1 E17 / B13: Updated, triggerReason TxResumed);
+        otherwise it ends (PowerLoss, sent after the reboot)."""
+        import time
+        self.power_lost_at = time.monotonic()
+        if self.defects.on("power_loss_tx_lost"):
+            self.tx_id = None                    # gone without a trace: no Ended, no TxResumed
+            self.resume_tx = None
+            return
+        if resume_allowed and int(self.device.get("TxCtrlr", "TxResumptionTimeout")) > 0:
+            if not self.charger.session_active:
+                await self._plant("set_power_setpoint", 0.0)
+            self.last_target_w = 0.0
+            self.resume_tx = self.tx_id
+            return
+        await self.stop_transaction(reason="PowerLoss", trigger="AbnormalCondition")
+
+    def resume_after_boot(self) -> None:
+        import time
+        lost_for = time.monotonic() - (getattr(self, "power_lost_at", None) or time.monotonic())
+        if (self.resume_tx is not None and self.resume_tx == self.tx_id
+                and lost_for > int(self.device.get("TxCtrlr", "TxResumptionTimeout"))
+                and not self.defects.on("resumption_timeout_ignored")):
+            # E17: off longer than TxResumptionTimeout: the transaction is over (reported now)
+            self.resume_tx = None
+            self._spawn(self.stop_transaction(reason="PowerLoss", trigger="AbnormalCondition"))
+            return
+        if self.resume_tx is not None and self.resume_tx == self.tx_id:
+            self.queue_tx_event("Updated", "TxResumed" if self.version == "2.1" else "AbnormalCondition")
+            self.apply_now()
+        self.resume_tx = None
+
     # -- F remote control ----------------------------------------------------------------------------
     def remote_start(self, id_token: dict, remote_start_id: int, evse_id, profile: dict | None) -> str:
         if self.tx_id is not None or evse_id not in (None, self.cfg.evse_id) or not self.operative:
@@ -263,13 +396,16 @@ class TransactionsMixin:
         if profile:
             if profile.get("chargingProfilePurpose") != "TxProfile":
                 return "Rejected"        # K05.FR.02: only a TxProfile may come with a remote start
-            self.pending_remote_profile = profile
+            if (self.device.get("SmartChargingCtrlr", "Enabled") == "true"
+                    or self.defects.on("remote_start_profile_when_disabled")):
+                self.pending_remote_profile = profile      # F01.FR.12: else ignored, the start goes ahead
         if self.plugged or self._starts_at_authorization():
             self._spawn(self._remote_start(id_token, remote_start_id))
         else:
             # F02: authorized remotely before the EV is plugged in; the transaction starts at plug-in
             self.authorized_token = id_token
             self.pending_remote_start_id = remote_start_id
+            self._spawn(self._authorization_timeout(id_token))
         return "Accepted"
 
     async def _remote_start(self, id_token: dict, remote_start_id: int) -> None:
@@ -280,7 +416,9 @@ class TransactionsMixin:
             if r.id_token_info["status"] != "Accepted":
                 self.pending_remote_profile = None
                 return
-        await self.start_transaction(id_token=id_token, remote_start_id=remote_start_id, trigger="RemoteStart")
+        # the EV is not brought along (the lab's start_transaction op does that): F_04 waits for it in vain
+        await self.start_transaction(id_token=id_token, remote_start_id=remote_start_id, trigger="RemoteStart",
+                                     plug=False)
 
     def remote_stop(self, transaction_id: str) -> str:
         if self.tx_id is None or transaction_id != self.tx_id:
@@ -293,27 +431,32 @@ class TransactionsMixin:
             return "UnknownConnector"
         if self.tx_id is not None and not self.defects.on("unlock_during_transaction"):
             return "OngoingAuthorizedTransaction"      # F05.FR.02
+        if not self.plugged and self.defects.on("unlock_fails_without_cable"):
+            return "UnlockFailed"
         if self.tx_id is not None:
             self._spawn(self.stop_transaction(reason="Other", trigger="UnlockCommand"))
         return "Unlocked"
 
     def transaction_status(self, transaction_id: str | None) -> dict:
         """E14: ongoingIndicator only when a transaction id is given; messagesInQueue for it / any."""
+        wrong = self.defects.on("queue_status_wrong")
         if transaction_id is None:
-            return {"messages_in_queue": bool(self.outbox)}
-        queued = any(p.get("transaction_info", {}).get("transaction_id") == transaction_id for _, p in self.outbox)
+            return {"messages_in_queue": bool(self.outbox) and not wrong}
+        queued = not wrong and any(p.get("transaction_info", {}).get("transaction_id") == transaction_id
+                                   for _, p in self.outbox)
         ongoing = transaction_id == self.tx_id and not self.defects.on("transaction_status_wrong")
         return {"messages_in_queue": queued, "ongoing_indicator": ongoing}
 
-    def trigger(self, what: str, evse: dict | None) -> str:
+    def trigger(self, what: str, evse: dict | None, custom: str | None = None) -> str:
         """F06: known messages Accepted and sent after the answer; BootNotification after an accepted
         boot Rejected (F06.FR.17); anything else NotImplemented."""
         if evse is not None and evse.get("id") not in (self.cfg.evse_id,):
             return "Rejected"
         known = {"BootNotification", "Heartbeat", "StatusNotification", "MeterValues", "TransactionEvent",
-                 "LogStatusNotification", "FirmwareStatusNotification"}
-        if what not in known:
-            return "NotImplemented"
+                 "LogStatusNotification", "FirmwareStatusNotification", "SignChargingStationCertificate",
+                 "SignV2GCertificate"}
+        if what not in known and not self.defects.on("trigger_accepts_unknown"):
+            return "NotImplemented"            # incl. a 2.1 CustomTrigger this station does not define
         if what == "BootNotification" and self.boot_accepted:
             return "Rejected"
         if what == "TransactionEvent" and self.tx_id is None and evse is not None:
@@ -327,6 +470,9 @@ class TransactionsMixin:
         if what == "BootNotification":
             self.boot_reason = "Triggered"
             await self.boot()
+        elif what == "Heartbeat" and self.defects.on("flood"):
+            for i in range(60):         # a burst without waiting for answers (bad input for the CSMS)
+                await self.cp._send(json.dumps([2, f"flood-{uuid.uuid4().hex[:8]}-{i}", "Heartbeat", {}]))
         elif what == "Heartbeat" and self.defects.on("duplicate_message_id"):
             for _ in range(2):          # the same messageId twice: OCPP-J ids of CALLs are unique
                 await self.cp._send(json.dumps([2, "dup-heartbeat-1", "Heartbeat", {}]))
@@ -340,6 +486,9 @@ class TransactionsMixin:
             await self._call("MeterValues", evse_id=self.cfg.evse_id, meter_value=self.sampled_values("Trigger"))
         elif what == "TransactionEvent" and self.tx_id:
             self.queue_tx_event("Updated", "Trigger", context="Trigger")
+        elif what in ("SignChargingStationCertificate", "SignV2GCertificate"):
+            from .certificates import KINDS
+            self.start_certificate_request(KINDS[what])
         elif what == "LogStatusNotification":
             await self._call("LogStatusNotification", status="Idle")
         elif what == "FirmwareStatusNotification":
