@@ -87,6 +87,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "covers(*ids): OCTT test-case / ISO 15118 requirement IDs this test covers")
     config.addinivalue_line("markers", "v2g_case(id): a row of the conformance engine (v2g_bench.conformance)")
     config.addinivalue_line("markers", "dut_actions(*names): DUT actions (plug in, power cycle, ...) the case needs")
+    config.addinivalue_line("markers", "suite_selftest: proves a case can fail against a defect of the simulated "
+                                       "charger; left out of `v2g-bench run`'s default suite (make test runs it)")
     explicit = config.getoption("--v2g-reports")
     reports = Path(explicit) if explicit else REPO_ROOT / "reports" / "self-test"
     config._v2g_reports = reports

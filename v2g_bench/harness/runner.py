@@ -303,6 +303,10 @@ def run_suite(*, bench=None, dut=None, keyword=None, markexpr=None, suite=(), wo
              "--bench", str(bench_p.path), "--dut", str(dut_p.path)]
     if keyword:
         args += ["-k", keyword]
+    if not suite:
+        # the default suite is the charger's verdicts: the suite's own can-fail proofs (a defect switched on in the
+        # simulated charger) are not cases of the DUT; `make test` and the mutation targets run them
+        markexpr = f"({markexpr}) and not suite_selftest" if markexpr else "not suite_selftest"
     if markexpr:
         args += ["-m", markexpr]
     if workers:

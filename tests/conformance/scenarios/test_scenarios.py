@@ -187,6 +187,7 @@ CASES = [
 test_scenarios = cases_test(CASES)
 
 
+@pytest.mark.suite_selftest
 @pytest.mark.slow
 @pytest.mark.lab_only
 @pytest.mark.covers("V2GB-SCN-PLAN-01", "V2GB-SCN-SOC-01")
@@ -204,6 +205,7 @@ def test_a_derated_charger_fails_the_cycling_scenario(tmp_path, dut_profile):
     assert v.parts["analyzer"].verdict == "pass"          # the bench measured right: the DUT is to blame
 
 
+@pytest.mark.suite_selftest
 @pytest.mark.slow
 @pytest.mark.lab_only
 @pytest.mark.covers("V2GB-SCN-PLAN-01", "V2GB-COUPLING-02")
