@@ -334,6 +334,9 @@ CASES = [
        actions=("start_transaction",),
        steps=[csms_answers_transaction_events({"transactionLimit": {"maxEnergy": 4.0}}, times=1,
                                               what="transactionLimit.maxEnergy 4 Wh"),
+              # energy must flow for the limit to be reached: the battery emulator (off at power-up, as a real
+              # one) holds the DC link, limits first
+              step("the battery emulator holds the DC link", lambda ctx: ctx.dc_link, kind="given"),
               *started(),
               ocpp.expect("TransactionEvent", within_s=20, eventType="Ended", triggerReason="EnergyLimitReached",
                           **{"transactionInfo.transactionId": TX,
