@@ -274,6 +274,20 @@ def write_traceability_from_results(run_dir: Path) -> None:
     write_traceability(run_dir, rows)
 
 
+def _drop_closed_log_handlers() -> None:
+    """Libraries that call logging.basicConfig() while pytest captures output (pyslac does, on import) leave a
+    handler on pytest's capture stream; once pytest.main returns that stream is closed, and every later log
+    record (WeasyPrint's progress, while the test report is built) printed a "--- Logging error ---" traceback."""
+    import logging
+
+    loggers = [logging.getLogger()] + [lg for lg in logging.Logger.manager.loggerDict.values()
+                                       if isinstance(lg, logging.Logger)]
+    for lg in loggers:
+        for h in list(lg.handlers):
+            if getattr(getattr(h, "stream", None), "closed", False):
+                lg.removeHandler(h)
+
+
 def run_suite(*, bench=None, dut=None, keyword=None, markexpr=None, suite=(), workers=0,
               reports: Path = Path("reports"), html=True, extra=(), operator: str | None = None,
               test_report: bool = True) -> int:
@@ -326,6 +340,7 @@ def run_suite(*, bench=None, dut=None, keyword=None, markexpr=None, suite=(), wo
             plugin = ProgressPlugin(None)
             code = pytest.main(args, plugins=[plugin])
     finally:
+        _drop_closed_log_handlers()
         tally = plugin.tally
         interrupted = code is None or int(code) == 2
         by = None
