@@ -37,17 +37,24 @@ def _refused_chain(res) -> str | None:
     return text[:400] if any(k in text for k in _VERIFY) else None
 
 
-def _tls13(ctx):
+def _tls_session_note(ctx, no_session) -> str:
+    """The session's TLS note (attached); without one, a refused SECC chain fails the case, anything else
+    raises what `no_session(res)` returns."""
     res = session_of(ctx)
     note = _tls_note(ctx)
     ctx.attach("tls", note or f"no TLS session: {res.step}: {res.reason[:300]}")
     if note is None:
         why = _refused_chain(res)
         if why:
-            raise Nonconformance(f"the TLS handshake failed on the SECC's certificate chain ({why})",
-                                 req="V2GB-15118-TLS-01")
-        raise Nonconformance(f"the EV asked for TLS in SDP and got no TLS session ({res.step}: {res.reason[:300]})",
-                             req="V2G20-1235")
+            raise Nonconformance(f"the EV refused the SECC's certificate chain: {why}", req="V2GB-15118-TLS-01")
+        raise no_session(res)
+    return note
+
+
+def _tls13(ctx):
+    res = session_of(ctx)
+    note = _tls_session_note(ctx, lambda r: Nonconformance(
+        f"the EV asked for TLS in SDP and got no TLS session ({r.step}: {r.reason[:300]})", req="V2G20-1235"))
     version = note.split()[1]
     if version != "TLSv1.3":
         raise Nonconformance(f"-20 over {version} (the SECC negotiated it; TLS 1.3 is mandatory for -20): {note}",
@@ -59,14 +66,8 @@ def _tls13(ctx):
 
 def _chain_accepted(ctx):
     """The EV (trusting only the V2G root) accepted the SECC's chain, and its leaf is within its validity."""
-    res = session_of(ctx)
-    note = _tls_note(ctx)
-    ctx.attach("tls", note or f"no TLS session: {res.step}: {res.reason[:300]}")
-    if note is None:
-        why = _refused_chain(res)
-        if why:
-            raise Nonconformance(f"the EV refused the SECC's certificate chain: {why}", req="V2GB-15118-TLS-01")
-        raise Inconclusive(f"no TLS session, and not for the SECC's chain: {res.step}: {res.reason[:300]}")
+    note = _tls_session_note(ctx, lambda r: Inconclusive(
+        f"no TLS session, and not for the SECC's chain: {r.step}: {r.reason[:300]}"))
     not_after = note.rsplit("valid until ", 1)[-1].rstrip(")")
     try:
         end = ssl.cert_time_to_seconds(not_after)       # OpenSSL's "Jan 29 07:08:17 2027 GMT"
