@@ -239,7 +239,14 @@ def decrypt(client: bytes, server: bytes, keylog: KeyLog) -> DecryptedStream:
         out.problem = "no ClientHello/ServerHello at the start of the connection (capture started mid-session?)"
         return out
     client_random = ch[2:34]
-    server_random, suite, version, etm = _server_hello(sh)
+    try:
+        server_random, suite, version, etm = _server_hello(sh)
+    except (IndexError, struct.error):
+        out.problem = "a malformed ServerHello"
+        return out
+    if len(client_random) != 32 or len(server_random) != 32:
+        out.problem = "a truncated ClientHello/ServerHello"
+        return out
     out.suite = suite
     if version == 0x0304:
         out.version = "TLS 1.3"

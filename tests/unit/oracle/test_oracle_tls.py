@@ -175,3 +175,12 @@ def test_wire_response_times_see_through_tls(tmp_path, secc_cert):
     pcap, _ = capture(tmp_path, secc_cert, late_s=0.3)
     times = response_times(pcap)
     assert len(times) == 4 and times[2] == pytest.approx(0.32, abs=1e-6)
+
+
+def test_malformed_hellos_are_reported_not_a_crash():
+    from v2g_bench.oracle.tls import KeyLog, decrypt
+
+    client = bytes([22, 3, 1, 0, 8, 1, 0, 0, 4, 3, 3, 0xAB, 0xCD])          # a ClientHello cut short
+    server = bytes([22, 3, 3, 0, 6, 2, 0, 0, 2, 3, 3])                       # a ServerHello with no random
+    out = decrypt(client, server, KeyLog())
+    assert out.problem and not out.chunks["c"] and not out.chunks["s"]
