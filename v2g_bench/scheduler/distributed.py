@@ -91,6 +91,17 @@ def local_cluster(workers: int = 2, memory_limit: str = "2GiB"):
             cluster.close(timeout=30)
 
 
+def _wait_for_a_worker(client, timeout_s: float) -> None:
+    """Before a recompute: a nanny restarts a dead worker within seconds, so wait (bounded) for one to register
+    rather than fail at once because the scheduler, for a moment, lists none."""
+    try:
+        client.wait_for_workers(1, timeout=min(timeout_s, 60.0))
+    except Exception as e:   # TimeoutError, or the scheduler itself is gone
+        raise PlanWorkerLost(f"no Dask worker came back to recompute the plan: {type(e).__name__}: {e}",
+                             where=str(client.scheduler.address),
+                             fix="start workers: dask worker <scheduler address>") from e
+
+
 def plan_fleet_distributed(site: Site, evs: list[EVRequest], *, client=None, address: str | None = None,
                            workers: int = 2, shards: int | None = None, retries: int = 1,
                            timeout_s: float = 600.0, shard_cls=None, **kw) -> FleetResult:
@@ -119,6 +130,8 @@ def plan_fleet_distributed(site: Site, evs: list[EVRequest], *, client=None, add
                                           timeout_s=timeout_s, shard_cls=shard_cls, **kw)
     notes = []
     for attempt in range(retries + 1):
+        if attempt:
+            _wait_for_a_worker(client, timeout_s)
         n = shards or len(client.scheduler_info(n_workers=-1)["workers"]) or 1
         t0 = time.perf_counter()
         try:

@@ -26,9 +26,13 @@ class DiesOnSecondRound(LocalShard):
     flag = os.path.join(tempfile.gettempdir(), f"v2g-bench-test-dw-dies-{os.getuid()}")
 
     def price(self, k, *a):
-        if k >= 1 and not os.path.exists(self.flag):
-            Path(self.flag).write_text("died")
-            os._exit(1)
+        if k >= 1:
+            try:     # O_EXCL: of two shards pricing at the same moment, exactly one dies
+                os.close(os.open(self.flag, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass
+            else:
+                os._exit(1)
         return super().price(k, *a)
 
 
@@ -52,7 +56,7 @@ def test_a_worker_dying_mid_plan_recomputes_or_fails_clearly(cluster):
     exact = plan_fleet_shared(site, evs, metering="ev")
     Path(DiesOnSecondRound.flag).unlink(missing_ok=True)
     try:
-        r = plan_fleet_distributed(site, evs, client=cluster, retries=1, shard_cls=DiesOnSecondRound,
+        r = plan_fleet_distributed(site, evs, client=cluster, retries=2, shard_cls=DiesOnSecondRound,
                                    seed_sample=0, timeout_s=60)
         assert os.path.exists(DiesOnSecondRound.flag)      # it did die
         assert any("recomputed the whole plan" in n for n in r.notes)
