@@ -44,6 +44,7 @@ class LabHandle:
     log_path: Path
     proc: subprocess.Popen | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
+    killed: bool = False            # stop() had to SIGKILL it
 
     @property
     def ports(self) -> dict[str, int]:
@@ -88,8 +89,11 @@ class LabHandle:
         except OSError:
             return ""
 
-    def stop(self, grace_s: float = 5.0) -> int | None:
-        """SIGTERM, wait up to grace_s, then SIGKILL. Returns the exit code."""
+    def stop(self, grace_s: float = 15.0) -> int | None:
+        """SIGTERM, wait up to grace_s, then SIGKILL (`killed` says so). Returns the exit code.
+
+        The grace is generous: at the end of a parallel test session both workers stop their labs on a
+        loaded 2-core machine, and a lab that needed SIGKILL reads as a shutdown defect."""
         if self.proc is None:
             try:
                 os.kill(self.pid, signal.SIGTERM)
@@ -101,6 +105,7 @@ class LabHandle:
             try:
                 self.proc.wait(grace_s)
             except subprocess.TimeoutExpired:
+                self.killed = True
                 self.proc.kill()
                 self.proc.wait(5)
         return self.proc.returncode

@@ -155,10 +155,11 @@ def integrate(t: np.ndarray, y: np.ndarray, a: float, b: float) -> float:
 
 
 def _crossing(t, y, level):
-    """First time the normalised response y reaches `level` (interpolated); nan if never."""
+    """First time the normalised response y reaches `level` (interpolated); inf if it never does in the
+    window (nan is kept for "not applicable": a step the DUT had already made)."""
     idx = np.flatnonzero(y >= level)
     if idx.size == 0:
-        return np.nan
+        return float("inf")
     i = int(idx[0])
     if i == 0:
         return float(t[0])

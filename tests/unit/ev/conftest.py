@@ -71,7 +71,7 @@ def lab_wire(tmp_path_factory):
             if analyzer is not None:
                 analyzer.close()
             code = lab.stop()
-            assert code == 0, f"lab exited with {code}:\n{lab.log_tail()}"
+            assert code == 0, f"lab exited with {code}{' (killed after the grace)' if lab.killed else ''}:\n{lab.log_tail()}"
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ def lab(tmp_path_factory):
             yield lab
     finally:
         code = lab.stop()
-        assert code == 0, f"lab exited with {code}:\n{lab.log_tail()}"
+        assert code == 0, f"lab exited with {code}{' (killed after the grace)' if lab.killed else ''}:\n{lab.log_tail()}"
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ def lab(tmp_path_factory):
                 yield lab
         finally:
             code = lab.stop()
-            assert code == 0, f"lab exited with {code}:\n{lab.log_tail()}"
+            assert code == 0, f"lab exited with {code}{' (killed after the grace)' if lab.killed else ''}:\n{lab.log_tail()}"
 
 
 def test_plug_slac_session_and_cp_stop_through_the_lab_process(lab, tmp_path):

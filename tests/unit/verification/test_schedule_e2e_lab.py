@@ -12,7 +12,6 @@ of a real 15-minute one).
 from __future__ import annotations
 
 import datetime as dt
-import math
 import socket
 import time
 
@@ -167,7 +166,8 @@ def test_lagging_power_stage_fails_the_same_judgement(lab_session):
     assert any("t90" in n for n in failed), failed
     assert "time outside tolerance band" in failed
     steps = res.metrics["steps"]
-    # a 3 s lag on a ~2.6 s ramp: t90 grows by at least tau * ln(10) - ramp time, well past 4 s
-    assert min(s["t90_s"] for s in steps) > 4.0 + 0 * math.e, steps
+    # a 3 s lag on a ~2.6 s ramp: t90 grows by at least tau * ln(10) - ramp time, well past 4 s (inf when a
+    # lagging step is still short of 90 % as the next setpoint arrives)
+    assert min(s["t90_s"] for s in steps) > 4.0, steps
     with pytest.raises(Nonconformance, match="t90"):
         res.assert_pass()
