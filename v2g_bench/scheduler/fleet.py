@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 
 import highspy
 import numpy as np
+import scipy.sparse as sp
 
 from v2g_bench.errors import BenchError
-from v2g_bench.scheduler.lp import INF, SIMULTANEOUS_TOL_KW, Scheduler, _build, _CachedModel, _layout, new_highs
+from v2g_bench.scheduler.lp import (INF, SIMULTANEOUS_TOL_KW, Scheduler, _build, _CachedModel, _highs_from, _layout,
+                                    new_highs)
 from v2g_bench.scheduler.model import EVRequest, InfeasibleSchedule, ScheduleInputError, Site, interval_window
 from v2g_bench.scheduler.vector import VectorShard
 
@@ -485,26 +487,54 @@ class ShardSet:
             s.close()
 
 
-def _sample_prices(site: Site, evs: list[EVRequest], n: int) -> np.ndarray | None:
-    """Coordination prices from the exact LP of a random sample with the site scaled to it.
+def _sample_prices(site: Site, evs: list[EVRequest], n: int, lo_rows: np.ndarray, hi_rows: np.ndarray,
+                   paths: dict, leaf: np.ndarray) -> np.ndarray | None:
+    """Coordination prices (one per limit-tree row) from the exact LP of a sample with every limit scaled to it.
 
     With many similar EVs the sample's duals are close to the fleet's, so the first columns priced with them
-    are already near-optimal and the exact Dantzig-Wolfe iterations that follow are fewer. Only a warm start:
-    exactness comes from the DW loop."""
+    are already near-optimal and the exact Dantzig-Wolfe iterations that follow are fewer (1,000 EVs under 10
+    feeders: 47 -> 38 rounds, 45 -> 23 s; docs/scheduler.md). The sample is drawn per leaf in proportion to its EVs, and
+    each node's headroom (its limit minus its other load) is scaled by the share of its EVs sampled. Only a
+    warm start: exactness comes from the DW loop; None when the scaled sample is infeasible."""
     rng = np.random.default_rng(0)
-    pick = sorted(rng.choice(len(evs), n, replace=False))
-    k = n / len(evs)
-    sub = Site(import_price=site.import_price, export_price=site.export_price, dt_s=site.dt_s,
-               load_kw=None if site.load_kw is None else site.load_kw * k,
-               import_limit_kw=None if site.import_limit_kw is None else site.import_limit_kw * k,
-               export_limit_kw=None if site.export_limit_kw is None else site.export_limit_kw * k)
-    sched = Scheduler()
-    try:
-        sched.plan(sub, [evs[j] for j in pick], metering="ev")
-    except (InfeasibleSchedule, ScheduleInputError):
+    N, T = len(evs), site.n
+    nodes = np.unique(leaf)
+    if len(nodes) == 1:
+        pick = np.sort(rng.choice(N, n, replace=False))
+    else:
+        parts = []
+        for node in nodes:
+            idx = np.flatnonzero(leaf == node)
+            parts.append(rng.choice(idx, max(1, round(n * idx.size / N)), replace=False))
+        pick = np.sort(np.concatenate(parts))
+    n_nodes = lo_rows.shape[0]
+    in_node = np.zeros((n_nodes, N), bool)          # EV j is below node m
+    for node in nodes:
+        in_node[np.ix_(list(paths[int(node)]), np.flatnonzero(leaf == node))] = True
+    sub = Site(import_price=site.import_price, export_price=site.export_price, dt_s=site.dt_s)
+    sample = [evs[j] for j in pick]
+    L = _layout(sub, len(sample), "ev", elastic=False)
+    cost, lo, hi, A, rlo, rhi, _, _ = _build(L, sub, sample)
+    # one row per (node, interval): the sampled members' net power within the node's scaled headroom
+    rows, cols, vals = [], [], []
+    tt = np.arange(T)
+    for m in range(n_nodes):
+        share = in_node[m, pick].sum() / max(1, in_node[m].sum())
+        for i in np.flatnonzero(in_node[m, pick]):
+            rows += [m * T + tt, m * T + tt]
+            cols += [L.c(int(i)) + tt, L.d(int(i)) + tt]
+            vals += [np.ones(T), -np.ones(T)]
+        rlo = np.concatenate([rlo, lo_rows[m] * share])
+        rhi = np.concatenate([rhi, hi_rows[m] * share])
+    B = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(n_nodes * T, A.shape[1]))
+    AB = sp.vstack([A, B], format="csc")
+    AB.sort_indices()
+    h = _highs_from(cost, lo, hi, AB, rlo, rhi, None)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
-    rows = sched.last_row_dual
-    return rows[n * site.n:n * site.n + site.n].copy() if rows.size >= (n + 1) * site.n else None
+    return np.asarray(h.getSolution().row_dual)[A.shape[0]:].copy()
 
 
 def _purge_columns(master, columns: list, dual: np.ndarray, n_art: int, k: int, tol: float) -> int:
@@ -665,9 +695,9 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
         k = 0
         add_columns(k, price(k, np.zeros(R), np.zeros(G)), None)
         coupled = bool(np.isfinite(lo_rows).any() or np.isfinite(hi_rows).any())
-        seeded = seed_sample and N > 2 * seed_sample and not feeders and coupled
+        seeded = seed_sample and N > 2 * seed_sample and coupled
         t_seed = time.perf_counter()
-        y_seed = _sample_prices(site, evs, seed_sample) if seeded else None
+        y_seed = _sample_prices(site, evs, seed_sample, lo_rows, hi_rows, paths, leaf) if seeded else None
         t_seed = time.perf_counter() - t_seed
         if y_seed is not None and np.any(y_seed != 0):
             k += 1

@@ -78,7 +78,8 @@ def test_smoothed_duals_reach_the_same_optimum():
     assert r.gap <= 1e-6 * abs(ref)
 
 
-def test_feeder_tree_limits_are_met_at_the_optimum():
+@pytest.mark.parametrize("seed_sample", [0, 4])   # 4 of 18 EVs: first columns priced at a sample LP's duals
+def test_feeder_tree_limits_are_met_at_the_optimum(seed_sample):
     p, evs = _fleet(18, 5)
     site = Site(import_price=p, export_price=p - 0.02, dt_s=3600, load_kw=np.full(p.size, 10.0), import_limit_kw=70.0)
     names = [e.name for e in evs]
@@ -89,7 +90,7 @@ def test_feeder_tree_limits_are_met_at_the_optimum():
     ref = reference_lp(site, evs, [(range(18), 70.0, site.base_kw()), (range(10), 30.0, zero),
                                    (range(4), 12.0, zero), (range(10, 18), 28.0, np.full(p.size, 2.0))])
     free = plan_fleet_decomposed(site, evs, block_size=2)
-    r = plan_fleet_decomposed(site, evs, block_size=2, feeders=feeders)
+    r = plan_fleet_decomposed(site, evs, block_size=2, feeders=feeders, seed_sample=seed_sample)
     assert r.total_cost == pytest.approx(ref, rel=1e-6, abs=1e-6)
     assert r.total_cost > free.total_cost + 1e-6          # the feeders do bind
     assert r.power_kw[:10].sum(axis=0).max() <= 30.0 + 1e-6
