@@ -589,9 +589,12 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
     `rel_gap` (`FleetResult.gap` is the certified upper - lower bound). `pricing_engine`: "dp" prices all EVs
     of a shard at once with the exact vectorised DP of `vector.py` (numba), "highs" one HiGHS LP per EV
     (`FastEVSolver`, the reference); both give optimal columns, so the plan is exact either way. `purge`: when
-    the master holds more than `purge` x (its rows) columns, columns out of the basis with a positive reduced
+    the master holds more than `purge` x (T + blocks) columns, columns out of the basis with a positive reduced
     cost that are older than two rounds are deleted (each primal simplex pivot prices every column; 0 = keep
-    all). A purged column can come back by pricing; the bound and the final gap do not depend on it."""
+    all). T + blocks, not the master's rows: a feeder tree adds T rows per feeder but few of them bind, and
+    keeping 8 x 1,556 columns at 10,000 EVs + 10 feeders cost 2.2x the master time of keeping 8 x 596
+    (docs/scheduler.md). A purged column can come back by pricing; the bound and the final gap do not depend
+    on it."""
     if pricing_engine not in ("dp", "highs"):
         raise ScheduleInputError(f"pricing_engine must be 'dp' or 'highs', got {pricing_engine!r}",
                                  where="plan_fleet_decomposed")
@@ -621,12 +624,27 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
     # per kW and interval: dearer than any tariff gain from 1 kW in one interval, small enough to stay well scaled
     big = 10.0 * h * T * (float(np.abs(site.import_price).max()) + max(e.degradation_per_kwh for e in evs) + 0.01)
     R = n_nodes * T
-    master.addRows(R, lo_rows.ravel(), hi_rows.ravel(), 0, np.zeros(1, np.int32), np.zeros(0, np.int32), np.zeros(0))
+    # A feeder's limit is a bound on a flow column F (node, t) = what its blocks and child feeders draw, not a row
+    # range on every block below it: row (node, t) is sum(its own blocks' columns) + sum(children's F) - F = 0,
+    # the site's row keeps its range. A block's column then has entries on its own leaf's rows only (96 instead
+    # of 192 per column under 10 feeders), and the dual of its leaf's row is the whole price it sees.
+    parent = [paths[m][-2] if len(paths[m]) > 1 else -1 for m in range(n_nodes)]
+    row_lo, row_hi = lo_rows.copy(), hi_rows.copy()
+    row_lo[1:], row_hi[1:] = 0.0, 0.0
+    master.addRows(R, row_lo.ravel(), row_hi.ravel(), 0, np.zeros(1, np.int32), np.zeros(0, np.int32), np.zeros(0))
     master.addRows(G, np.ones(G), np.ones(G), 0, np.zeros(1, np.int32), np.zeros(0, np.int32), np.zeros(0))
     n_art = 2 * R
     art_rows = np.concatenate([np.arange(R), np.arange(R)]).astype(np.int32)
     master.addCols(n_art, np.full(n_art, big), np.zeros(n_art), np.full(n_art, INF), n_art,
                    np.arange(n_art, dtype=np.int32), art_rows, np.concatenate([-np.ones(R), np.ones(R)]))
+    n_flow = R - T
+    if n_flow:
+        tt = np.arange(T)
+        f_rows = np.concatenate([np.stack([m * T + tt, parent[m] * T + tt], axis=1).ravel() for m in range(1, n_nodes)])
+        master.addCols(n_flow, np.zeros(n_flow), lo_rows[1:].ravel(), hi_rows[1:].ravel(), 2 * n_flow,
+                       np.arange(0, 2 * n_flow, 2, dtype=np.int32), f_rows.astype(np.int32),
+                       np.tile([-1.0, 1.0], n_flow))
+    n_fix = n_art + n_flow                # the blocks' columns start here
     columns: list[tuple[int, int]] = []   # master column -> (block, column id)
 
     def add_columns(k, answers, tol):
@@ -637,9 +655,8 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
             for q in np.flatnonzero(rc < -tol) if tol is not None else range(len(gids)):
                 g = int(gids[q])
                 nz = np.flatnonzero(np.abs(net[q]) > 1e-12)
-                paths_n = paths[int(leaf_of_group[g])]
-                r = np.concatenate([np.concatenate([m * T + nz for m in paths_n]), [R + g]]).astype(np.int32)
-                v = np.concatenate([np.tile(net[q][nz], len(paths_n)), [1.0]])
+                r = np.concatenate([int(leaf_of_group[g]) * T + nz, [R + g]]).astype(np.int32)
+                v = np.concatenate([net[q][nz], [1.0]])
                 starts.append(nnz)
                 nnz += r.size
                 idx.append(r)
@@ -657,6 +674,15 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
         return np.array([y[list(paths[n])].sum(axis=0) for n in range(n_nodes)])
 
     lo_flat, hi_flat = lo_rows.ravel(), hi_rows.ravel()
+
+    def node_duals(pi_rows):
+        """The flow rows' duals are the prices a node's blocks see (pi); the original rows' duals y, whose sums
+        along a path are those prices: y(node) = pi(node) - pi(parent)."""
+        pi = pi_rows.reshape(n_nodes, T)
+        y = pi.copy()
+        for m in range(1, n_nodes):
+            y[m] = pi[m] - pi[parent[m]]
+        return y.ravel()
 
     def valid_sign(y_rows):
         # a dual may only push against a finite bound: the Lagrangian bound is then valid for any such y
@@ -717,7 +743,7 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
                                          where="plan_fleet_decomposed")
             sol = master.getSolution()
             ub = master.getInfo().objective_function_value
-            y = valid_sign(np.asarray(sol.row_dual[:R]))
+            y = valid_sign(node_duals(np.asarray(sol.row_dual[:R])))
             sigma = np.asarray(sol.row_dual[R:])
             tol = 1e-9 * max(1.0, abs(ub))
             smoothed = smoothing > 0 and y_center is not None and not mispriced
@@ -735,9 +761,9 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
             added = add_columns(k, reduced_costs(answers, y, sigma) if smoothed else answers, tol)
             if not added and not smoothed:
                 break            # nothing prices out at the master's own duals: the master is optimal
-            if purge and n_old > purge * (R + G):
+            if purge and n_old > purge * (T + G):
                 # only when the loop goes on: the solution read after it must match the column list
-                purged += _purge_columns(master, columns, np.asarray(sol.col_dual)[n_art:n_art + n_old], n_art, k, tol)
+                purged += _purge_columns(master, columns, np.asarray(sol.col_dual)[n_fix:n_fix + n_old], n_fix, k, tol)
             mispriced = not added   # a smoothed point found nothing new: price at the master's duals next
         x = np.asarray(master.getSolution().col_value)
         if x[:n_art].max(initial=0.0) > 1e-6:
@@ -747,7 +773,7 @@ def plan_fleet_decomposed(site: Site, evs: list[EVRequest], *, workers: int = 1,
                                          where="plan_fleet_decomposed")
             raise explain_infeasible(Scheduler(), site, evs, "ev")
         weights: dict[int, np.ndarray] = {}
-        for w, (g, kk) in zip(x[n_art:], columns):
+        for w, (g, kk) in zip(x[n_fix:], columns):
             if w > 1e-12:
                 weights.setdefault(kk, np.zeros(G))[g] += w
         C, D, cost = np.zeros((N, T)), np.zeros((N, T)), np.zeros(N)
