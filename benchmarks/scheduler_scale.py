@@ -4,6 +4,7 @@ the monolithic LP where that one finishes, and scale-out on a Dask cluster (EVs 
     python -m benchmarks.scheduler_scale coupled              # 10,000 EVs, site limit, 2 worker processes
     python -m benchmarks.scheduler_scale coupled --feeders 10 # ... and 10 feeders of 1,000 EVs below it
     python -m benchmarks.scheduler_scale exact --evs 1000 2000          # DW vs one LP, cost difference, gap
+    python -m benchmarks.scheduler_scale exact --evs 1000 --feeders 10  # ... under a feeder tree (one tree LP)
     python -m benchmarks.scheduler_scale blocks --evs 2000 --blocks 1 4 20   # master block size trade-off
     python -m benchmarks.scheduler_scale dask --evs 10000 100000 --workers 1 2   # scaling curve
     python -m benchmarks.scheduler_scale engines              # Dask vs Ray actors on this workload
@@ -22,7 +23,7 @@ import numpy as np
 
 from benchmarks.scheduler_fleet import DT, T, fleet, tariff
 from v2g_bench.scheduler import Site, plan_fleet_decomposed, plan_fleet_shared
-from v2g_bench.scheduler.fleet import FeederLimit
+from v2g_bench.scheduler.fleet import FeederLimit, plan_fleet_tree_lp
 
 
 def site_for(n: int, limit_kw_per_ev: float = 3.6) -> Site:
@@ -62,13 +63,15 @@ def bench_coupled(n, workers, feeders, block, engine="dp"):
           f"{describe(r, site, fl, evs)}; {'; '.join(r.notes)}  [{l0} -> {load()}]  (goal <= 60 s)", flush=True)
 
 
-def bench_exact(sizes, workers, engine="dp"):
+def bench_exact(sizes, workers, engine="dp", feeders=0):
     for n in sizes:
         site, evs = site_for(n), fleet(n)
+        fl = feeders_for(evs, feeders) if feeders else None
         l0 = load()
-        r = plan_fleet_decomposed(site, evs, workers=workers, pricing_engine=engine)
-        e = plan_fleet_shared(site, evs)
-        print(f"{n} EVs: decomposition {describe(r, site)}; monolithic LP {e.solve_time_s:.1f} s; cost difference "
+        r = plan_fleet_decomposed(site, evs, workers=workers, pricing_engine=engine, feeders=fl)
+        e = plan_fleet_tree_lp(site, evs, fl) if fl else plan_fleet_shared(site, evs)
+        print(f"{n} EVs{f' + {feeders} feeders' if feeders else ''}: decomposition {describe(r, site, fl, evs)}; "
+              f"monolithic LP {e.solve_time_s:.1f} s; cost difference "
               f"{(r.total_cost - e.total_cost) / abs(e.total_cost):.1e} rel  [{l0} -> {load()}]", flush=True)
 
 
@@ -210,7 +213,7 @@ def main(argv=None):
     if a.part == "coupled":
         bench_coupled((a.evs or [10_000])[0], a.workers[0], a.feeders, a.block, a.engine)
     elif a.part == "exact":
-        bench_exact(a.evs or [1000, 2000], a.workers[0], a.engine)
+        bench_exact(a.evs or [1000, 2000], a.workers[0], a.engine, a.feeders)
     elif a.part == "blocks":
         bench_blocks((a.evs or [2000])[0], a.blocks, a.workers[0])
     elif a.part == "pricing":

@@ -487,17 +487,53 @@ class ShardSet:
             s.close()
 
 
+def _tree_lp(site: Site, evs: list[EVRequest], pick: np.ndarray, in_node: np.ndarray, lo_rows: np.ndarray,
+             hi_rows: np.ndarray, share: np.ndarray):
+    """The exact LP of EVs `pick` under every tree node's row (node m's headroom x share[m]), per-EV billing.
+    -> (HiGHS after run, layout, number of EV rows before the tree's rows)."""
+    T = site.n
+    sub = Site(import_price=site.import_price, export_price=site.export_price, dt_s=site.dt_s)
+    sample = [evs[j] for j in pick]
+    L = _layout(sub, len(sample), "ev", elastic=False)
+    cost, lo, hi, A, rlo, rhi, _, _ = _build(L, sub, sample)
+    # one row per (node, interval): the members' net power within the node's headroom
+    rows, cols, vals = [], [], []
+    tt = np.arange(T)
+    for m in range(lo_rows.shape[0]):
+        for i in np.flatnonzero(in_node[m, pick]):
+            rows += [m * T + tt, m * T + tt]
+            cols += [L.c(int(i)) + tt, L.d(int(i)) + tt]
+            vals += [np.ones(T), -np.ones(T)]
+        rlo = np.concatenate([rlo, lo_rows[m] * share[m]])
+        rhi = np.concatenate([rhi, hi_rows[m] * share[m]])
+    B = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(lo_rows.shape[0] * T, A.shape[1]))
+    AB = sp.vstack([A, B], format="csc")
+    AB.sort_indices()
+    h = _highs_from(cost, lo, hi, AB, rlo, rhi, None)
+    h.run()
+    return h, L, A.shape[0]
+
+
+def _members(leaf: np.ndarray, paths: dict, n_nodes: int) -> np.ndarray:
+    """(nodes, EVs) bool: EV j is below node m."""
+    in_node = np.zeros((n_nodes, leaf.size), bool)
+    for node in np.unique(leaf):
+        in_node[np.ix_(list(paths[int(node)]), np.flatnonzero(leaf == node))] = True
+    return in_node
+
+
 def _sample_prices(site: Site, evs: list[EVRequest], n: int, lo_rows: np.ndarray, hi_rows: np.ndarray,
                    paths: dict, leaf: np.ndarray) -> np.ndarray | None:
     """Coordination prices (one per limit-tree row) from the exact LP of a sample with every limit scaled to it.
 
     With many similar EVs the sample's duals are close to the fleet's, so the first columns priced with them
     are already near-optimal and the exact Dantzig-Wolfe iterations that follow are fewer (1,000 EVs under 10
-    feeders: 47 -> 38 rounds, 45 -> 23 s; docs/scheduler.md). The sample is drawn per leaf in proportion to its EVs, and
-    each node's headroom (its limit minus its other load) is scaled by the share of its EVs sampled. Only a
-    warm start: exactness comes from the DW loop; None when the scaled sample is infeasible."""
+    feeders: 47 -> 38 rounds, 45 -> 23 s; docs/scheduler.md). The sample is drawn per leaf in proportion to
+    its EVs, and each node's headroom (its limit minus its other load) is scaled by the share of its EVs
+    sampled. Only a warm start: exactness comes from the DW loop; None when the scaled sample is infeasible."""
     rng = np.random.default_rng(0)
-    N, T = len(evs), site.n
+    N = len(evs)
     nodes = np.unique(leaf)
     if len(nodes) == 1:
         pick = np.sort(rng.choice(N, n, replace=False))
@@ -507,34 +543,36 @@ def _sample_prices(site: Site, evs: list[EVRequest], n: int, lo_rows: np.ndarray
             idx = np.flatnonzero(leaf == node)
             parts.append(rng.choice(idx, max(1, round(n * idx.size / N)), replace=False))
         pick = np.sort(np.concatenate(parts))
-    n_nodes = lo_rows.shape[0]
-    in_node = np.zeros((n_nodes, N), bool)          # EV j is below node m
-    for node in nodes:
-        in_node[np.ix_(list(paths[int(node)]), np.flatnonzero(leaf == node))] = True
-    sub = Site(import_price=site.import_price, export_price=site.export_price, dt_s=site.dt_s)
-    sample = [evs[j] for j in pick]
-    L = _layout(sub, len(sample), "ev", elastic=False)
-    cost, lo, hi, A, rlo, rhi, _, _ = _build(L, sub, sample)
-    # one row per (node, interval): the sampled members' net power within the node's scaled headroom
-    rows, cols, vals = [], [], []
-    tt = np.arange(T)
-    for m in range(n_nodes):
-        share = in_node[m, pick].sum() / max(1, in_node[m].sum())
-        for i in np.flatnonzero(in_node[m, pick]):
-            rows += [m * T + tt, m * T + tt]
-            cols += [L.c(int(i)) + tt, L.d(int(i)) + tt]
-            vals += [np.ones(T), -np.ones(T)]
-        rlo = np.concatenate([rlo, lo_rows[m] * share])
-        rhi = np.concatenate([rhi, hi_rows[m] * share])
-    B = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                      shape=(n_nodes * T, A.shape[1]))
-    AB = sp.vstack([A, B], format="csc")
-    AB.sort_indices()
-    h = _highs_from(cost, lo, hi, AB, rlo, rhi, None)
-    h.run()
+    in_node = _members(leaf, paths, lo_rows.shape[0])
+    share = in_node[:, pick].sum(axis=1) / np.maximum(1, in_node.sum(axis=1))
+    h, _, n_ev_rows = _tree_lp(site, evs, pick, in_node, lo_rows, hi_rows, share)
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return None
-    return np.asarray(h.getSolution().row_dual)[A.shape[0]:].copy()
+    return np.asarray(h.getSolution().row_dual)[n_ev_rows:].copy()
+
+
+def plan_fleet_tree_lp(site: Site, evs: list[EVRequest], feeders: list[FeederLimit] | None = None) -> FleetResult:
+    """Exact: one LP over all EVs under the site limit and a feeder tree (per-EV billing), the reference the
+    decomposition is measured against (`benchmarks.scheduler_scale exact --feeders`). Its optimum may charge
+    and discharge one EV at once where prices make losses pay; the cost is the LP's, as the decomposition's."""
+    t0 = time.perf_counter()
+    _check_fleet(evs)
+    lo_rows, hi_rows, paths, leaf = _limit_tree(site, evs, feeders)
+    in_node = _members(leaf, paths, lo_rows.shape[0])
+    h, L, _ = _tree_lp(site, evs, np.arange(len(evs)), in_node, lo_rows, hi_rows, np.ones(lo_rows.shape[0]))
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        raise InfeasibleSchedule([f"the tree LP ended {h.modelStatusToString(h.getModelStatus())}"],
+                                 where="plan_fleet_tree_lp")
+    x = np.asarray(h.getSolution().col_value)
+    T, hh = site.n, site.h
+    C = np.array([np.clip(x[L.c(i):L.c(i) + T], 0, None) for i in range(len(evs))])
+    D = np.array([np.clip(x[L.d(i):L.d(i) + T], 0, None) for i in range(len(evs))])
+    cost = np.array([hh * (site.import_price @ C[i] - site.export_price @ D[i])
+                     + hh * e.degradation_per_kwh * np.sum(e.eta_charge * C[i] + D[i] / e.eta_discharge)
+                     for i, e in enumerate(evs)])
+    S = np.array([_soc(evs[i], C[i], D[i], hh) for i in range(len(evs))])
+    return FleetResult([e.name for e in evs], C - D, S, cost, site.dt_s, "tree LP (one HiGHS model)",
+                       time.perf_counter() - t0)
 
 
 def _purge_columns(master, columns: list, dual: np.ndarray, n_art: int, k: int, tol: float) -> int:

@@ -6,7 +6,7 @@ from scipy.optimize import linprog
 from scipy.sparse import lil_matrix
 
 from v2g_bench.scheduler import ScheduleInputError, Site, interval_window, plan_fleet_decomposed
-from v2g_bench.scheduler.fleet import FeederLimit
+from v2g_bench.scheduler.fleet import FeederLimit, plan_fleet_tree_lp
 from scheduler_fleets import random_fleet
 
 
@@ -96,6 +96,30 @@ def test_feeder_tree_limits_are_met_at_the_optimum(seed_sample):
     assert r.power_kw[:10].sum(axis=0).max() <= 30.0 + 1e-6
     assert r.power_kw[:4].sum(axis=0).max() <= 12.0 + 1e-6
     assert (r.power_kw[10:].sum(axis=0) + 2.0).max() <= 28.0 + 1e-6
+
+
+def test_the_tree_lp_reference_equals_the_independent_lp_and_the_decomposition():
+    p, evs = _fleet(18, 5)
+    site = Site(import_price=p, export_price=p - 0.02, dt_s=3600, load_kw=np.full(p.size, 10.0), import_limit_kw=70.0)
+    names = [e.name for e in evs]
+    feeders = [FeederLimit("A", tuple(names[:10]), import_limit_kw=30.0),
+               FeederLimit("A1", tuple(names[:4]), import_limit_kw=12.0, parent="A"),
+               FeederLimit("B", tuple(names[10:]), import_limit_kw=28.0, load_kw=np.full(p.size, 2.0))]
+    zero = np.zeros(p.size)
+    ref = reference_lp(site, evs, [(range(18), 70.0, site.base_kw()), (range(10), 30.0, zero),
+                                   (range(4), 12.0, zero), (range(10, 18), 28.0, np.full(p.size, 2.0))])
+    lp = plan_fleet_tree_lp(site, evs, feeders)
+    assert lp.total_cost == pytest.approx(ref, rel=1e-7, abs=1e-7)
+    assert lp.power_kw[:4].sum(axis=0).max() <= 12.0 + 1e-6
+    # a larger tree, EVs directly under the site too: the decomposition (seeded, purging) equals the LP
+    p, evs = _fleet(90, 11)
+    site = Site(import_price=p, export_price=p - 0.02, dt_s=3600, load_kw=np.full(p.size, 30.0), import_limit_kw=190.0)
+    names = [e.name for e in evs]
+    feeders = [FeederLimit(f"F{i}", tuple(names[20 * i:20 * i + 20]), import_limit_kw=22.0) for i in range(4)]
+    lp = plan_fleet_tree_lp(site, evs, feeders)
+    dw = plan_fleet_decomposed(site, evs, feeders=feeders, block_size=2, seed_sample=20, purge=1.0, rel_gap=1e-9)
+    assert dw.total_cost == pytest.approx(lp.total_cost, rel=1e-7)
+    assert dw.total_cost > plan_fleet_decomposed(site, evs, block_size=2).total_cost + 1e-6   # the feeders bind
 
 
 @pytest.mark.parametrize("feeders, match", [
