@@ -78,8 +78,9 @@ def test_smoothed_duals_reach_the_same_optimum():
     assert r.gap <= 1e-6 * abs(ref)
 
 
-@pytest.mark.parametrize("seed_sample", [0, 4])   # 4 of 18 EVs: first columns priced at a sample LP's duals
-def test_feeder_tree_limits_are_met_at_the_optimum(seed_sample):
+def _nested_tree():
+    """18 EVs, feeders A (A1 nested in it) and B (with its own load) under a site limit, and the independent
+    LP's optimum for them."""
     p, evs = _fleet(18, 5)
     site = Site(import_price=p, export_price=p - 0.02, dt_s=3600, load_kw=np.full(p.size, 10.0), import_limit_kw=70.0)
     names = [e.name for e in evs]
@@ -89,6 +90,12 @@ def test_feeder_tree_limits_are_met_at_the_optimum(seed_sample):
     zero = np.zeros(p.size)
     ref = reference_lp(site, evs, [(range(18), 70.0, site.base_kw()), (range(10), 30.0, zero),
                                    (range(4), 12.0, zero), (range(10, 18), 28.0, np.full(p.size, 2.0))])
+    return site, evs, feeders, ref
+
+
+@pytest.mark.parametrize("seed_sample", [0, 4])   # 4 of 18 EVs: first columns priced at a sample LP's duals
+def test_feeder_tree_limits_are_met_at_the_optimum(seed_sample):
+    site, evs, feeders, ref = _nested_tree()
     free = plan_fleet_decomposed(site, evs, block_size=2)
     r = plan_fleet_decomposed(site, evs, block_size=2, feeders=feeders, seed_sample=seed_sample)
     assert r.total_cost == pytest.approx(ref, rel=1e-6, abs=1e-6)
@@ -99,15 +106,7 @@ def test_feeder_tree_limits_are_met_at_the_optimum(seed_sample):
 
 
 def test_the_tree_lp_reference_equals_the_independent_lp_and_the_decomposition():
-    p, evs = _fleet(18, 5)
-    site = Site(import_price=p, export_price=p - 0.02, dt_s=3600, load_kw=np.full(p.size, 10.0), import_limit_kw=70.0)
-    names = [e.name for e in evs]
-    feeders = [FeederLimit("A", tuple(names[:10]), import_limit_kw=30.0),
-               FeederLimit("A1", tuple(names[:4]), import_limit_kw=12.0, parent="A"),
-               FeederLimit("B", tuple(names[10:]), import_limit_kw=28.0, load_kw=np.full(p.size, 2.0))]
-    zero = np.zeros(p.size)
-    ref = reference_lp(site, evs, [(range(18), 70.0, site.base_kw()), (range(10), 30.0, zero),
-                                   (range(4), 12.0, zero), (range(10, 18), 28.0, np.full(p.size, 2.0))])
+    site, evs, feeders, ref = _nested_tree()
     lp = plan_fleet_tree_lp(site, evs, feeders)
     assert lp.total_cost == pytest.approx(ref, rel=1e-7, abs=1e-7)
     assert lp.power_kw[:4].sum(axis=0).max() <= 12.0 + 1e-6
